@@ -1,0 +1,5 @@
+import sys
+
+from neurolm.cli import main
+
+sys.exit(main())
