@@ -1,0 +1,125 @@
+"""Validated Parquet IO: every table is checked against its schema at write *and* read.
+
+Why both: the write check stops a stage from publishing a bad table; the read
+check catches tables written by an older neurolm or edited by hand. Writes are
+atomic (see :func:`storage.fs.atomic_write_bytes`), so a reader never sees half a
+Parquet file even while a run rewrites the table.
+
+Errors are :class:`TableValidationError` with a short message that names the
+table, the column, the failed check and the offending values, e.g.
+``table RECORDINGS: column 'split' failed isin([...]): 'training' (row 3)``.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaError, SchemaErrors
+
+from neurolm.errors import NeurolmError
+from storage import fs
+
+_MAX_REPORTED = 5
+
+
+class TableValidationError(NeurolmError, ValueError):
+    """A table does not match its schema. ``table`` and ``failures`` (list of dicts) give details."""
+
+    def __init__(self, message: str, table: str = "", failures: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.table = table
+        self.failures = failures or []
+
+
+def _table_name(schema: pa.DataFrameSchema) -> str:
+    return schema.name or "table"
+
+
+def _describe(schema: pa.DataFrameSchema, cases: pd.DataFrame, where: str) -> TableValidationError:
+    name = _table_name(schema)
+    parts: list[str] = []
+    failures: list[dict[str, Any]] = []
+    cases = cases.reset_index(drop=True)
+    # One group per (column, check) so a column with 10,000 bad values is one line.
+    for (column, check), grp in cases.groupby(["column", "check"], sort=False, dropna=False):
+        vals = [v for v in grp["failure_case"].tolist()][:3]
+        rows = [r for r in grp["index"].tolist() if r is not None and not pd.isna(r)][:3]
+        failures.append({"column": column, "check": check, "values": vals, "rows": rows, "count": len(grp)})
+        if check == "column_in_dataframe":
+            parts.append(f"missing column {vals[0]!r}")
+            continue
+        if str(check).startswith("dtype("):
+            parts.append(f"column {column!r} has the wrong dtype (expected {str(check)[6:-1]})")
+            continue
+        shown = ", ".join(repr(v) for v in vals)
+        more = f" and {len(grp) - len(vals)} more" if len(grp) > len(vals) else ""
+        rowtxt = f" (rows {', '.join(str(r) for r in rows)})" if rows else ""
+        label = "has nulls" if check == "not_nullable" else f"failed {check}"
+        if str(check).startswith("coerce_dtype("):
+            label = f"cannot be converted to {str(check)[13:-1]}"
+        if "uniqueness" in str(check) or check == "field_uniqueness":
+            label = "has duplicate values"
+        parts.append(f"column {column!r} {label}: {shown}{more}{rowtxt}")
+    if len(parts) > _MAX_REPORTED:
+        parts = parts[:_MAX_REPORTED] + [f"... {len(parts) - _MAX_REPORTED} more problems"]
+    msg = f"table {name}{where}: " + "; ".join(parts)
+    return TableValidationError(msg, table=name, failures=failures)
+
+
+def validate(df: pd.DataFrame, schema: pa.DataFrameSchema, where: str = "") -> pd.DataFrame:
+    """Validate (and coerce numeric columns); raise TableValidationError with a readable message."""
+    if not isinstance(df, pd.DataFrame):
+        raise TableValidationError(f"table {_table_name(schema)}{where}: expected a DataFrame, got {type(df).__name__}")
+    try:
+        out = schema.validate(df, lazy=True)
+    except SchemaErrors as exc:
+        raise _describe(schema, exc.failure_cases, where) from None
+    except SchemaError as exc:  # non-lazy paths (e.g. coercion failures in some pandera versions)
+        raise TableValidationError(f"table {_table_name(schema)}{where}: {exc}", table=_table_name(schema)) from None
+    # Schema columns first, in schema order; extra columns after, untouched.
+    cols = [c for c in schema.columns if c in out.columns] + [c for c in out.columns if c not in schema.columns]
+    return out[cols].reset_index(drop=True)
+
+
+def empty_table(schema: pa.DataFrameSchema) -> pd.DataFrame:
+    """A zero-row frame with the schema's columns and dtypes (valid under the schema)."""
+    data: dict[str, pd.Series] = {}
+    for name, col in schema.columns.items():
+        dt = str(col.dtype)
+        if dt.startswith("int"):
+            data[name] = pd.Series([], dtype="int64")
+        elif dt.startswith("float"):
+            data[name] = pd.Series([], dtype="float64")
+        elif dt.startswith("bool"):
+            data[name] = pd.Series([], dtype="bool")
+        else:
+            data[name] = pd.Series([], dtype=str)
+    return pd.DataFrame(data)
+
+
+def write_table(df: pd.DataFrame, schema: pa.DataFrameSchema, url: str) -> pd.DataFrame:
+    """Validate ``df`` and write it as Parquet at ``url`` atomically; returns the validated frame."""
+    out = validate(df, schema, where=" (write)")
+    buf = io.BytesIO()
+    out.to_parquet(buf, index=False, engine="pyarrow")
+    fs.atomic_write_bytes(url, buf.getvalue())
+    return out
+
+
+def read_table(url: str, schema: pa.DataFrameSchema, missing_ok: bool = False) -> pd.DataFrame:
+    """Read a Parquet table and validate it. Missing: empty typed frame if ``missing_ok``, else FileNotFoundError."""
+    try:
+        raw = fs.read_bytes(url)
+    except FileNotFoundError:
+        if missing_ok:
+            return empty_table(schema)
+        raise FileNotFoundError(f"table {_table_name(schema)} not found at {url}") from None
+    try:
+        df = pd.read_parquet(io.BytesIO(raw), engine="pyarrow")
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise TableValidationError(f"table {_table_name(schema)}: unreadable Parquet at {url}: {exc}",
+                                   table=_table_name(schema)) from None
+    return validate(df, schema, where=f" (read {url})")
