@@ -11,6 +11,16 @@ Conventions kept from NeuroLM (documented deviations are marked):
 - Deviation: the original compares uppercased names to a list that contains
   mixed-case ``FTT9h``-style entries, so those six could never match. We compare
   case-insensitively and keep the original spelling in ``VOCAB``.
+- A derivation between two reference electrodes (``EEG A2-A1``, ``M2-M1``) is
+  not a brain channel: NeuroLM's Workload script drops ``A2-A1`` by hand; we
+  drop it everywhere (kind ``reference``) instead of mislabelling it ``A2``.
+- BioSemi caps label their positions ``A1``..``A32``, ``B1``..``B32``... These
+  are *not* 10-20 sites (BioSemi ``A1`` is near Cz, ``C3`` is not 10-20 C3), and
+  a single label cannot tell. ``select_channels`` therefore looks at the whole
+  label set: when it contains BioSemi-only labels (``A3``, ``B17``...), every
+  ``<letter><number>`` label is dropped as a BioSemi cap position. Mapping those
+  positions to 10-20 needs the cap's layout, which the file does not carry; a
+  dataset adapter that knows it should rename channels before selection.
 """
 
 from __future__ import annotations
@@ -56,6 +66,9 @@ _NON_EEG = re.compile(
     r"VEOG|HEOG|CHIN|LEG|THOR|ABD|SNORE|POS|LIGHT|TEMP|ROSC|EDF)([^A-Z]|$)"
 )
 _PREFIX = re.compile(r"^(EEG|EEG-|EEG_|POL|SEEG)\s*[-_ ]?")
+_REFERENCE_SITES = frozenset({"A1", "A2", "M1", "M2"})
+# BioSemi cap positions: a letter A-H and 1-32 (A1..A32, B1..B32, ...).
+_BIOSEMI = re.compile(r"^[A-H]([1-9]|[12][0-9]|3[0-2])$")
 _REF_SUFFIX = re.compile(r"[-_ ]?(REF|LE|AR|AVG|AV|CAR|M1|M2|A1|A2|A1A2|LINKED|CZ)$")
 
 
@@ -70,7 +83,7 @@ class ChannelName:
 
     raw: str
     name: str | None  # vocabulary spelling, or None when dropped
-    kind: str  # "eeg" | "bipolar" | "non_eeg" | "unknown"
+    kind: str  # "eeg" | "bipolar" | "non_eeg" | "reference" | "unknown"
 
     @property
     def index(self) -> int | None:
@@ -108,7 +121,10 @@ def normalize_channel_name(raw: str) -> ChannelName:
         if pair in _INDEX:
             return ChannelName(raw, VOCAB[_INDEX[pair]], "bipolar")
     # A single electrode with a reference suffix, e.g. FP1-REF, C3-M2, O1_AVG.
-    base = _REF_SUFFIX.sub("", s) if len(s) > 2 else s
+    m = _REF_SUFFIX.search(s) if len(s) > 2 else None
+    base = s[: m.start()] if m else s
+    if m and base in _REFERENCE_SITES and m.group(1) in _REFERENCE_SITES:
+        return ChannelName(raw, None, "reference")  # A2-A1, M2-M1: reference derivation
     if base and base in _INDEX and "-" not in base and base != "PAD":
         return ChannelName(raw, VOCAB[_INDEX[base]], "eeg")
     return ChannelName(raw, None, "unknown")
@@ -128,23 +144,68 @@ class ChannelSelection:
         return len(self.positions)
 
 
-def select_channels(raw_names: list[str] | tuple[str, ...], allowed: tuple[str, ...] | None = None) -> ChannelSelection:
-    """Keep vocabulary EEG channels in file order; drop the rest with a reason.
+def _is_biosemi_layout(cleaned: list[str]) -> bool:
+    """True when the label set holds BioSemi-only positions (A3, B17 ...).
+
+    ``A1``/``A2``/``C3``/``F4`` exist in both systems, so they prove nothing; a
+    ``<letter><number>`` label that is *not* a vocabulary name does. Eight of
+    them are required (BioSemi caps have 16-32 per letter) so that a couple of
+    stray labels such as bare EOG ``E1``/``E2`` never trigger it.
+    """
+    return sum(1 for s in cleaned if _BIOSEMI.match(s) and s not in _INDEX) >= 8
+
+
+def _normalize_allowed(allowed: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Allowed names in vocabulary spelling; unknown names are a user error."""
+    from neurolm.errors import ConfigError
+
+    out: list[str] = []
+    for a in allowed:
+        ch = normalize_channel_name(a)
+        if ch.name is None:
+            raise ConfigError(f"allowed channel {a!r} is not a vocabulary channel name")
+        if ch.name not in out:
+            out.append(ch.name)
+    return tuple(out)
+
+
+def select_channels(
+    raw_names: list[str] | tuple[str, ...],
+    allowed: tuple[str, ...] | list[str] | None = None,
+    reorder: bool = False,
+) -> ChannelSelection:
+    """Keep vocabulary EEG channels; drop the rest with a reason.
 
     Duplicates (two labels normalising to the same name, e.g. ``FP1-REF`` and
     ``Fp1``) are resolved deterministically: the first occurrence in file order
     wins and a warning names both. ``allowed`` restricts the result to a subset
-    of vocabulary names (e.g. a dataset's fixed channel set).
+    of vocabulary names (e.g. a dataset's fixed channel set; any spelling that
+    normalises to a vocabulary name is accepted).
+
+    Order: file order by default, as NeuroLM's pretraining script keeps it. With
+    ``reorder=True`` the output follows ``allowed`` exactly (NeuroLM's fixed
+    23-channel TUAB order, the 4 HMC and 19 Workload orders) and a missing
+    allowed channel raises ``BadInputError("missing channels: ...")``: a sample
+    with a hole in a fixed montage cannot be fed to a fixed-montage task.
     """
-    allowed_upper = None if allowed is None else {a.upper() for a in allowed}
+    from neurolm.errors import BadInputError, ConfigError
+
+    if reorder and allowed is None:
+        raise ConfigError("select_channels(reorder=True) needs the allowed channel order")
+    allowed_names = None if allowed is None else _normalize_allowed(allowed)
+    allowed_set = None if allowed_names is None else set(allowed_names)
+    biosemi = _is_biosemi_layout([_PREFIX.sub("", _clean(r)).replace(" ", "") for r in raw_names])
     positions, names, dropped = [], [], []
     seen: dict[str, str] = {}
     for pos, raw in enumerate(raw_names):
+        if biosemi and _BIOSEMI.match(_PREFIX.sub("", _clean(raw)).replace(" ", "")):
+            dropped.append((raw, "BioSemi cap position, not a 10-20 site"))
+            continue
         ch = normalize_channel_name(raw)
         if ch.name is None:
-            dropped.append((raw, "non-EEG channel" if ch.kind == "non_eeg" else "not in vocabulary"))
+            dropped.append((raw, _DROP_REASON.get(ch.kind, "not in vocabulary")))
             continue
-        if allowed_upper is not None and ch.name.upper() not in allowed_upper:
+        if allowed_set is not None and ch.name not in allowed_set:
             dropped.append((raw, f"{ch.name} not in the selected channel set"))
             continue
         if ch.name in seen:
@@ -154,9 +215,24 @@ def select_channels(raw_names: list[str] | tuple[str, ...], allowed: tuple[str, 
         seen[ch.name] = raw
         positions.append(pos)
         names.append(ch.name)
+    if reorder:
+        assert allowed_names is not None
+        missing = [a for a in allowed_names if a not in names]
+        if missing:
+            raise BadInputError(f"missing channels: {', '.join(missing)}")
+        where = {n: p for n, p in zip(names, positions)}
+        names = list(allowed_names)
+        positions = [where[n] for n in names]
     return ChannelSelection(
         positions=tuple(positions),
         names=tuple(names),
         indices=tuple(index_of(n) for n in names),
         dropped=tuple(dropped),
     )
+
+
+_DROP_REASON = {
+    "non_eeg": "non-EEG channel",
+    "reference": "derivation between reference electrodes",
+    "unknown": "not in vocabulary",
+}
