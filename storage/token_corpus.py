@@ -1,0 +1,420 @@
+"""The token-corpus store: discrete NeuroLM codes materialised once, read many times.
+
+Why a store of its own: NeuroLM re-runs the frozen VQ tokenizer inside every
+pretraining step (PEERS key finding 1). Materialising the codes once turns 20
+epochs of tokenizer forward passes into one, and gives the LLM stage a plain
+integer corpus (~1.8 B tokens, ~3.6 GB as uint16) it can stream at disk speed.
+
+Layout (local path or any fsspec URL)::
+
+    ROOT/corpus-root.json                  {"kind", "format_version", "current": VERSION}
+    ROOT/.lock                             storage.lock.StoreLock while a job writes
+    ROOT/versions/VERSION/lineage.json     what the codes were made from (written first)
+    ROOT/versions/VERSION/shards/KKKKKK/   zarr v3 group: codes uint16, ch uint8,
+                                           time uint8|uint16 (flat, time-major tokens),
+                                           offsets int64 [n_samples + 1]
+    ROOT/versions/VERSION/commits/KKKKKK.json   commit marker, written LAST, atomically
+    ROOT/versions/VERSION/tables/manifest.parquet   CORPUS_MANIFEST, after all shards
+    ROOT/versions/VERSION/corpus.json      {"status": "writing" | "complete", counts}
+
+``VERSION = "c-" + sha256(canonical lineage identity)[:12]``. The identity holds
+only what determines the codes (signal-store version + content identity, the
+tokenizer checkpoint sha256 and config hash, the dataset/split selection, the
+shard size, the format version) and never a URL, so the same inputs always land
+in the same version (a rerun resumes instead of duplicating) and any new input
+yields a new version next to the old one.
+
+Crash safety: each shard has exactly one writer; its arrays are written, then
+the marker. A shard without a marker does not exist for readers and is deleted
+and rewritten by the next run. Nothing relies on consolidated zarr metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from neurolm.errors import StoreError
+from storage import fs
+
+FORMAT_VERSION = 1
+ROOT_KIND = "neurolm-token-corpus"
+ROOT_FILE = "corpus-root.json"
+ARRAYS = ("codes", "ch", "time", "offsets")
+ROW_COLUMNS = ("recording_id", "window_start", "n_tokens", "split", "dataset")
+_CHUNK_ELEMS = 1 << 21  # 2 Mi tokens per chunk: ≥ 1 MB (zarr guidance), one chunk per typical shard
+
+
+def _utcnow() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
+
+
+def shard_name(k: int) -> str:
+    """Zero-padded so lexical order is numeric order on every filesystem."""
+    return f"{int(k):06d}"
+
+
+@dataclass(frozen=True)
+class CorpusLineage:
+    """What a corpus version is made from. ``identity()`` decides the version id.
+
+    ``info`` carries human-readable provenance (URLs, paths, codebook size,
+    creation time) that must NOT change the version: the same store copied to
+    another bucket is the same input.
+    """
+
+    store_version: str
+    store_content: str | None
+    vocab_version: str
+    tokenizer_sha256: str
+    tokenizer_config_hash: str
+    datasets: tuple[str, ...] | None
+    splits: tuple[str, ...] | None
+    shard_size: int
+    format_version: int = FORMAT_VERSION
+    info: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "store_version": self.store_version,
+            "store_content": self.store_content,
+            "vocab_version": self.vocab_version,
+            "tokenizer_sha256": self.tokenizer_sha256,
+            "tokenizer_config_hash": self.tokenizer_config_hash,
+            "datasets": sorted(self.datasets) if self.datasets else None,
+            "splits": sorted(self.splits) if self.splits else None,
+            "shard_size": int(self.shard_size),
+            "format_version": int(self.format_version),
+        }
+
+    def version_id(self) -> str:
+        return "c-" + hashlib.sha256(_canonical(self.identity())).hexdigest()[:12]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version_id": self.version_id(), "identity": self.identity(), "info": dict(self.info)}
+
+
+@dataclass(frozen=True)
+class ShardArrays:
+    """One shard in memory. ``offsets[i]:offsets[i+1]`` are sample i's tokens."""
+
+    codes: np.ndarray
+    ch: np.ndarray
+    time: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def n_samples(self) -> int:
+        return int(len(self.offsets) - 1)
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.offsets[-1])
+
+    def validate(self, codebook_size: int | None = None) -> None:
+        """Structural checks done before a shard is committed (never commit garbage)."""
+        off = self.offsets
+        if off.ndim != 1 or len(off) < 1 or off[0] != 0 or np.any(np.diff(off) < 0):
+            raise StoreError("shard offsets must start at 0 and be non-decreasing")
+        n = int(off[-1])
+        for name in ("codes", "ch", "time"):
+            arr = getattr(self, name)
+            if arr.ndim != 1 or len(arr) != n:
+                raise StoreError(f"shard array {name} has shape {arr.shape}, expected ({n},)")
+        if codebook_size is not None and n and int(self.codes.max()) >= codebook_size:
+            raise StoreError(f"code {int(self.codes.max())} outside codebook of size {codebook_size}")
+
+
+def _as_dtypes(arrs: ShardArrays) -> dict[str, np.ndarray]:
+    """Narrow dtypes: codes < 65536, channel indices < 256, time uint8 when it fits."""
+    codes = np.asarray(arrs.codes)
+    ch = np.asarray(arrs.ch)
+    tm = np.asarray(arrs.time)
+    if codes.size and (codes.min() < 0 or codes.max() > np.iinfo(np.uint16).max):
+        raise StoreError("codes must lie in [0, 65535] to be stored as uint16")
+    if ch.size and (ch.min() < 0 or ch.max() > 255):
+        raise StoreError("channel indices must lie in [0, 255] (embedding has 256 rows)")
+    if tm.size and tm.min() < 0:
+        raise StoreError("time indices must be non-negative")
+    tdtype = np.uint8 if (not tm.size or tm.max() <= 255) else np.uint16
+    return {
+        "codes": codes.astype(np.uint16, copy=False),
+        "ch": ch.astype(np.uint8, copy=False),
+        "time": tm.astype(tdtype, copy=False),
+        "offsets": np.asarray(arrs.offsets).astype(np.int64, copy=False),
+    }
+
+
+def _sha(arr: np.ndarray) -> str:
+    h = hashlib.sha256(str(arr.dtype).encode())
+    h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def _rows_payload(rows: pd.DataFrame) -> dict[str, list]:
+    missing = [c for c in ROW_COLUMNS if c not in rows.columns]
+    if missing:
+        raise StoreError(f"shard rows lack columns {missing}")
+    return {
+        "recording_id": [str(x) for x in rows["recording_id"]],
+        "window_start": [int(x) for x in rows["window_start"]],
+        "n_tokens": [int(x) for x in rows["n_tokens"]],
+        "split": [str(x) for x in rows["split"]],
+        "dataset": [str(x) for x in rows["dataset"]],
+    }
+
+
+class CorpusVersion:
+    """One immutable-once-complete version of a corpus: shards, markers, manifest."""
+
+    def __init__(self, root_url: str, version_id: str) -> None:
+        self.root_url = fs.normalize_url(root_url)
+        self.version_id = version_id
+        self.url = fs.join(self.root_url, "versions", version_id)
+
+    # -- paths ----------------------------------------------------------------
+    def shard_url(self, k: int) -> str:
+        return fs.join(self.url, "shards", shard_name(k))
+
+    def marker_url(self, k: int) -> str:
+        return fs.join(self.url, "commits", shard_name(k) + ".json")
+
+    # -- lineage / status -------------------------------------------------------
+    def lineage(self) -> dict[str, Any]:
+        try:
+            return fs.read_json(fs.join(self.url, "lineage.json"))
+        except FileNotFoundError:
+            raise StoreError(f"corpus version {self.url} has no lineage.json") from None
+
+    def ensure_lineage(self, lineage: CorpusLineage) -> None:
+        """Write lineage.json once; on resume, refuse if it disagrees (a hash collision or tampering)."""
+        if lineage.version_id() != self.version_id:
+            raise StoreError(f"lineage hashes to {lineage.version_id()}, not {self.version_id}")
+        url = fs.join(self.url, "lineage.json")
+        if fs.exists(url):
+            have = fs.read_json(url).get("identity")
+            if have != lineage.identity():
+                raise StoreError(f"corpus version {self.version_id} was made from other inputs: {have}")
+            return
+        fs.write_json_atomic(url, lineage.to_json())
+
+    def status(self) -> dict[str, Any]:
+        try:
+            return fs.read_json(fs.join(self.url, "corpus.json"))
+        except FileNotFoundError:
+            return {"status": "absent" if not fs.exists(self.url) else "writing"}
+
+    def is_complete(self) -> bool:
+        return self.status().get("status") == "complete"
+
+    def mark_writing(self, n_shards: int, n_samples: int) -> None:
+        if self.is_complete():
+            return
+        fs.write_json_atomic(fs.join(self.url, "corpus.json"), {
+            "status": "writing", "version_id": self.version_id, "planned_shards": int(n_shards),
+            "planned_samples": int(n_samples), "format_version": FORMAT_VERSION, "updated": _utcnow()})
+
+    # -- shards -----------------------------------------------------------------
+    def is_committed(self, k: int) -> bool:
+        return fs.exists(self.marker_url(k))
+
+    def committed_shards(self) -> list[int]:
+        return sorted(int(n[:-5]) for n in fs.listdir(fs.join(self.url, "commits")) if n.endswith(".json"))
+
+    def marker(self, k: int) -> dict[str, Any]:
+        try:
+            return fs.read_json(self.marker_url(k))
+        except FileNotFoundError:
+            raise StoreError(f"shard {k} of {self.version_id} is not committed") from None
+
+    def write_shard(self, k: int, arrays: ShardArrays, rows: pd.DataFrame,
+                    codebook_size: int | None = None) -> dict[str, Any]:
+        """Write shard ``k`` (arrays, then marker). The caller must be its only writer.
+
+        Leftovers of an earlier crashed attempt (no marker) are removed first, so
+        the new arrays never mix with stale chunks. Returns the marker.
+        """
+        import zarr
+
+        if self.is_committed(k):
+            raise StoreError(f"shard {k} of {self.version_id} is already committed")
+        arrays.validate(codebook_size)
+        if len(rows) != arrays.n_samples:
+            raise StoreError(f"shard {k}: {len(rows)} manifest rows for {arrays.n_samples} samples")
+        payload = _rows_payload(rows)
+        lengths = np.diff(arrays.offsets)
+        if list(map(int, lengths)) != payload["n_tokens"]:
+            raise StoreError(f"shard {k}: manifest n_tokens disagree with offsets")
+        data = _as_dtypes(arrays)
+        url = self.shard_url(k)
+        fs.rm(url)
+        group = zarr.open_group(fs.zarr_store(url), mode="w", zarr_format=3,
+                                attributes={"shard": int(k), "version_id": self.version_id})
+        for name in ARRAYS:
+            arr = data[name]
+            chunk = max(1, min(len(arr), _CHUNK_ELEMS))
+            group.create_array(name, data=arr, chunks=(chunk,), compressors=zarr.codecs.ZstdCodec(level=3))
+        marker = {
+            "shard": int(k), "version_id": self.version_id,
+            "n_samples": arrays.n_samples, "n_tokens": arrays.n_tokens,
+            "dtypes": {n: str(data[n].dtype) for n in ARRAYS},
+            "sha256": {n: _sha(data[n]) for n in ARRAYS},
+            "rows_sha256": hashlib.sha256(_canonical(payload)).hexdigest(),
+            "rows": payload,
+            "written": _utcnow(), "host": socket.gethostname(), "pid": os.getpid(),
+        }
+        fs.write_json_atomic(self.marker_url(k), marker)  # LAST: the shard now exists
+        return marker
+
+    def discard_uncommitted(self, shards: Iterable[int]) -> list[int]:
+        """Delete shard directories that have no marker (debris of a killed writer)."""
+        removed = []
+        for k in shards:
+            if not self.is_committed(k) and fs.exists(self.shard_url(k)):
+                fs.rm(self.shard_url(k))
+                removed.append(int(k))
+        return removed
+
+    def read_shard(self, k: int, verify: bool = False) -> ShardArrays:
+        """Whole shard into memory (one read per array). ``verify`` re-checks the sha256s."""
+        import zarr
+
+        marker = self.marker(k)
+        group = zarr.open_group(fs.zarr_store(self.shard_url(k), read_only=True), mode="r", zarr_format=3,
+                                use_consolidated=False)
+        out = {n: np.asarray(group[n][...]) for n in ARRAYS}
+        if verify:
+            for n in ARRAYS:
+                if _sha(out[n]) != marker["sha256"][n]:
+                    raise StoreError(f"shard {k} array {n} does not match its commit marker (corrupt)")
+        return ShardArrays(**out)
+
+    # -- finalisation -----------------------------------------------------------
+    def build_manifest(self, shards: Iterable[int] | None = None) -> pd.DataFrame:
+        """CORPUS_MANIFEST rows from the markers; ``sample`` is the global sample index."""
+        ks = sorted(shards) if shards is not None else self.committed_shards()
+        frames = []
+        for k in ks:
+            rows = pd.DataFrame(self.marker(k)["rows"])
+            rows.insert(0, "shard", int(k))
+            frames.append(rows)
+        cols = ["shard", "sample", *ROW_COLUMNS]
+        if not frames:
+            return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("shard", "sample", "window_start", "n_tokens")
+                                              else "object") for c in cols})
+        df = pd.concat(frames, ignore_index=True)
+        df.insert(1, "sample", np.arange(len(df), dtype=np.int64))
+        df = df.astype({"shard": "int64", "sample": "int64", "window_start": "int64", "n_tokens": "int64"})
+        return df[cols]
+
+    def finalize(self, expected_shards: Iterable[int], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """After every planned shard is committed: manifest table, then corpus.json ``complete``."""
+        from schemas.io import write_table
+        from schemas.tables import CORPUS_MANIFEST
+
+        expected = sorted(int(k) for k in expected_shards)
+        missing = [k for k in expected if not self.is_committed(k)]
+        if missing:
+            raise StoreError(f"cannot finalize {self.version_id}: shards {missing[:10]} not committed")
+        manifest = self.build_manifest(expected)
+        write_table(manifest, CORPUS_MANIFEST, fs.join(self.url, "tables", "manifest.parquet"))
+        status = {
+            "status": "complete", "version_id": self.version_id, "format_version": FORMAT_VERSION,
+            "n_shards": len(expected), "n_samples": int(len(manifest)),
+            "n_tokens": int(manifest["n_tokens"].sum()) if len(manifest) else 0,
+            "content_hash": self.content_hash(expected), "completed": _utcnow(), **dict(extra or {}),
+        }
+        fs.write_json_atomic(fs.join(self.url, "corpus.json"), status)
+        return status
+
+    def manifest(self) -> pd.DataFrame:
+        """The validated manifest of a complete version."""
+        from schemas.io import read_table
+        from schemas.tables import CORPUS_MANIFEST
+
+        url = fs.join(self.url, "tables", "manifest.parquet")
+        if not fs.exists(url):
+            raise StoreError(f"corpus version {self.version_id} has no manifest (not complete?)")
+        return read_table(url, CORPUS_MANIFEST)
+
+    def content_hash(self, shards: Iterable[int] | None = None) -> str:
+        """sha256 over committed shard contents and their manifest rows (no timestamps, hosts, URLs).
+
+        Two runs over the same inputs — interrupted or not — give the same hash.
+        """
+        ks = sorted(shards) if shards is not None else self.committed_shards()
+        h = hashlib.sha256(self.version_id.encode())
+        for k in ks:
+            m = self.marker(k)
+            h.update(_canonical({key: m[key] for key in
+                                 ("shard", "n_samples", "n_tokens", "dtypes", "sha256", "rows_sha256")}))
+        return h.hexdigest()
+
+
+class TokenCorpusStore:
+    """A corpus root: many versions, a pointer to the current complete one."""
+
+    def __init__(self, url: str) -> None:
+        self.url = fs.normalize_url(url)
+
+    @classmethod
+    def open(cls, url: str, create: bool = False) -> "TokenCorpusStore":
+        """Open (or with ``create`` initialise) a root; StoreError for a non-corpus directory."""
+        store = cls(url)
+        root_file = fs.join(store.url, ROOT_FILE)
+        if fs.exists(root_file):
+            meta = fs.read_json(root_file)
+            if meta.get("kind") != ROOT_KIND:
+                raise StoreError(f"{store.url} is not a token corpus (kind={meta.get('kind')!r})")
+            if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+                raise StoreError(f"{store.url} has corpus format {meta.get('format_version')}, "
+                                 f"this neurolm reads ≤ {FORMAT_VERSION}")
+            return store
+        if not create:
+            raise StoreError(f"no token corpus at {store.url}")
+        if fs.isdir(store.url) and [n for n in fs.listdir(store.url) if not n.startswith(".")]:
+            raise StoreError(f"{store.url} exists, is not empty and is not a token corpus; refusing to write there")
+        fs.check_writable(store.url)
+        fs.write_json_atomic(root_file, {"kind": ROOT_KIND, "format_version": FORMAT_VERSION, "current": None})
+        return store
+
+    def _root_meta(self) -> dict[str, Any]:
+        return fs.read_json(fs.join(self.url, ROOT_FILE))
+
+    def current(self) -> str | None:
+        return self._root_meta().get("current")
+
+    def set_current(self, version_id: str) -> None:
+        if not self.version(version_id).is_complete():
+            raise StoreError(f"version {version_id} is not complete; refusing to make it current")
+        meta = self._root_meta()
+        meta["current"] = version_id
+        fs.write_json_atomic(fs.join(self.url, ROOT_FILE), meta)
+
+    def list_versions(self) -> list[str]:
+        return [n for n in fs.listdir(fs.join(self.url, "versions")) if n.startswith("c-")]
+
+    def version(self, version_id: str) -> CorpusVersion:
+        return CorpusVersion(self.url, version_id)
+
+    def resolve(self, version_id: str | None = None) -> CorpusVersion:
+        """The named version, else the current one; StoreError if neither is complete."""
+        vid = version_id or self.current()
+        if vid is None:
+            raise StoreError(f"token corpus {self.url} has no complete version yet")
+        v = self.version(vid)
+        if not v.is_complete():
+            raise StoreError(f"corpus version {vid} at {self.url} is not complete (status {v.status().get('status')})")
+        return v
