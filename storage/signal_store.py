@@ -1,0 +1,373 @@
+"""The channel-standardized signal store (Zarr v3), the hand-off from ingestion to training.
+
+Layout and contract: docs/ARCHITECTURE.md, section storage.signal_store.
+
+Encoding (chosen by measurement, bench/results_storage.md): each recording is one
+``int16 [n_ch, n_samples]`` array at 0.1 µV per step (= 0.001 model units), so
+the range is ±3276.7 µV; larger values are clipped to it and counted
+(``n_clipped`` in the commit marker). Non-finite values are stored as 0 and
+counted (``n_nonfinite``). Int16 at 0.1 µV is far below EEG amplifier noise
+(~0.5 µV) and compresses to ~0.9 MB per channel-hour with Blosc zstd + byte
+shuffle, against ~2.4 MB for float32.
+
+Chunks are exactly one NeuroLM sample window, ``(n_ch, floor(1024/n_ch)*200)``
+(≤ 400 KB uncompressed for any channel count), so :meth:`SignalStore.read_sample`
+decodes exactly one chunk. Chunks are grouped into shards of up to
+``SHARD_CHUNKS`` windows, so a recording is a handful of objects, not thousands.
+
+Commit protocol: the array is fully written first; then
+``commits/<recording_id>.json`` (shape, n_samples, sha256 of the int16 data,
+channel map) is written atomically, LAST. Readers see only recordings with a
+marker; a rerun overwrites any unmarked (partial) array. Each recording is its
+own array with its own writer, so workers in different processes can write
+different recordings at the same time. Two writers of the *same* recording id
+are not supported (the ingestion plan never produces them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from neurolm.errors import ConfigError, StoreError
+from neurolm.vocab import VOCAB_VERSION
+from storage import fs
+from storage import versions as V
+from storage.lock import StoreLock
+
+SCALE = 0.001  # model units per int16 step (0.1 µV)
+INT16_MAX = 32767
+SFREQ = 200.0
+TOKENS_PER_SAMPLE = 1024
+SHARD_CHUNKS = 32  # windows per shard: ~13 MB raw, ~5 MB stored
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=+-]{0,199}$")
+
+
+def sample_seconds(n_ch: int) -> int:
+    """NeuroLM sample length in seconds for ``n_ch`` channels: floor(1024 / n_ch), at least 1."""
+    return max(1, TOKENS_PER_SAMPLE // max(1, int(n_ch)))
+
+
+def quantize(data: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Model-unit float → int16 steps of 0.1 µV; returns (q, n_clipped, n_nonfinite)."""
+    x = np.asarray(data, dtype=np.float32) / np.float32(SCALE)
+    bad = ~np.isfinite(x)
+    n_nonfinite = int(bad.sum())
+    if n_nonfinite:
+        x = np.where(bad, 0.0, x)
+    n_clipped = int((np.abs(x) > INT16_MAX).sum())
+    q = np.clip(np.rint(x), -INT16_MAX, INT16_MAX).astype("<i2")
+    return q, n_clipped, n_nonfinite
+
+
+def checksum(q: np.ndarray) -> str:
+    return "sha256:" + hashlib.sha256(np.ascontiguousarray(q, dtype="<i2").tobytes()).hexdigest()
+
+
+def _check_id(recording_id: str) -> str:
+    if not isinstance(recording_id, str) or not _ID_RE.match(recording_id):
+        raise ConfigError(f"invalid recording_id {recording_id!r}: use letters, digits and . _ : = + - "
+                          "(no '/', not starting with a dot), at most 200 characters")
+    return recording_id
+
+
+def _json_safe(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+class SignalStore:
+    """One version of a signal store. Create with :meth:`open`, not the constructor."""
+
+    def __init__(self, url: str, version_id: str, version_meta: dict[str, Any]):
+        self.url = url
+        self.version_id = version_id
+        self.version_meta = version_meta
+        self.version_url = V.version_url(url, version_id)
+        self.vocab_version: str = version_meta.get("vocab_version", VOCAB_VERSION)
+        self.config_hash: str = version_meta.get("config_hash", "")
+        self._config: Any = None
+        self._signals_url = fs.join(self.version_url, "signals.zarr")
+        self._zw = None  # writable zarr store, created on first write
+        self._zr = None
+        self._arrays: dict[str, Any] = {}
+        self._markers: dict[str, dict[str, Any]] = {}
+
+    # -- opening ----------------------------------------------------------------
+    @classmethod
+    def open(cls, url: str, version: str | None = None, create: bool = False, config: Any = None,
+             make_current: bool | None = None) -> "SignalStore":
+        """Open (or with ``create=True`` create) a store version.
+
+        ``create=True`` creates the version for ``config`` (default StandardizeConfig())
+        if absent and opens it; it becomes ``current`` when the store has no current
+        version or ``make_current=True`` (otherwise call :meth:`switch_version` once the
+        new version is fully built, so readers never see a half-built version).
+        Without ``create``, opens ``version`` or the current one.
+        """
+        url = fs.normalize_url(url)
+        meta = V.read_store_meta(url)
+        if meta is None and not create:
+            raise StoreError(f"no signal store at {url} (run neurolm ingest first)")
+        if create:
+            fs.check_writable(url)
+            cfg = config if config is not None else V.default_config()
+            vid = V.version_id_for(cfg)
+            if version is not None and version != vid:
+                raise ConfigError(f"version {version!r} does not match the given config (its version is {vid})")
+            V.create_version(url, cfg)
+            current = meta.get("current") if meta else None
+            if current is None or make_current:
+                V.write_pointer(url, vid)
+        else:
+            vid = version or meta.get("current")
+            if not vid:
+                raise StoreError(f"signal store {url} has no current version (run neurolm ingest first)")
+        vmeta = V.read_version_meta(url, vid)
+        if config is not None and not create and V.config_hash(config) != vmeta.get("config_hash"):
+            raise ConfigError(f"store version {vid} was built with config hash {vmeta.get('config_hash')}, "
+                              f"not {V.config_hash(config)}")
+        return cls(url, vid, vmeta)
+
+    @property
+    def config(self) -> Any:
+        """The StandardizeConfig this version was built with (a dict if it cannot be rebuilt)."""
+        if self._config is None:
+            self._config = V.load_config(self.version_meta.get("standardize", {}))
+        return self._config
+
+    @property
+    def sfreq(self) -> float:
+        return float(self.version_meta.get("standardize", {}).get("sfreq", SFREQ))
+
+    def _zstore(self, write: bool):
+        if write:
+            if self._zw is None:
+                self._zw = fs.zarr_store(self._signals_url)
+            return self._zw
+        if self._zr is None:
+            self._zr = self._zw if self._zw is not None else fs.zarr_store(self._signals_url, read_only=True)
+        return self._zr
+
+    def _marker_url(self, rid: str) -> str:
+        return fs.join(self.version_url, "commits", f"{rid}.json")
+
+    # -- writing ------------------------------------------------------------------
+    def write_recording(self, recording_id: str, rec: Any, attrs: dict | None = None) -> dict[str, Any]:
+        """Write a StandardizedRecording's data, then its commit marker; returns the marker.
+
+        Overwrites whatever is there (partial data of an interrupted run, or a
+        committed recording, which is un-published first).
+        """
+        import zarr
+        from zarr.codecs import BloscCodec
+
+        rid = _check_id(recording_id)
+        data = np.asarray(rec.data)
+        ch_names = tuple(rec.ch_names)
+        ch_indices = tuple(int(i) for i in rec.ch_indices)
+        if data.ndim != 2 or data.shape[0] != len(ch_names) or len(ch_indices) != len(ch_names) or not ch_names:
+            raise ConfigError(f"recording {rid}: data shape {data.shape} does not match "
+                              f"{len(ch_names)} ch_names / {len(ch_indices)} ch_indices")
+        n_ch, n = data.shape
+        q, n_clipped, n_nonfinite = quantize(data)
+        fs.rm(self._marker_url(rid))  # un-publish first: readers must never see a marker over new data
+        self._arrays.pop(rid, None)
+        self._markers.pop(rid, None)
+        win = sample_seconds(n_ch) * int(round(self.sfreq))
+        n_chunks = max(1, -(-n // win))
+        safe_attrs = _json_safe(attrs or {})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = zarr.create_array(
+                self._zstore(write=True), name=f"recordings/{rid}", shape=(n_ch, n), dtype="int16",
+                chunks=(n_ch, win), shards=(n_ch, win * min(n_chunks, SHARD_CHUNKS)),
+                compressors=[BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")],
+                fill_value=0, overwrite=True, dimension_names=("channel", "time"),
+                attributes={"ch_names": list(ch_names), "ch_indices": list(ch_indices), "scale": SCALE,
+                            "unit": "model units (uV/100)", "sfreq": self.sfreq, "attrs": safe_attrs},
+            )
+            if n:
+                arr[:, :] = q
+        marker = {
+            "recording_id": rid, "shape": [n_ch, n], "n_samples": n, "n_channels": n_ch, "dtype": "int16",
+            "scale": SCALE, "checksum": checksum(q), "ch_names": list(ch_names), "ch_indices": list(ch_indices),
+            "sfreq": self.sfreq, "orig_sfreq": float(getattr(rec, "orig_sfreq", float("nan"))),
+            "duration_s": float(getattr(rec, "duration_s", n / self.sfreq)),
+            "flags": list(getattr(rec, "flags", ()) or ()),
+            "channel_flags": _json_safe(dict(getattr(rec, "channel_flags", {}) or {})),
+            "n_clipped": n_clipped, "n_nonfinite": n_nonfinite, "attrs": safe_attrs,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        fs.write_json_atomic(self._marker_url(rid), marker)
+        return marker
+
+    def delete_recording(self, recording_id: str) -> None:
+        """Marker first (the recording disappears for readers at once), then the data."""
+        rid = _check_id(recording_id)
+        fs.rm(self._marker_url(rid))
+        self._arrays.pop(rid, None)
+        self._markers.pop(rid, None)
+        fs.rm(fs.join(self._signals_url, "recordings", rid))
+
+    # -- reading ------------------------------------------------------------------
+    def is_committed(self, recording_id: str) -> bool:
+        return fs.exists(self._marker_url(_check_id(recording_id)))
+
+    def committed_ids(self) -> list[str]:
+        return [n[:-5] for n in fs.listdir(fs.join(self.version_url, "commits")) if n.endswith(".json")]
+
+    def recording_meta(self, recording_id: str) -> dict[str, Any]:
+        """The commit marker: ch_names, ch_indices, n_samples, sfreq, attrs, flags, checksum, ..."""
+        rid = _check_id(recording_id)
+        m = self._markers.get(rid)
+        if m is None:
+            try:
+                m = fs.read_json(self._marker_url(rid))
+            except FileNotFoundError:
+                raise KeyError(f"recording {rid!r} is not committed in store version {self.version_id}") from None
+            self._markers[rid] = m
+        return m
+
+    def _array(self, rid: str):
+        a = self._arrays.get(rid)
+        if a is None:
+            import zarr
+
+            a = zarr.open_array(self._zstore(write=False), path=f"recordings/{rid}", mode="r")
+            self._arrays[rid] = a
+        return a
+
+    def read_signal(self, recording_id: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """float32 [n_ch, stop-start] in model units."""
+        m = self.recording_meta(recording_id)
+        n = int(m["n_samples"])
+        stop = n if stop is None else int(stop)
+        start = int(start)
+        if not 0 <= start <= stop <= n:
+            raise IndexError(f"recording {recording_id}: range [{start}, {stop}) outside [0, {n}]")
+        if stop == start:
+            return np.zeros((int(m["n_channels"]), 0), dtype=np.float32)
+        q = self._array(recording_id)[:, start:stop]
+        return q.astype(np.float32) * np.float32(SCALE)
+
+    def sample_length(self, recording_id: str) -> int:
+        """Samples per NeuroLM sample window of this recording (floor(1024/n_ch) s × sfreq)."""
+        return sample_seconds(int(self.recording_meta(recording_id)["n_channels"])) * int(round(self.sfreq))
+
+    def sample_count(self, recording_id: str) -> int:
+        """Number of whole sample windows (the remainder is dropped, as in NeuroLM)."""
+        return int(self.recording_meta(recording_id)["n_samples"]) // self.sample_length(recording_id)
+
+    def read_sample(self, recording_id: str, index: int) -> np.ndarray:
+        """Sample window ``index`` (float32 [n_ch, L], model units); exactly one chunk is decoded."""
+        L, count = self.sample_length(recording_id), self.sample_count(recording_id)
+        if not 0 <= index < count:
+            raise IndexError(f"recording {recording_id}: sample {index} outside [0, {count})")
+        return self.read_signal(recording_id, index * L, (index + 1) * L)
+
+    def verify_recording(self, recording_id: str) -> bool:
+        """Re-read the stored int16 data and compare with the marker's checksum."""
+        m = self.recording_meta(recording_id)
+        q = self._array(recording_id)[:, :] if m["n_samples"] else np.zeros(m["shape"], "<i2")
+        return checksum(q) == m["checksum"]
+
+    # -- tables -------------------------------------------------------------------
+    def _table(self, name: str):
+        from schemas.tables import STORE_TABLES
+
+        if name not in STORE_TABLES:
+            raise ConfigError(f"unknown table {name!r}; store tables are {sorted(STORE_TABLES)}")
+        return STORE_TABLES[name], fs.join(self.version_url, "tables", f"{name}.parquet")
+
+    def write_table(self, name: str, df):
+        """Validate against its schema and write ``tables/<name>.parquet`` atomically."""
+        from schemas.io import write_table
+
+        schema, url = self._table(name)
+        return write_table(df, schema, url)
+
+    def read_table(self, name: str, missing_ok: bool = True):
+        """Read and validate a table; a table never written reads as an empty typed frame."""
+        from schemas.io import read_table
+
+        schema, url = self._table(name)
+        return read_table(url, schema, missing_ok=missing_ok)
+
+    # -- identity -----------------------------------------------------------------
+    def content_hash(self, tables: Sequence[str] | None = None, verify: bool = False) -> str:
+        """sha256 over committed signals (checksum, shape, channel map) and table rows, order-independent.
+
+        Write timestamps and free-form attrs are excluded, so the same content
+        written in another order or by another run hashes the same. ``verify=True``
+        re-reads every array and fails on a checksum mismatch.
+        """
+        import pandas as pd
+        from schemas.tables import STORE_TABLES
+
+        h = hashlib.sha256(b"neurolm-signal-store-content-v1\n")
+        items = []
+        for rid in self.committed_ids():
+            m = self.recording_meta(rid)
+            if verify and not self.verify_recording(rid):
+                raise StoreError(f"recording {rid} in {self.version_url} is corrupt (checksum mismatch)")
+            items.append(json.dumps({k: m.get(k) for k in ("recording_id", "shape", "checksum", "ch_names",
+                                                           "ch_indices", "sfreq", "flags")}, sort_keys=True))
+        for it in sorted(items):
+            h.update(it.encode() + b"\n")
+        for name in sorted(tables if tables is not None else STORE_TABLES):
+            df = self.read_table(name)
+            df = df[sorted(df.columns)]
+            rows = np.sort(pd.util.hash_pandas_object(df, index=False).to_numpy(dtype=np.uint64))
+            h.update(f"table:{name}:{','.join(df.columns)}:{len(df)}\n".encode() + rows.tobytes())
+        return h.hexdigest()
+
+    # -- versions and locking --------------------------------------------------------
+    def list_versions(self) -> list[dict[str, Any]]:
+        """All versions with id, status, created, config_hash, vocab_version and whether current."""
+        current = (V.read_store_meta(self.url) or {}).get("current")
+        out = []
+        for vid in V.list_version_ids(self.url):
+            try:
+                m = fs.read_json(fs.join(V.version_url(self.url, vid), "version.json"))
+            except (FileNotFoundError, StoreError):
+                continue
+            out.append({"version_id": vid, "status": m.get("status"), "created": m.get("created"),
+                        "config_hash": m.get("config_hash"), "vocab_version": m.get("vocab_version"),
+                        "current": vid == current})
+        return out
+
+    def current_version(self) -> str | None:
+        return (V.read_store_meta(self.url) or {}).get("current")
+
+    def switch_version(self, vid: str) -> None:
+        """Point ``current`` at ``vid`` (one atomic write). This object stays on its own version."""
+        V.read_version_meta(self.url, vid)  # must exist and be compatible
+        V.write_pointer(self.url, vid)
+
+    def remove_version(self, vid: str) -> None:
+        """Delete a version's directory; refuses the current version and the one this object has open."""
+        if vid == self.current_version():
+            raise StoreError(f"refusing to remove {vid}: it is the current version (switch_version first)")
+        if vid == self.version_id:
+            raise StoreError(f"refusing to remove {vid}: this SignalStore has it open")
+        if vid not in V.list_version_ids(self.url):
+            raise StoreError(f"signal store {self.url} has no version {vid!r}")
+        fs.rm(V.version_url(self.url, vid))
+
+    def set_status(self, status: str) -> None:
+        """Mark this version ``building`` or ``complete`` (ingestion sets complete at the end of a run)."""
+        V.set_version_status(self.url, self.version_id, status)
+        self.version_meta["status"] = status
+
+    def lock(self, owner_label: str = "", **kw: Any) -> StoreLock:
+        """A StoreLock on the store root (``STORE/.lock``); use as a context manager."""
+        return StoreLock(self.url, owner_label, **kw)
+
+    def __repr__(self) -> str:
+        return f"SignalStore({self.url!r}, version={self.version_id!r})"
