@@ -1,0 +1,88 @@
+"""Shared Prefect server and Dask task runner for every flow.
+
+Why a shared server: without ``PREFECT_API_URL`` Prefect starts an *ephemeral*
+API server inside each process that talks to it. A flow whose tasks run on
+Dask worker processes would then start one server per worker, all on the same
+SQLite file, which is slow (seconds each) and locks (prefect#15170, #19771).
+:func:`prefect_server` starts ONE local server on 127.0.0.1 (a free port) when
+no API is configured and exports its URL, so worker processes spawned
+afterwards inherit it. A configured ``PREFECT_API_URL`` (a real server, the UI
+of ``make ui``) is always used as is.
+
+Why these Dask worker settings: one thread per worker process (MNE filtering
+and the zarr codecs are CPU-bound; threads would fight over the GIL and BLAS
+pools), one BLAS/OpenMP thread, and Dask's default
+``MALLOC_TRIM_THRESHOLD_=65536`` removed from the spawn environment (it makes
+MNE's many large temporary arrays go back and forth to the OS; a value set in
+the caller's environment is inherited unchanged). The scratch directory is a
+temporary folder, never the working directory: Dask puts it on ``sys.path``
+and its ``storage/`` spill folder would shadow our ``storage`` package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+              "NUMEXPR_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@contextlib.contextmanager
+def prefect_server(timeout_s: int = 120) -> Iterator[str]:
+    """Yield the Prefect API URL to use, starting one local server when none is configured."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    configured = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
+    if configured:
+        with temporary_settings(updates={PREFECT_API_URL: configured}):
+            yield configured
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=timeout_s)
+    url = server.api_url
+    os.environ["PREFECT_API_URL"] = url  # inherited by Dask worker processes spawned from here on
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
+
+
+@contextlib.contextmanager
+def dask_runner(workers: int = 2, address: str | None = None) -> Iterator[object]:
+    """A ``DaskTaskRunner``: an existing scheduler at ``address``, else a temporary local cluster.
+
+    The local cluster has ``workers`` single-threaded processes and is closed
+    when the flow that uses the runner ends; its scratch folder is removed here.
+    """
+    import dask
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        yield DaskTaskRunner(address=address)
+        return
+    scratch = tempfile.mkdtemp(prefix="neurolm-dask-")
+    dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+    for key, value in WORKER_ENV.items():
+        dask.config.set({f"distributed.nanny.pre-spawn-environ.{key}": value})
+    try:
+        yield DaskTaskRunner(
+            cluster_class="distributed.LocalCluster",
+            cluster_kwargs={
+                "n_workers": int(workers),
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+                "local_directory": scratch,
+                "env": dict(WORKER_ENV),
+            },
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

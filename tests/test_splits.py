@@ -1,0 +1,69 @@
+"""Subject-wise splits, the held-out registry and NeuroLM pretraining windows."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import pandas as pd
+import pytest
+
+from neurolm.errors import ConfigError
+from neurolm.ingest.splits import assign_split, load_heldout, register_heldout, split_for
+from neurolm.ingest.windows import build_windows, recording_windows, window_samples, window_seconds
+
+
+def test_split_is_deterministic_and_stable_under_added_subjects():
+    subjects = [f"s{i:03d}" for i in range(400)]
+    first = {s: assign_split(7, "ds", s) for s in subjects}
+    more = {s: assign_split(7, "ds", s) for s in subjects + [f"new{i}" for i in range(200)]}
+    assert all(first[s] == more[s] for s in subjects)  # adding subjects moves no one
+    counts = collections.Counter(first.values())
+    assert 0.72 < counts["train"] / 400 < 0.88 and counts["val"] > 20 and counts["test"] > 20
+    other_seed = {s: assign_split(8, "ds", s) for s in subjects}
+    assert other_seed != first  # the seed matters
+    other_ds = {s: assign_split(7, "other", s) for s in subjects}
+    assert other_ds != first  # so does the dataset
+
+
+def test_split_fractions_edge_cases():
+    assert {assign_split(0, "d", f"x{i}", (1.0, 0.0, 0.0)) for i in range(50)} == {"train"}
+    assert {assign_split(0, "d", f"x{i}", (0.0, 0.0, 1.0)) for i in range(50)} == {"test"}
+
+
+def test_heldout_registry_roundtrip_and_split(tmp_path):
+    store = str(tmp_path / "store")
+    assert load_heldout(store) == set()
+    assert register_heldout(store, ["tuh:aaaaakfo", "tuh:aaaaabbb"], "TUAB eval subject", "test") == 2
+    assert register_heldout(store, ["tuh:aaaaakfo", "tuh:zzzzzzzz"], "other", "test") == 1
+    held = load_heldout(store)
+    assert held == {"tuh:aaaaakfo", "tuh:aaaaabbb", "tuh:zzzzzzzz"}
+    doc = json.loads((tmp_path / "store" / "heldout.json").read_text())
+    assert doc["subjects"]["tuh:aaaaakfo"]["reason"] == "TUAB eval subject"  # first reason kept
+    assert split_for(0, "tueg", "aaaaakfo", "tuh:aaaaakfo", held) == "heldout"
+    assert split_for(0, "tueg", "cccccccc", "tuh:cccccccc", held) in {"train", "val", "test"}
+    with pytest.raises(ConfigError):
+        register_heldout(store, ["no-family"], "x", "test")
+
+
+def test_window_rule_matches_neurolm():
+    assert window_seconds(19) == 53 and window_seconds(23) == 44 and window_seconds(32) == 32
+    assert window_seconds(4) == 64  # capped at the 64-row temporal embedding
+    assert window_samples(23) == 44 * 200
+    # 23 ch, 200 s: crop 10 s -> 190 s usable -> 4 windows of 44 s, remainder dropped.
+    wins = recording_windows(23, 200 * 200, crop_end_s=10)
+    assert wins == [(i * 8800, 8800) for i in range(4)]
+    assert recording_windows(23, 50 * 200) == []  # 40 s usable < 44 s
+
+
+def test_build_windows_excludes_heldout():
+    rec = pd.DataFrame({
+        "recording_id": ["b", "a", "h"], "n_channels": [32, 32, 32], "n_samples": [80 * 200, 110 * 200, 500 * 200],
+        "split": ["val", "train", "heldout"],
+    })
+    w = build_windows(rec)
+    assert list(w["recording_id"]) == ["a", "a", "a", "b", "b"]
+    assert list(w["start"]) == [0, 6400, 12800, 0, 6400]
+    assert set(w["length"]) == {6400}
+    assert "h" not in set(w["recording_id"])
+    assert len(build_windows(rec, exclude_heldout=False)) == 5 + (490 * 200) // 6400
