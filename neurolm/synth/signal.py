@@ -59,7 +59,7 @@ def _site(label: str) -> str:
 
 
 def _kind(label: str) -> str:
-    up = label.upper()
+    up = label.upper().replace("EKG", "ECG")
     for k in NON_EEG:
         if k in up:
             return k
