@@ -1,0 +1,165 @@
+"""Typed, frozen configuration of the text-aligned VQ tokenizer and of its training.
+
+Why two configs: :class:`TokenizerConfig` fixes the *model* (its hash names a
+checkpoint and guards every load), :class:`TrainConfig` only steers optimisation
+(changing the learning rate must not make a checkpoint "incompatible").
+
+Presets (see :func:`preset`):
+
+- ``tiny``: CPU-sized, for tests, demos and CI (d=64, 2 heads, 2 encoder layers).
+- ``base``: the published NeuroLM tokenizer (reference §2): d=768, 12 heads,
+  12 encoder layers, two 4-layer decoders, 8192×128 codebook.
+
+``encoder_attention``:
+
+- ``"causal-by-second"`` (default for new training): a token at second *t* attends
+  only to tokens at seconds ≤ t. The original encoder is bidirectional, so the
+  feature at (c, t) already sees the patch at (c, t+1) that stage-2 pretraining
+  asks the GPT to predict (reference §3.4, the leak). Our default removes it.
+- ``"full"``: bidirectional attention with a key-padding mask; this is what the
+  published ``VQ.pt`` was trained with, and what :mod:`.weights` imports into.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from neurolm.errors import ConfigError
+
+Attention = Literal["full", "causal-by-second"]
+_RANDOM_TEXT = re.compile(r"^random:(\d+)x(\d+)$")
+
+
+class TokenizerConfig(BaseModel):
+    """Architecture of the VQ tokenizer (encoder, quantizer, two decoders, domain classifier)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "custom"
+    patch_size: int = Field(200, description="samples per patch (1 s at 200 Hz)")
+    max_tokens: int = Field(1024, ge=1, description="patches per sample (padded length)")
+    d_model: int = Field(768, ge=8)
+    n_heads: int = Field(12, ge=1)
+    n_enc_layers: int = Field(12, ge=1)
+    n_dec_layers: int = Field(4, ge=1)
+    conv_out_chans: int = Field(16, ge=4, description="TemporalConv channels; GroupNorm(4, .) needs a multiple of 4")
+    pos_rows: int = Field(256, description="rows of the channel (spatial) embedding")
+    time_rows: int = Field(64, description="rows of the time embedding: max seconds per sample")
+    codebook_size: int = Field(8192, ge=2)
+    code_dim: int = Field(128, ge=2)
+    freq_bins: int = Field(100, ge=1, description="FFT amplitude bins predicted by decoder_freq")
+    ema_decay: float = Field(0.99, gt=0.0, lt=1.0)
+    kmeans_iters: int = Field(10, ge=0)
+    beta: float = Field(1.0, description="commitment weight")
+    domain_hidden: int = 256
+    encoder_attention: Attention = "causal-by-second"
+    text_embedding: str = Field(
+        "gpt2",
+        description='frozen text-token embeddings for alignment: "gpt2" (HF from_pretrained), '
+        '"random:<vocab>x<dim>" (offline, tests) or a path to a safetensors file',
+    )
+
+    @field_validator("text_embedding")
+    @classmethod
+    def _check_text(cls, v: str) -> str:
+        if v != "gpt2" and not _RANDOM_TEXT.match(v) and not v.endswith(".safetensors"):
+            raise ValueError('text_embedding must be "gpt2", "random:<vocab>x<dim>" or a .safetensors path')
+        return v
+
+    @model_validator(mode="after")
+    def _check_shapes(self) -> "TokenizerConfig":
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if self.conv_out_chans % 4:
+            raise ValueError("conv_out_chans must be a multiple of 4 (GroupNorm(4, ·))")
+        if self.patch_size % 8:
+            raise ValueError("patch_size must be a multiple of 8 (TemporalConv stride 8)")
+        if self.freq_bins > self.patch_size // 2:
+            raise ValueError("freq_bins must be ≤ patch_size/2 (one-sided spectrum)")
+        m = _RANDOM_TEXT.match(self.text_embedding)
+        if m and int(m.group(2)) != self.d_model:
+            raise ValueError(f"text embedding dim {m.group(2)} must equal d_model={self.d_model}")
+        return self
+
+    @property
+    def conv_len(self) -> int:
+        """Length of a patch after TemporalConv's stride-8 first layer (200 → 25)."""
+        return (self.patch_size + 2 * 7 - 15) // 8 + 1
+
+    def config_hash(self) -> str:
+        """sha256[:16] of the canonical JSON of every architectural field (not ``name``)."""
+        payload = self.model_dump(exclude={"name"})
+        raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+
+class TrainConfig(BaseModel):
+    """Optimisation settings (reference §2.5 defaults where they apply); not part of the model hash."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(8, ge=1, description="samples per micro-batch per process")
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(5e-5, gt=0)
+    min_lr: float = Field(1e-5, ge=0)
+    warmup_steps: int = Field(100, ge=0)
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    text_batch_size: int = Field(16, ge=0, description="text sequences per step for the domain classifier")
+    text_seq_len: int = Field(1024, ge=1)
+    log_every: int = Field(10, ge=1)
+    ckpt_every: int = Field(200, ge=1)
+    keep_last: int = Field(3, ge=1)
+    dead_code_every: int = Field(0, ge=0, description="re-seed codes unused for this many steps; 0 = never")
+    seed: int = 0
+    num_workers: int = Field(0, ge=0)
+    amp: Literal["auto", "off"] = "auto"
+    compile: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        if self.min_lr > self.lr:
+            raise ValueError("min_lr must be ≤ lr")
+        return self
+
+
+_PRESETS: dict[str, dict] = {
+    "tiny": dict(
+        name="tiny", max_tokens=256, d_model=64, n_heads=2, n_enc_layers=2, n_dec_layers=1,
+        conv_out_chans=8, codebook_size=512, code_dim=32, text_embedding="random:1000x64",
+    ),
+    "base": dict(name="base"),
+}
+
+_TRAIN_PRESETS: dict[str, dict] = {
+    "tiny": dict(steps=150, batch_size=8, lr=2e-3, min_lr=2e-4, warmup_steps=10, text_batch_size=4,
+                 text_seq_len=64, log_every=10, ckpt_every=50, dead_code_every=50),
+    "base": dict(steps=50_000, batch_size=64, lr=5e-5, min_lr=1e-5, warmup_steps=5_000, text_batch_size=16,
+                 text_seq_len=1024, log_every=50, ckpt_every=1_000, dead_code_every=0),
+}
+
+
+def preset(name: str, **overrides) -> TokenizerConfig:
+    """A named model preset, optionally with field overrides; ConfigError on bad names/values."""
+    if name not in _PRESETS:
+        raise ConfigError(f"unknown tokenizer config {name!r}; choose one of {sorted(_PRESETS)}")
+    try:
+        return TokenizerConfig(**{**_PRESETS[name], **overrides})
+    except ValueError as exc:  # pydantic ValidationError is a ValueError
+        raise ConfigError(f"invalid tokenizer config: {exc}") from exc
+
+
+def train_preset(name: str, **overrides) -> TrainConfig:
+    """Training defaults that go with a model preset."""
+    if name not in _TRAIN_PRESETS:
+        raise ConfigError(f"unknown training preset {name!r}; choose one of {sorted(_TRAIN_PRESETS)}")
+    try:
+        return TrainConfig(**{**_TRAIN_PRESETS[name], **overrides})
+    except ValueError as exc:
+        raise ConfigError(f"invalid training config: {exc}") from exc
