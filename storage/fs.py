@@ -140,8 +140,11 @@ def read_bytes(url: str) -> bytes:
     """Whole-file read; raises FileNotFoundError when absent."""
     url = normalize_url(url)
     if is_local(url):
-        with open(url, "rb") as f:
-            return f.read()
+        try:
+            with open(url, "rb") as f:
+                return f.read()
+        except NotADirectoryError as exc:  # a parent is a file: the target cannot exist
+            raise FileNotFoundError(url) from exc
     fs, path = get_fs(url)
     return bytes(fs.cat_file(path))
 

@@ -87,6 +87,8 @@ def read_store_meta(url: str) -> dict[str, Any] | None:
         meta = fs.read_json(store_json_url(url))
     except FileNotFoundError:
         return None
+    except (OSError, ValueError) as exc:  # permission denied, bad URL, I/O error
+        raise StoreError(f"cannot read signal store at {url}: {exc}") from exc
     if not isinstance(meta, dict) or meta.get("kind") != STORE_KIND:
         raise StoreError(f"{url} is not a neurolm signal store (store.json kind={meta.get('kind') if isinstance(meta, dict) else '?'!r})")
     fv = meta.get("format_version")

@@ -1,0 +1,225 @@
+"""SignalStore on real Zarr: round trips, sample windows, hashing, versions, opening errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pydantic
+import pytest
+
+from neurolm.errors import ConfigError, StoreError
+from storage import fs
+from storage.signal_store import SCALE, SignalStore, sample_seconds
+
+CFG = {"sfreq": 200.0, "l_freq": 0.1, "h_freq": 75.0}
+CFG2 = {"sfreq": 200.0, "l_freq": 0.5, "h_freq": 45.0}
+
+
+@dataclass(frozen=True)
+class Rec:
+    """Shape of neurolm.standardize.StandardizedRecording (the store only reads these fields)."""
+
+    data: np.ndarray
+    ch_names: tuple
+    ch_indices: tuple
+    orig_sfreq: float = 256.0
+    duration_s: float = 0.0
+    channel_flags: dict = field(default_factory=dict)
+    flags: tuple = ()
+
+
+def make_rec(n_ch: int = 4, seconds: float = 30.0, seed: int = 0, amp: float = 0.3) -> Rec:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 200)
+    data = (rng.standard_normal((n_ch, n)) * amp).astype(np.float32)
+    return Rec(data, tuple(f"C{i}" for i in range(n_ch)), tuple(range(10, 10 + n_ch)), duration_s=n / 200)
+
+
+def recordings_df(ids):
+    return pd.DataFrame({
+        "recording_id": ids, "dataset": "synth", "subject": [f"s-{i}" for i in ids], "session": "",
+        "source_path": [f"/x/{i}.edf" for i in ids], "ch_names": "C0,C1", "n_channels": 2, "duration_s": 30.0,
+        "orig_sfreq": 256.0, "n_samples": 6000, "flags": "", "split": "train",
+    })
+
+
+@pytest.fixture(params=["local", "file", "memory"])
+def url(request, tmp_path):
+    if request.param == "local":
+        yield str(tmp_path / "store")
+        return
+    if request.param == "file":
+        yield "file://" + str(tmp_path / "store")
+        return
+    u = f"memory://neurolm-test-{uuid.uuid4().hex[:8]}/store"
+    yield u
+    fs.rm(u)
+
+
+def test_roundtrip_within_quantisation(url):
+    s = SignalStore.open(url, create=True, config=CFG)
+    rec = make_rec(n_ch=5, seconds=40.0)
+    s.write_recording("synth:sub-01_run-1", rec, {"dataset": "synth", "arr": np.arange(3)})
+    assert s.committed_ids() == ["synth:sub-01_run-1"]
+    assert s.is_committed("synth:sub-01_run-1") and not s.is_committed("other")
+    out = s.read_signal("synth:sub-01_run-1")
+    assert out.dtype == np.float32 and out.shape == rec.data.shape
+    assert np.abs(out - rec.data).max() <= SCALE / 2 + 1e-6
+    part = s.read_signal("synth:sub-01_run-1", 1000, 1400)
+    np.testing.assert_array_equal(part, out[:, 1000:1400])
+    meta = s.recording_meta("synth:sub-01_run-1")
+    assert meta["ch_names"] == list(rec.ch_names) and meta["ch_indices"] == list(rec.ch_indices)
+    assert meta["n_samples"] == 8000 and meta["sfreq"] == 200.0 and meta["attrs"]["arr"] == [0, 1, 2]
+    # A fresh reader (another process would do the same) sees the same data.
+    again = SignalStore.open(url)
+    assert again.version_id == s.version_id
+    np.testing.assert_array_equal(again.read_signal("synth:sub-01_run-1"), out)
+    assert again.verify_recording("synth:sub-01_run-1")
+    with pytest.raises(IndexError):
+        s.read_signal("synth:sub-01_run-1", 0, 8001)
+    with pytest.raises(KeyError, match="not committed"):
+        s.read_signal("missing", 0, 1)
+
+
+def test_clipping_and_nonfinite_counted(tmp_path):
+    s = SignalStore.open(str(tmp_path / "st"), create=True, config=CFG)
+    rec = make_rec(n_ch=2, seconds=2.0)
+    data = rec.data.copy()
+    data[0, :5] = 40.0  # 4000 µV: beyond ±3276.7 µV
+    data[1, 7] = -50.0
+    data[1, 9] = np.nan
+    m = s.write_recording("r", Rec(data, rec.ch_names, rec.ch_indices))
+    assert m["n_clipped"] == 6 and m["n_nonfinite"] == 1
+    out = s.read_signal("r")
+    assert np.allclose(out[0, :5], 32.767) and np.isclose(out[1, 7], -32.767) and out[1, 9] == 0.0
+
+
+def test_read_sample_is_one_chunk_window(tmp_path):
+    s = SignalStore.open(str(tmp_path / "st"), create=True, config=CFG)
+    rec = make_rec(n_ch=19, seconds=53 * 3 + 20)
+    s.write_recording("r19", rec)
+    L = sample_seconds(19) * 200
+    assert L == 53 * 200 and s.sample_length("r19") == L and s.sample_count("r19") == 3
+    assert s._array("r19").chunks == (19, L)  # one sample window == one chunk
+    full = s.read_signal("r19")
+    for i in range(3):
+        np.testing.assert_array_equal(s.read_sample("r19", i), full[:, i * L:(i + 1) * L])
+    with pytest.raises(IndexError):
+        s.read_sample("r19", 3)  # the 20-s remainder is not a sample
+
+
+def test_rewrite_and_delete(tmp_path):
+    s = SignalStore.open(str(tmp_path / "st"), create=True, config=CFG)
+    s.write_recording("a", make_rec(seed=1))
+    new = make_rec(seed=2, seconds=10)
+    s.write_recording("a", new)
+    assert np.abs(s.read_signal("a") - new.data).max() <= SCALE / 2 + 1e-6
+    s.delete_recording("a")
+    assert s.committed_ids() == [] and not fs.exists(os.path.join(s.version_url, "signals.zarr", "recordings", "a"))
+    with pytest.raises(ConfigError, match="invalid recording_id"):
+        s.write_recording("../escape", new)
+
+
+def test_content_hash_order_independent(tmp_path):
+    recs = {f"r{i}": make_rec(seed=i) for i in range(3)}
+    hashes = []
+    for order in (["r0", "r1", "r2"], ["r2", "r0", "r1"]):
+        s = SignalStore.open(str(tmp_path / "-".join(order)), create=True, config=CFG)
+        for rid in order:
+            s.write_recording(rid, recs[rid])
+        df = recordings_df(order)
+        s.write_table("recordings", df)
+        hashes.append(s.content_hash(verify=True))
+    assert hashes[0] == hashes[1]
+    # Any content change changes the hash: one sample of one recording, or one table cell.
+    d = recs["r1"].data.copy()
+    d[0, 0] += 0.01
+    s.write_recording("r1", Rec(d, recs["r1"].ch_names, recs["r1"].ch_indices))
+    assert s.content_hash() != hashes[0]
+    s.write_recording("r1", recs["r1"])
+    assert s.content_hash() == hashes[0]
+    s.write_table("recordings", recordings_df(["r2", "r0", "r1"]).assign(split=["train", "val", "train"]))
+    assert s.content_hash() != hashes[0]
+
+
+def test_tables_through_store(url):
+    s = SignalStore.open(url, create=True, config=CFG)
+    assert len(s.read_table("recordings")) == 0 and list(s.read_table("windows").columns)[:2] == ["recording_id", "start"]
+    s.write_table("windows", pd.DataFrame({"recording_id": ["a", "a"], "start": [0, 10600], "length": 10600,
+                                           "split": "train"}))
+    assert s.read_table("windows")["start"].tolist() == [0, 10600]
+    with pytest.raises(ConfigError, match="unknown table"):
+        s.read_table("nope")
+
+
+class PydCfg(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True)
+    sfreq: float = 200.0
+    l_freq: float = 0.1
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+def test_versions_create_switch_remove(tmp_path):
+    url = str(tmp_path / "st")
+    v1 = SignalStore.open(url, create=True, config=CFG)
+    v1.write_recording("a", make_rec(seed=1))
+    # A second config is a second version; it does not become current by itself.
+    v2 = SignalStore.open(url, create=True, config=CFG2)
+    assert v2.version_id != v1.version_id and v2.current_version() == v1.version_id
+    v2.write_recording("b", make_rec(seed=2))
+    assert {v["version_id"] for v in v1.list_versions()} == {v1.version_id, v2.version_id}
+    reader = SignalStore.open(url)  # opens current = v1
+    before = reader.read_signal("a")
+    v2.switch_version(v2.version_id)
+    assert json.load(open(os.path.join(url, "store.json")))["current"] == v2.version_id
+    # The old reader keeps reading its version; new readers get the new one.
+    np.testing.assert_array_equal(reader.read_signal("a"), before)
+    assert reader.committed_ids() == ["a"] and SignalStore.open(url).committed_ids() == ["b"]
+    with pytest.raises(StoreError, match="current version"):
+        reader.remove_version(v2.version_id)
+    with pytest.raises(StoreError, match="has it open"):
+        reader.remove_version(v1.version_id)
+    v2.remove_version(v1.version_id)
+    assert [v["version_id"] for v in v2.list_versions()] == [v2.version_id]
+    with pytest.raises(StoreError, match="no version"):
+        SignalStore.open(url, version=v1.version_id)
+    # Same config again → same version (resume), pydantic configs use their own config_hash().
+    assert SignalStore.open(url, create=True, config=CFG2).version_id == v2.version_id
+    p = SignalStore.open(url, create=True, config=PydCfg(), make_current=True)
+    assert p.current_version() == p.version_id and p.version_meta["config_hash"] == PydCfg().config_hash()
+    p.set_status("complete")
+    assert SignalStore.open(url).version_meta["status"] == "complete"
+    with pytest.raises(ConfigError, match="config hash"):
+        SignalStore.open(url, version=p.version_id, config=CFG)
+
+
+def test_open_errors(tmp_path):
+    with pytest.raises(StoreError, match=r"no signal store at .* \(run neurolm ingest first\)"):
+        SignalStore.open(str(tmp_path / "absent"))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="not writable"):
+        SignalStore.open(str(blocker / "store"), create=True, config=CFG)
+    url = str(tmp_path / "st")
+    s = SignalStore.open(url, create=True, config=CFG)
+    meta = json.load(open(os.path.join(url, "store.json")))
+    json.dump({**meta, "format_version": 99}, open(os.path.join(url, "store.json"), "w"))
+    with pytest.raises(StoreError, match="format_version 99"):
+        SignalStore.open(url)
+    json.dump(meta, open(os.path.join(url, "store.json"), "w"))
+    vjson = os.path.join(s.version_url, "version.json")
+    vmeta = json.load(open(vjson))
+    json.dump({**vmeta, "vocab_version": "old-vocab"}, open(vjson, "w"))
+    with pytest.raises(StoreError, match="channel vocabulary 'old-vocab'"):
+        SignalStore.open(url)
+    json.dump({"kind": "something-else"}, open(os.path.join(url, "store.json"), "w"))
+    with pytest.raises(StoreError, match="not a neurolm signal store"):
+        SignalStore.open(url)
