@@ -1,0 +1,181 @@
+"""Ingestion as a reusable library: plan → process batches anywhere → fold rows into tables.
+
+Orchestrators (the Prefect flow in ``flows/ingest.py``, the dataset adapters,
+a plain loop in a notebook or a benchmark) all follow the same three steps,
+and none of them needs to know how the store or the tables work:
+
+1. ``state = IngestState.load(store, ...)`` reads the store's tables and
+   restores recordings committed by a killed run from their commit markers;
+   ``plan = state.plan(discover(...))`` diffs the listing with the catalog;
+2. ``process_batch(batch, store.url, store.version_id, run_id=...)`` for each
+   of ``make_batches(plan.to_ingest, n)``, on any process or machine;
+3. ``state.add(rows)`` as batches finish (``state.flush()`` now and then so a
+   crash loses nothing already committed), ``state.finalize()`` at the end:
+   splits, windows, all tables written, version marked complete.
+
+The caller must hold the store lock (``storage.lock.StoreLock``) around 1–3:
+only one process writes the tables.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from neurolm.ingest.catalog import CatalogDiff, diff_catalog, merge_rows, recover_committed
+from neurolm.ingest.config import IngestParams, make_params
+from neurolm.ingest.discover import SourceFile, discover, recording_id_for
+from neurolm.ingest.items import SourceItem
+from neurolm.ingest.splits import load_heldout, register_heldout, split_for
+from neurolm.ingest.windows import build_windows
+from neurolm.ingest.worker import process_batch, process_item
+
+__all__ = [
+    "IngestParams", "IngestState", "SourceFile", "SourceItem", "discover", "load_heldout", "make_batches",
+    "make_params", "open_store", "process_batch", "process_item", "recording_id_for", "register_heldout",
+]  # fmt: skip
+
+MAX_BATCH_BYTES = 512 * 2**20
+
+
+def open_store(url: str):
+    """Open the store's current version, creating the store (default StandardizeConfig) when absent."""
+    from storage.signal_store import SignalStore
+
+    return SignalStore.open(url, create=True)
+
+
+def make_batches(files: list[SourceFile], batch_size: int, max_bytes: int = MAX_BATCH_BYTES) -> list[list[SourceItem]]:
+    """Consecutive groups of at most ``batch_size`` files and ``max_bytes`` of source data (one Prefect task each).
+
+    Coarse on purpose: each task costs ~0.1 s of orchestration, so a task must
+    carry seconds of work; the byte cap keeps one batch of huge files from
+    stalling the end of a run on a single worker.
+    """
+    out: list[list[SourceItem]] = []
+    cur: list[SourceItem] = []
+    cur_bytes = 0
+    for sf in files:
+        if cur and (len(cur) >= batch_size or cur_bytes + sf.size > max_bytes):
+            out.append(cur)
+            cur, cur_bytes = [], 0
+        cur.append(sf.item)
+        cur_bytes += sf.size
+    if cur:
+        out.append(cur)
+    return out
+
+
+@dataclass
+class IngestState:
+    """The tables of one store version as a run changes them (the single writer's view)."""
+
+    store: object
+    run_id: str
+    seed: int = 0
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    crop_end_s: float = 10.0
+    exclude_heldout: bool = True
+    catalog: pd.DataFrame = field(default_factory=pd.DataFrame)
+    recordings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    recovered: int = 0
+    counts: dict = field(default_factory=lambda: {"ingested": 0, "skipped": 0, "quarantined": 0})
+    quarantined: list = field(default_factory=list)  # (path, reason) of this run
+    hours_ingested: float = 0.0
+    bytes_processed: int = 0
+    _dirty: bool = False
+    _last_flush: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def load(cls, store, run_id: str, **kw) -> "IngestState":
+        """Read the tables and restore rows of recordings committed after the last table write."""
+        st = cls(store=store, run_id=run_id, **kw)
+        st.catalog = store.read_table("catalog")
+        st.recordings = store.read_table("recordings")
+        cat_rows, rec_rows = recover_committed(store, st.recordings)
+        if rec_rows:
+            st.catalog = merge_rows(st.catalog, cat_rows, "recording_id")
+            st.recordings = merge_rows(st.recordings, rec_rows, "recording_id")
+            st.recovered = len(rec_rows)
+            st._dirty = True
+        return st
+
+    def plan(self, files: list[SourceFile], dataset: str) -> CatalogDiff:
+        """Diff a listing of ``dataset`` with the catalog; vanished files are marked removed at once."""
+        diff = diff_catalog(files, self.catalog, dataset, set(self.store.committed_ids()))
+        touched = [r for r in diff.unchanged_rows if r.get("status") != "removed"]
+        if diff.removed_rows or touched:
+            before = self.catalog.copy()
+            self.catalog = merge_rows(self.catalog, diff.removed_rows + touched, "recording_id")
+            self._dirty = self._dirty or bool(diff.removed_rows) or not _same(before, self.catalog)
+        return diff
+
+    def add(self, rows: list[dict]) -> None:
+        """Fold the rows returned by :func:`process_batch` into the tables."""
+        cats, recs, gone = [], [], []
+        for r in rows:
+            self.counts[r["status"]] = self.counts.get(r["status"], 0) + 1
+            self.bytes_processed += int(r.get("size_bytes") or 0)
+            cats.append(r["catalog_row"])
+            if r["recording_row"] is not None:
+                recs.append(r["recording_row"])
+                if r["status"] == "ingested":
+                    self.hours_ingested += float(r["duration_s"]) / 3600.0
+            else:
+                gone.append(r["recording_id"])
+                self.quarantined.append((r["catalog_row"]["path"], r["reason"]))
+        self.catalog = merge_rows(self.catalog, cats, "recording_id")
+        self.recordings = merge_rows(self.recordings, recs, "recording_id")
+        if gone and not self.recordings.empty:  # a changed file that is now broken: its old row is stale
+            self.recordings = self.recordings[~self.recordings["recording_id"].isin(gone)].reset_index(drop=True)
+        self._dirty = True
+
+    def _with_splits(self) -> pd.DataFrame:
+        rec = self.recordings.copy()
+        if rec.empty:
+            return rec
+        held = load_heldout(self.store.url)
+        if "subject_key" not in rec.columns:
+            rec["subject_key"] = rec["dataset"] + ":" + rec["subject"]
+        rec["subject_key"] = rec["subject_key"].fillna(rec["dataset"] + ":" + rec["subject"])
+        if "split" not in rec.columns:
+            rec["split"] = None
+        rec["split"] = [
+            split_for(self.seed, ds, subj, key, held, self.fractions) if (sp is None or sp != sp or key in held)
+            else sp
+            for ds, subj, key, sp in zip(rec["dataset"], rec["subject"], rec["subject_key"], rec["split"])
+        ]
+        return rec
+
+    def flush(self, force: bool = False, every_s: float = 5.0) -> bool:
+        """Write the tables when they changed and ``every_s`` passed (or ``force``); True if written."""
+        if not self._dirty or (not force and time.monotonic() - self._last_flush < every_s):
+            return False
+        rec = self._with_splits()
+        self.recordings = rec
+        self.store.write_table("catalog", self.catalog)
+        self.store.write_table("recordings", rec)
+        self.store.write_table("windows", build_windows(rec, self.crop_end_s, self.exclude_heldout))
+        self._dirty = False
+        self._last_flush = time.monotonic()
+        return True
+
+    def finalize(self) -> None:
+        """Splits and windows for everything (the held-out registry may have grown), tables, status complete."""
+        before = self.recordings.copy()
+        self.recordings = self._with_splits()
+        if not _same(before, self.recordings):
+            self._dirty = True
+        if not self._dirty and self.store.read_table("windows").empty and not self.recordings.empty:
+            self._dirty = True  # tables of an older run without windows
+        self.flush(force=True)
+        self.store.set_status("complete")
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    try:
+        return a.shape == b.shape and bool((a.fillna("") == b.fillna("")).all().all())
+    except (ValueError, TypeError):
+        return False
