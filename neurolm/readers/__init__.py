@@ -59,12 +59,12 @@ def read_header(path: str | os.PathLike) -> RecordingHeader:
         return _header_edf(path, fmt)
     from neurolm.readers import mne_io  # MNE import is slow; only when needed
 
-    raw = mne_io.open_raw(path, fmt)
-    mne_io.check_raw(raw)
-    return RecordingHeader(
-        path=path, format=fmt, ch_names=tuple(raw.ch_names), ch_sfreqs=mne_io.mne_ch_sfreqs(raw),
-        n_samples=int(raw.n_times), meas_date=_meas_date(raw),
-    )  # fmt: skip
+    with mne_io.opened_raw(path, fmt) as raw:
+        mne_io.check_raw(raw)
+        return RecordingHeader(
+            path=path, format=fmt, ch_names=tuple(raw.ch_names), ch_sfreqs=mne_io.mne_ch_sfreqs(raw),
+            n_samples=int(raw.n_times), meas_date=_meas_date(raw),
+        )  # fmt: skip
 
 
 def _check_finite(data: np.ndarray, names: Sequence[str]) -> None:
@@ -94,12 +94,12 @@ def read_recording(path: str | os.PathLike, picks: Sequence[str] | None = None) 
     else:
         from neurolm.readers import mne_io
 
-        raw = mne_io.open_raw(path, fmt)
-        mne_io.check_raw(raw)
-        data, names = mne_io.read_mne_data(raw, fmt, picks)
-        rates = dict(zip(raw.ch_names, mne_io.mne_ch_sfreqs(raw)))
-        sfreq = float(raw.info["sfreq"])
-        mixed = len({rates[n] for n in names}) > 1
-        date = _meas_date(raw)
+        with mne_io.opened_raw(path, fmt) as raw:
+            mne_io.check_raw(raw)
+            data, names = mne_io.read_mne_data(raw, fmt, picks)
+            rates = dict(zip(raw.ch_names, mne_io.mne_ch_sfreqs(raw)))
+            sfreq = float(raw.info["sfreq"])
+            mixed = len({rates[n] for n in names}) > 1
+            date = _meas_date(raw)
     _check_finite(data, names)
     return RawRecording(data=data, sfreq=float(sfreq), ch_names=names, format=fmt, mixed_sfreq=mixed, meas_date=date)

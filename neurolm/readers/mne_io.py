@@ -9,9 +9,12 @@ Any exception MNE raises on a source file becomes a one-line
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import mne
 import numpy as np
@@ -33,6 +36,27 @@ def _as_bad_input(fmt: str):
     except Exception as exc:  # noqa: BLE001 - any reader failure is a file problem
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise BadInputError(f"{fmt} reader failed: {type(exc).__name__}: {first}"[:300]) from None
+
+
+#: MNE insists on these extensions; single-file formats are read through a
+#: correctly named symlink when the file's own extension lies.
+_MNE_EXT = {"gdf": ".gdf", "cnt": ".cnt", "fif": "_raw.fif"}
+
+
+@contextmanager
+def opened_raw(path: str, fmt: str) -> Iterator[mne.io.BaseRaw]:
+    """`open_raw`, via a temporary symlink when MNE would reject the extension.
+
+    The symlink lives until the block ends, so read the samples inside it.
+    """
+    want = _MNE_EXT.get(fmt)
+    if want is None or path.lower().endswith((want, ".fif", ".fif.gz")):
+        yield open_raw(path, fmt)
+        return
+    with tempfile.TemporaryDirectory(prefix="neurolm-read-") as tmp:
+        link = Path(tmp) / f"file{want}"
+        os.symlink(os.path.abspath(path), link)
+        yield open_raw(str(link), fmt)
 
 
 def open_raw(path: str, fmt: str) -> mne.io.BaseRaw:
