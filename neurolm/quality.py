@@ -1,0 +1,120 @@
+"""Per-channel and per-recording signal quality checks used during standardization.
+
+Why here and not in QC later: the checks need the full-rate raw signal (clipping
+is only visible before filtering smears the plateau) and the standardized one
+(amplitude after DC removal), and both are in memory only while standardizing.
+Flags ride along with the recording into the store; ingestion QC decides what to
+quarantine. Only conditions that make a sample impossible raise here:
+
+- ``BadInputError`` when no channel carries a usable signal (all flat, all
+  non-finite) -- there is nothing to learn from such a recording.
+
+Conventions (also documented in ``StandardizedRecording``):
+
+- per-channel flags: ``flat`` (std below ``flat_uv``), ``clipped`` (at least
+  ``clip_fraction`` of the samples, and ``clip_min_samples``, sit exactly on the
+  channel's max or min), ``nan_repaired`` (some non-finite samples were
+  linearly interpolated from their finite neighbours), ``dead`` (more than
+  ``nan_max_fraction`` non-finite: the channel is zeroed, since interpolating
+  over most of a channel invents a signal), ``extreme`` (robust amplitude -- the
+  99th percentile of |x| after filtering -- above ``extreme_uv``).
+- recording flags: every channel flag as ``"<flag>:<CH>"``, plus ``clipped``,
+  ``nan_repaired``, ``extreme`` when any channel has them and ``mostly_flat``
+  when at least ``mostly_flat_fraction`` of the channels are flat or dead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from neurolm.errors import BadInputError
+
+
+class QualityThresholds(Protocol):
+    """The fields of ``StandardizeConfig`` that quality checks read."""
+
+    flat_uv: float
+    clip_fraction: float
+    clip_min_samples: int
+    extreme_uv: float
+    nan_max_fraction: float
+    mostly_flat_fraction: float
+
+
+def repair_nonfinite(row: np.ndarray, nan_max_fraction: float) -> str | None:
+    """Repair NaN/inf in one channel in place; return the flag to record, if any.
+
+    Short gaps (dropouts, a corrupt record) are bridged by linear interpolation
+    so the FFT filter does not spread a NaN over the whole channel; a channel
+    that is mostly non-finite is zeroed and called ``dead``.
+    """
+    bad = ~np.isfinite(row)
+    n_bad = int(bad.sum())
+    if n_bad == 0:
+        return None
+    if n_bad > nan_max_fraction * row.size or n_bad == row.size:
+        row[:] = 0.0
+        return "dead"
+    idx = np.flatnonzero(~bad)
+    row[bad] = np.interp(np.flatnonzero(bad), idx, row[idx].astype(np.float64)).astype(row.dtype)
+    return "nan_repaired"
+
+
+def prepare_row(row: np.ndarray, th: QualityThresholds) -> list[str]:
+    """Repair, check and centre one raw channel (float32 µV) in place; return its flags.
+
+    Fused so the signal is walked a handful of times: a float64 sum gives the
+    finiteness test and the mean at once, the variance is one BLAS dot on the
+    centred row. Centring is free for the filters (the band-pass removes DC
+    exactly) and keeps float32 FFTs precise under large electrode offsets.
+    """
+    flags: list[str] = []
+    total = float(row.sum(dtype=np.float64))
+    if not np.isfinite(total):
+        fix = repair_nonfinite(row, th.nan_max_fraction)
+        if fix:
+            flags.append(fix)
+        if fix == "dead":
+            return flags
+        total = float(row.sum(dtype=np.float64))
+    row -= np.float32(total / row.size)
+    std = float(np.sqrt(max(float(np.dot(row, row)), 0.0) / row.size))
+    if std < th.flat_uv:
+        return flags + ["flat"]
+    need = max(th.clip_min_samples, th.clip_fraction * row.size)
+    if np.count_nonzero(row == row.max()) >= need or np.count_nonzero(row == row.min()) >= need:
+        flags.append("clipped")
+    return flags
+
+
+def extreme_channels(out_uv_scaled: np.ndarray, unit_divisor: float, extreme_uv: float) -> np.ndarray:
+    """Boolean per channel: robust amplitude (p99 of |x|, µV) above ``extreme_uv``.
+
+    Computed on every 4th sample of the standardized signal: the percentile of a
+    200 Hz signal barely changes and the partition costs a quarter.
+    """
+    if out_uv_scaled.shape[1] == 0:
+        return np.zeros(out_uv_scaled.shape[0], bool)
+    sub = np.abs(out_uv_scaled[:, ::4])
+    p99 = np.percentile(sub, 99, axis=1) * unit_divisor
+    return p99 > extreme_uv
+
+
+def recording_flags(names: Sequence[str], channel_flags: dict[str, tuple[str, ...]],
+                    mostly_flat_fraction: float) -> tuple[str, ...]:
+    """Summarize channel flags; raise when no channel is usable."""
+    unusable = [n for n in names if {"flat", "dead"} & set(channel_flags.get(n, ()))]
+    if names and len(unusable) == len(names):
+        raise BadInputError(f"no valid EEG channels: all {len(names)} selected channels are flat or non-finite")
+    out: set[str] = set()
+    for name in names:
+        for f in channel_flags.get(name, ()):
+            out.add(f"{f}:{name}")
+            if f in ("clipped", "nan_repaired", "extreme", "dead"):
+                out.add(f)
+    if names and len(unusable) >= mostly_flat_fraction * len(names):
+        out.add("mostly_flat")
+    return tuple(sorted(out))
