@@ -1,0 +1,122 @@
+"""StoreLock between real processes: contention, kill -9'd holders, stale heartbeats."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+
+from neurolm.errors import StoreError
+from storage import fs
+from storage.lock import StoreLock
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from storage.lock import StoreLock
+    url, ready, hold_s = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    with StoreLock(url, "run-holder-42", heartbeat_s=0.2):
+        open(ready, "w").close()
+        time.sleep(hold_s)
+""")
+
+
+def start_holder(url, tmp_path, hold_s):
+    ready = str(tmp_path / f"ready-{uuid.uuid4().hex[:6]}")
+    p = subprocess.Popen([sys.executable, "-c", HOLDER, url, ready, str(hold_s)], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t0 = time.time()
+    while not os.path.exists(ready):
+        assert p.poll() is None, p.stderr.read().decode()
+        assert time.time() - t0 < 30
+        time.sleep(0.02)
+    return p
+
+
+def test_acquire_release_and_file_content(tmp_path):
+    url = str(tmp_path / "st")
+    with StoreLock(url, "run-1", heartbeat_s=0.1) as lk:
+        info = json.load(open(os.path.join(url, ".lock")))
+        assert info["pid"] == os.getpid() and info["host"] == socket.gethostname() and info["owner"] == "run-1"
+        first = info["heartbeat"]
+        time.sleep(0.5)
+        assert json.load(open(os.path.join(url, ".lock")))["heartbeat"] > first  # the heartbeat thread runs
+        assert lk.held
+    assert not os.path.exists(os.path.join(url, ".lock"))
+    with pytest.raises(RuntimeError):
+        lk2 = StoreLock(url)
+        lk2.acquire()
+        try:
+            lk2.acquire()
+        finally:
+            lk2.release()
+
+
+def test_two_processes_contend(tmp_path):
+    url = str(tmp_path / "st")
+    p = start_holder(url, tmp_path, hold_s=2.0)
+    try:
+        t0 = time.time()
+        with pytest.raises(StoreError, match=rf"store is locked by pid {p.pid} on host .* since .*run ID run-holder-42"):
+            StoreLock(url, "me", timeout_s=0.5).acquire()
+        assert time.time() - t0 >= 0.5
+        # Waiting long enough gets the lock once the holder exits normally.
+        with StoreLock(url, "me", timeout_s=20) as lk:
+            assert lk.read_holder()["owner"] == "me"
+        assert p.wait(timeout=10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_killed_holder_is_detected_stale(tmp_path, caplog):
+    url = str(tmp_path / "st")
+    p = start_holder(url, tmp_path, hold_s=60.0)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert os.path.exists(os.path.join(url, ".lock"))  # the dead holder left its lock behind
+    caplog.set_level(logging.WARNING, logger="storage.lock")
+    t0 = time.time()
+    with StoreLock(url, "after-crash", timeout_s=5, stale_after_s=300):
+        assert time.time() - t0 < 3  # broken at once: the pid is dead, no need to wait for the heartbeat
+    assert any("stale" in r.message and f"pid {p.pid} is dead" in r.getMessage() for r in caplog.records)
+
+
+def test_old_heartbeat_on_other_host_is_stale_fresh_one_is_not(tmp_path):
+    url = str(tmp_path / "st")
+    os.makedirs(url)
+    lock = os.path.join(url, ".lock")
+    foreign = {"pid": 1, "host": "some-other-node", "owner": "run-x", "started": time.time() - 1000,
+               "started_iso": "2026-01-01T00:00:00Z", "token": "t", "heartbeat": time.time()}
+    json.dump(foreign, open(lock, "w"))
+    with pytest.raises(StoreError, match="locked by pid 1 on host some-other-node"):
+        StoreLock(url, timeout_s=0.3, stale_after_s=60).acquire()
+    json.dump({**foreign, "heartbeat": time.time() - 120}, open(lock, "w"))
+    with StoreLock(url, "new", timeout_s=2, stale_after_s=60) as lk:
+        assert lk.read_holder()["owner"] == "new"
+
+
+def test_memory_url_best_effort(tmp_path):
+    url = f"memory://locktest-{uuid.uuid4().hex[:8]}"
+    a = StoreLock(url, "a", heartbeat_s=0.1)
+    a.acquire()
+    try:
+        assert fs.exists(url + "/.lock")
+        with pytest.raises(StoreError, match="locked by pid"):
+            StoreLock(url, "b", timeout_s=0.2).acquire()
+    finally:
+        a.release()
+    with StoreLock(url, "b", timeout_s=1):
+        pass
+    assert not fs.exists(url + "/.lock")
