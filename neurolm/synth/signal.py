@@ -94,7 +94,7 @@ def synth_signal(
     ch_names: Sequence[str] | None = None,
     mains_hz: float | None = 60.0,
     background_uv: float = 25.0,
-    alpha_uv: float = 30.0,
+    alpha_uv: float = 40.0,
     line_uv: float = 4.0,
     artefacts: bool = True,
 ) -> np.ndarray:
@@ -141,7 +141,7 @@ def synth_signal(
                 hf = sps.lfilter([1, -1], [1], crng.standard_normal(n))
                 row += (40.0 if kind == "EEG" else 80.0) * muscle_env * hf
             if kind == "EEG" and any(site.startswith(p) for p in _FRONTAL):
-                row += 120.0 * blinks
+                row += 150.0 * blinks
         if mains_hz:
             row = row + line_uv * np.sin(2 * np.pi * mains_hz * t + crng.random() * 6.283)
         out[i] = row

@@ -1,0 +1,159 @@
+"""Synthetic EEG, writers, corpora, layouts and the `neurolm synth` CLI."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.signal import welch
+
+from neurolm.cli import main as cli_main
+from neurolm.errors import BadInputError, ConfigError
+from neurolm.readers import read_header, read_recording
+from neurolm.synth import (
+    LAYOUTS, MALFORMED_KINDS, WRITABLE_FORMATS, SynthManifest, default_ch_names, synth_corpus,
+    synth_signal, write_recording,
+)  # fmt: skip
+
+
+def _band(f, p, lo, hi):
+    return p[..., (f >= lo) & (f < hi)].mean(axis=-1)
+
+
+def test_synth_signal_is_deterministic_and_eeg_like():
+    names = ["FP1", "FP2", "O1", "O2", "T3", "CZ", "ECG", "EOG"]
+    a = synth_signal(len(names), 256, 120, seed=3, ch_names=names, mains_hz=50)
+    assert a.dtype == np.float32 and a.shape == (8, 120 * 256)
+    np.testing.assert_array_equal(a, synth_signal(len(names), 256, 120, seed=3, ch_names=names, mains_hz=50))
+    assert not np.allclose(a, synth_signal(len(names), 256, 120, seed=4, ch_names=names, mains_hz=50))
+    f, p = welch(a, fs=256, nperseg=512)
+    o1, fp1, cz = names.index("O1"), names.index("FP1"), names.index("CZ")
+    assert _band(f, p[cz], 2, 4) > 5 * _band(f, p[cz], 20, 30)  # 1/f background
+    assert _band(f, p[o1], 8, 12) > 3 * _band(f, p[cz], 8, 12)  # occipital alpha
+    assert _band(f, p[o1], 8, 12) > 2 * _band(f, p[o1], 14, 18)  # alpha is a peak
+    assert _band(f, p[cz], 49.5, 50.5) > 5 * _band(f, p[cz], 55, 58)  # 50 Hz mains line
+    assert _band(f, p[cz], 59.5, 60.5) < 2 * _band(f, p[cz], 55, 58)
+    assert 10 < float(np.std(a[cz])) < 100  # µV scale
+    assert np.abs(a[fp1]).max() > 1.5 * np.abs(a[cz]).max()  # frontal blinks
+    assert np.abs(a[names.index("ECG")]).max() > 400  # QRS spikes
+
+
+def test_synth_signal_rejects_bad_arguments():
+    with pytest.raises(ConfigError):
+        synth_signal(0, 256, 10)
+    with pytest.raises(ConfigError):
+        synth_signal(3, 256, 10, ch_names=["A", "B"])
+    with pytest.raises(ConfigError):
+        write_recording("/tmp/x.xyz", "cnt", np.zeros((1, 10)), 10, ["A"])
+
+
+def test_one_hour_23_channel_edf_writes_in_seconds(tmp_path):
+    data = np.tile(synth_signal(23, 256, 60, seed=1), (1, 60))  # 1 h
+    t0 = time.perf_counter()
+    path = write_recording(tmp_path / "long.edf", "edf", data, 256, list(default_ch_names(23)))
+    assert time.perf_counter() - t0 < 5.0
+    head = read_header(path)
+    assert head.duration_s == 3600.0 and len(head.ch_names) == 23
+
+
+@pytest.fixture(scope="module")
+def flat(tmp_path_factory) -> SynthManifest:
+    return synth_corpus(tmp_path_factory.mktemp("flat"), n_recordings=12, minutes=0.25, n_malformed=8, seed=5)
+
+
+def test_flat_corpus_matches_its_manifest(flat):
+    root = Path(flat.root)
+    assert len(flat.good) == 12 and {f.format for f in flat.good} == set(WRITABLE_FORMATS)
+    assert sorted(f.malformed for f in flat.malformed) == sorted(MALFORMED_KINDS)
+    assert len({f.subject for f in flat.good}) == 6 and {f.session for f in flat.good} == {"01", "02"}
+    for f in flat.good:
+        assert re.fullmatch(rf"{f.subject}/{f.session}/{f.subject}_{f.session}_r\d{{3}}.*", f.path)
+        rec = read_recording(root / f.path)
+        assert rec.ch_names == f.ch_names and rec.sfreq == f.sfreq and rec.mixed_sfreq == f.mixed_sfreq
+        assert rec.duration_s == pytest.approx(f.duration_s, abs=1.0)
+        assert 19 <= len(f.eeg_channels) <= 64 and set(f.eeg_channels) <= set(f.ch_names)
+    assert {f.sfreq for f in flat.good} <= {250.0, 256.0, 500.0, 512.0}
+    assert any(len(f.ch_names) > len(f.eeg_channels) for f in flat.good)  # non-EEG present
+    for f in flat.malformed:
+        if f.stage == "reader":
+            with pytest.raises(BadInputError) as err:
+                read_recording(root / f.path)
+            assert f.reason in err.value.reason
+    loaded = SynthManifest.from_json((root / "synth_manifest.json").read_text())
+    assert loaded == flat
+
+
+def test_corpus_is_deterministic_by_seed(tmp_path, flat):
+    again = synth_corpus(tmp_path / "again", n_recordings=12, minutes=0.25, n_malformed=8, seed=5)
+    assert [(f.path, f.ch_names, f.sfreq, f.malformed) for f in again.files] == [
+        (f.path, f.ch_names, f.sfreq, f.malformed) for f in flat.files
+    ]
+    edf = next(f.path for f in flat.good if f.format == "edf")
+    assert (Path(again.root) / edf).read_bytes() == (Path(flat.root) / edf).read_bytes()
+    other = synth_corpus(tmp_path / "other", n_recordings=12, minutes=0.25, n_malformed=0, seed=6)
+    assert [f.sfreq for f in other.files] != [f.sfreq for f in flat.good]
+
+
+def test_tuh_layout(tmp_path):
+    m = synth_corpus(tmp_path, n_recordings=4, minutes=0.2, n_malformed=2, seed=1, layout="tuh")
+    pat = re.compile(r"(?P<s>[a-z]{8})/(?P<ses>s\d{3})_\d{4}/01_tcp_ar/(?P=s)_(?P=ses)_t000(\.edf|_raw\.fif)")
+    for f in m.files:
+        assert pat.fullmatch(f.path), f.path
+    for f in m.good:
+        assert f.format == "edf" and all(c.startswith("EEG ") and c.endswith("-REF") for c in f.eeg_channels)
+        assert read_header(tmp_path / f.path).ch_names == f.ch_names
+
+
+def test_bids_layout_is_readable_by_mne_bids(tmp_path):
+    from mne_bids import BIDSPath, get_entity_vals, read_raw_bids
+
+    m = synth_corpus(tmp_path, n_recordings=4, formats=("edf", "brainvision"), minutes=0.2, n_malformed=1, layout="bids")
+    assert (tmp_path / "participants.tsv").exists() and (tmp_path / "dataset_description.json").exists()
+    assert get_entity_vals(tmp_path, "subject", ignore_subjects=[m.malformed[0].subject]) == ["01", "02"]
+    f = next(f for f in m.good if f.format == "brainvision")
+    bp = BIDSPath(subject=f.subject, session=f.session, task="rest", datatype="eeg", root=tmp_path)
+    raw = read_raw_bids(bp, verbose="error")
+    assert raw.info["line_freq"] == 60 and len(raw.ch_names) == len(f.ch_names)
+    np.testing.assert_allclose(raw.get_data(units="uV"), read_recording(tmp_path / f.path).data, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(n_recordings=0), dict(formats=("edf", "cnt")), dict(formats=()), dict(minutes=-1.0),
+     dict(n_malformed=-1), dict(layout="weird")],
+)  # fmt: skip
+def test_synth_corpus_rejects_bad_arguments(tmp_path, kwargs):
+    with pytest.raises(ConfigError):
+        synth_corpus(tmp_path, **kwargs)
+    assert not any(tmp_path.iterdir())  # nothing written before the error
+
+
+def test_cli_synth_writes_corpus_and_rejects_bad_args(tmp_path, capsys):
+    out = tmp_path / "c"
+    rc = cli_main(["synth", str(out), "--recordings", "3", "--formats", "edf,fif", "--minutes", "0.2",
+                   "--malformed", "2", "--seed", "2", "--mains", "50"])  # fmt: skip
+    assert rc == 0
+    m = SynthManifest.from_json((out / "synth_manifest.json").read_text())
+    assert len(m.good) == 3 and len(m.malformed) == 2 and m.mains_hz == 50.0
+    assert {f.format for f in m.good} == {"edf", "fif"}
+    assert "synthetic corpus" in capsys.readouterr().out
+    assert cli_main(["synth", str(out), "--recordings", "1"]) == 2  # non-empty without --overwrite
+    assert "not empty" in capsys.readouterr().err
+    assert cli_main(["synth", str(out), "--recordings", "1", "--minutes", "0.1", "--overwrite"]) == 0
+    for bad in (["--formats", "edf,xyz"], ["--recordings", "0"], ["--minutes", "-2"], ["--layout", "x"],
+                ["--mains", "55"], ["--malformed", "-1"]):  # fmt: skip
+        with pytest.raises(SystemExit) as exc:
+            cli_main(["synth", str(tmp_path / "d"), *bad])
+        assert exc.value.code == 2
+    assert not (tmp_path / "d").exists()
+    assert set(LAYOUTS) == {"flat", "tuh", "bids"}
+
+
+def test_cli_dataset_dispatch_reports_clear_errors(tmp_path, capsys):
+    rc = cli_main(["synth", str(tmp_path / "ds"), "--dataset", "no_such_dataset"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "no_such_dataset" in err or "synth_dataset" in err  # unknown name, or the module is missing
