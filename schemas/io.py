@@ -38,13 +38,33 @@ def _table_name(schema: pa.DataFrameSchema) -> str:
     return schema.name or "table"
 
 
-def _describe(schema: pa.DataFrameSchema, cases: pd.DataFrame, where: str) -> TableValidationError:
+def _py(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _describe(schema: pa.DataFrameSchema, cases: pd.DataFrame, where: str, df: pd.DataFrame) -> TableValidationError:
     name = _table_name(schema)
     parts: list[str] = []
     failures: list[dict[str, Any]] = []
     cases = cases.reset_index(drop=True)
+    multi = cases["check"] == "multiple_fields_uniqueness"
+    if multi.any():  # one line for a duplicated key tuple, e.g. (recording_id, start)
+        cols = list(dict.fromkeys(cases.loc[multi, "column"]))
+        rows = sorted({int(r) for r in cases.loc[multi, "index"] if r is not None and not pd.isna(r)})
+        keys = list(dict.fromkeys(
+            tuple(_py(df.iloc[r][c]) for c in cols) if r < len(df) else None for r in rows))[:3]
+        failures.append({"column": cols, "check": "multiple_fields_uniqueness", "values": keys, "rows": rows[:3],
+                         "count": len(rows)})
+        shown = ", ".join(repr(k[0] if len(cols) == 1 and k else k) for k in keys)
+        what = f"column {cols[0]!r} has duplicate values" if len(cols) == 1 else f"duplicate ({', '.join(cols)})"
+        parts.append(f"{what}: {shown} (rows {', '.join(map(str, rows[:4]))}{', ...' if len(rows) > 4 else ''})")
+        cases = cases[~multi]
+    # A column that cannot be converted also fails its dtype and value checks; report it once.
+    unconvertible = set(cases.loc[cases["check"].astype(str).str.startswith("coerce_dtype("), "column"])
     # One group per (column, check) so a column with 10,000 bad values is one line.
     for (column, check), grp in cases.groupby(["column", "check"], sort=False, dropna=False):
+        if column in unconvertible and not str(check).startswith("coerce_dtype("):
+            continue
         vals = [v for v in grp["failure_case"].tolist()][:3]
         rows = [r for r in grp["index"].tolist() if r is not None and not pd.isna(r)][:3]
         failures.append({"column": column, "check": check, "values": vals, "rows": rows, "count": len(grp)})
@@ -52,14 +72,14 @@ def _describe(schema: pa.DataFrameSchema, cases: pd.DataFrame, where: str) -> Ta
             parts.append(f"missing column {vals[0]!r}")
             continue
         if str(check).startswith("dtype("):
-            parts.append(f"column {column!r} has the wrong dtype (expected {str(check)[6:-1]})")
+            parts.append(f"column {column!r} has the wrong dtype (expected {str(check)[6:-1].strip(chr(39))})")
             continue
         shown = ", ".join(repr(v) for v in vals)
         more = f" and {len(grp) - len(vals)} more" if len(grp) > len(vals) else ""
         rowtxt = f" (rows {', '.join(str(r) for r in rows)})" if rows else ""
         label = "has nulls" if check == "not_nullable" else f"failed {check}"
         if str(check).startswith("coerce_dtype("):
-            label = f"cannot be converted to {str(check)[13:-1]}"
+            label = f"cannot be converted to {str(check)[13:-1].strip(chr(39))}"
         if "uniqueness" in str(check) or check == "field_uniqueness":
             label = "has duplicate values"
         parts.append(f"column {column!r} {label}: {shown}{more}{rowtxt}")
@@ -76,7 +96,7 @@ def validate(df: pd.DataFrame, schema: pa.DataFrameSchema, where: str = "") -> p
     try:
         out = schema.validate(df, lazy=True)
     except SchemaErrors as exc:
-        raise _describe(schema, exc.failure_cases, where) from None
+        raise _describe(schema, exc.failure_cases, where, df.reset_index(drop=True)) from None
     except SchemaError as exc:  # non-lazy paths (e.g. coercion failures in some pandera versions)
         raise TableValidationError(f"table {_table_name(schema)}{where}: {exc}", table=_table_name(schema)) from None
     # Schema columns first, in schema order; extra columns after, untouched.
