@@ -72,7 +72,10 @@ def _describe(schema: pa.DataFrameSchema, cases: pd.DataFrame, where: str, df: p
             parts.append(f"missing column {vals[0]!r}")
             continue
         if str(check).startswith("dtype("):
-            parts.append(f"column {column!r} has the wrong dtype (expected {str(check)[6:-1].strip(chr(39))})")
+            want = str(check)[6:-1].strip(chr(39))
+            want = "str" if "string" in want else want
+            parts.append(f"column {column!r} has the wrong dtype (expected {want}; values like "
+                         f"{_py(df[column].dropna().iloc[0]) if column in df and df[column].notna().any() else None!r})")
             continue
         shown = ", ".join(repr(v) for v in vals)
         more = f" and {len(grp) - len(vals)} more" if len(grp) > len(vals) else ""
@@ -93,6 +96,7 @@ def validate(df: pd.DataFrame, schema: pa.DataFrameSchema, where: str = "") -> p
     """Validate (and coerce numeric columns); raise TableValidationError with a readable message."""
     if not isinstance(df, pd.DataFrame):
         raise TableValidationError(f"table {_table_name(schema)}{where}: expected a DataFrame, got {type(df).__name__}")
+    df = _normalize_strings(df, schema)
     try:
         out = schema.validate(df, lazy=True)
     except SchemaErrors as exc:
@@ -102,6 +106,21 @@ def validate(df: pd.DataFrame, schema: pa.DataFrameSchema, where: str = "") -> p
     # Schema columns first, in schema order; extra columns after, untouched.
     cols = [c for c in schema.columns if c in out.columns] + [c for c in out.columns if c not in schema.columns]
     return out[cols].reset_index(drop=True)
+
+
+def _normalize_strings(df: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
+    """Object columns that hold only strings and nulls (or nothing) → pandas ``str``.
+
+    Why: frames built from row dicts, empty frames and all-null Parquet columns come
+    back as ``object``; their content is valid, only the container differs. Columns
+    holding non-strings are left alone so validation names them.
+    """
+    fix = []
+    for name, col in schema.columns.items():
+        if name in df.columns and df[name].dtype == object and "str" in str(col.dtype).lower():
+            if all(isinstance(v, str) for v in df[name].dropna()):
+                fix.append(name)
+    return df.astype({c: "str" for c in fix}) if fix else df
 
 
 def empty_table(schema: pa.DataFrameSchema) -> pd.DataFrame:

@@ -118,3 +118,17 @@ def test_read_validates_and_missing(tmp_path):
         read_table(str(tmp_path / "junk.parquet"), WINDOWS)
     with pytest.raises(TableValidationError, match="expected a DataFrame"):
         write_table([1, 2], WINDOWS, url)
+
+
+def test_object_string_columns_are_normalised_but_numbers_are_not_names(tmp_path):
+    # Frames built from row dicts / with all-null columns arrive as object dtype: still valid.
+    empty = pd.DataFrame(columns=list(CATALOG.columns))
+    out = validate(empty, CATALOG)
+    assert len(out) == 0 and str(out["path"].dtype) == "str" and str(out["size_bytes"].dtype) == "int64"
+    d = valid("catalog").assign(reason=pd.Series([None, None, None], dtype=object))
+    url = str(tmp_path / "c.parquet")
+    write_table(d, CATALOG, url)
+    back = read_table(url, CATALOG)
+    assert back["reason"].isna().all() and str(back["reason"].dtype) == "str"
+    with pytest.raises(TableValidationError, match=r"column 'subject' has the wrong dtype \(expected str; values like 1\)"):
+        validate(valid("catalog").assign(subject=pd.Series([1, 2, 3], dtype=object)), CATALOG)
