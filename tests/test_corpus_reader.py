@@ -40,8 +40,17 @@ def test_random_access_matches_shards(corpus_url):
     assert len(tc._cache) <= 2
     with pytest.raises(IndexError):
         tc[45]
-    with pytest.raises(ValueError):
-        tc[0]["codes"][0] = 1  # views of the cache are read-only
+    s = tc[0]
+    s["codes"][0] += 1  # samples are copies: mutating one never corrupts the cache
+    assert tc[0]["codes"][0] == truth[0][0][0]
+    # random (isolated) accesses read slices without loading shards; sequential ones load the shard
+    cold = TokenCorpus.open(corpus_url, cache_shards=2)
+    for i in (3, 14, 25, 36):
+        np.testing.assert_array_equal(cold[i]["codes"], truth[i][0])
+    assert len(cold._cache) == 0
+    for i in range(20, 30):
+        np.testing.assert_array_equal(cold[i]["time"], truth[i][2])
+    assert list(cold._cache) == [2]
 
 
 def test_open_by_version_dir(corpus_url):

@@ -1,0 +1,369 @@
+"""Materialising a token corpus: plan shards, run the frozen tokenizer, commit shards.
+
+Three steps, all pure library code (the Prefect flow in ``flows/tokenize.py``
+only schedules them):
+
+1. :func:`prepare_job` resolves and checks every input BEFORE any work (store,
+   windows, checkpoint integrity, vocabulary compatibility, selection) and
+   plans the shards. The plan is a pure function of the store's windows table,
+   the selection, the tokenizer geometry and the shard size, sorted by
+   (recording_id, start), so a rerun re-derives the same shards and resumes.
+2. :func:`tokenize_shard` (one writer per shard) reads the shard's windows,
+   builds time-major samples, encodes them with the frozen tokenizer and
+   commits the shard. Idempotent: a committed shard is skipped.
+3. :func:`finalize_job` writes the manifest and marks the version complete.
+
+Window → sample: a store window is a NeuroLM sample (floor(1024/n_ch) s). A
+tokenizer whose context is smaller (the ``tiny`` preset: 256 tokens) or whose
+time embedding is shorter than the window (< 16 channels with 64 time rows)
+cannot take it whole, so the window is cut into consecutive sub-samples of
+``seconds_per_sample(n_ch, max_tokens, time_rows)`` seconds (remainder dropped,
+as NeuroLM drops the remainder of a recording). With the base tokenizer and
+≥ 16 channels a window is exactly one sample.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from queue import Queue
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from neurolm.errors import ConfigError, StoreError
+from neurolm.vocab import VOCAB_VERSION
+from storage import fs
+from storage.token_corpus import CorpusLineage, ShardArrays, TokenCorpusStore
+
+PATCH = 200
+SPLITS = ("train", "val", "test", "heldout")
+
+# One tokenizer per (checkpoint, device) per process: Dask workers take many shards.
+_TOKENIZERS: dict[tuple[str, str], Any] = {}
+_TOK_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    """One corpus sample: ``n_sec`` seconds of a recording from ``start`` (samples at 200 Hz)."""
+
+    recording_id: str
+    start: int
+    n_sec: int
+    split: str
+    dataset: str
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """The work of one shard: which samples, in which order, into which version."""
+
+    version_id: str
+    shard: int
+    samples: tuple[SampleRef, ...]
+
+
+@dataclass(frozen=True)
+class TokenizeJob:
+    """Everything a run needs, resolved and checked. Small and picklable (sent to workers)."""
+
+    store_url: str
+    store_version: str
+    checkpoint: str          # one concrete checkpoint (dir or weights file), not a run dir
+    corpus_url: str
+    lineage: CorpusLineage
+    plans: tuple[ShardPlan, ...]
+    codebook_size: int
+    precision: str
+
+    @property
+    def version_id(self) -> str:
+        return self.lineage.version_id()
+
+    @property
+    def n_samples(self) -> int:
+        return sum(len(p.samples) for p in self.plans)
+
+
+def resolve_precision(device: str, precision: str = "auto") -> str:
+    """fp32 on CPU (bit-stable, what tests compare against), bf16 autocast on CUDA."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"precision must be auto, fp32 or bf16, not {precision!r}")
+    if precision == "auto":
+        return "bf16" if str(device).startswith("cuda") else "fp32"
+    return precision
+
+
+def check_device(device: str) -> str:
+    import torch
+
+    if device == "cpu":
+        return device
+    if not str(device).startswith("cuda"):
+        raise ConfigError(f"device must be cpu or cuda[:N], not {device!r}")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available on this machine")
+    return device
+
+
+def resolve_checkpoint(path: str) -> tuple[str, str]:
+    """(concrete checkpoint, weights sha256). A run directory resolves to its newest good checkpoint,
+    so every worker loads exactly the weights the lineage names even if training goes on."""
+    from storage.checkpoints import checkpoint_sha256, list_checkpoints
+
+    path = fs.normalize_url(path)
+    if not fs.exists(path):
+        raise StoreError(f"no tokenizer checkpoint at {path}")
+    if not fs.isdir(path) or fs.exists(fs.join(path, "manifest.json")):
+        return path, checkpoint_sha256(path)  # StoreError when corrupt
+    for _, ckpt in reversed(list_checkpoints(path)):
+        try:
+            return ckpt, checkpoint_sha256(ckpt)
+        except StoreError:
+            continue
+    raise StoreError(f"no good tokenizer checkpoint in {path}")
+
+
+def _checkpoint_lineage(ckpt: str) -> dict[str, Any]:
+    url = fs.join(ckpt, "lineage.json")
+    if fs.isdir(ckpt) and fs.exists(url):
+        return fs.read_json(url)
+    return {}
+
+
+def get_tokenizer(ckpt: str, device: str = "cpu"):
+    """The frozen tokenizer for ``ckpt`` on ``device``, loaded once per process."""
+    from neurolm.tokenizer import load_tokenizer
+
+    key = (ckpt, str(device))
+    with _TOK_LOCK:
+        tok = _TOKENIZERS.get(key)
+        if tok is None:
+            tok = load_tokenizer(ckpt, device=device)
+            for p in tok.parameters():
+                p.requires_grad_(False)
+            _TOKENIZERS[key] = tok
+        return tok
+
+
+def seconds_per_sample(n_ch: int, max_tokens: int, time_rows: int) -> int:
+    return max(1, min(max_tokens // max(1, n_ch), time_rows))
+
+
+def plan_samples(windows, recordings, max_tokens: int, time_rows: int) -> list[SampleRef]:
+    """Windows (sorted by recording, start) expanded into samples the tokenizer can take."""
+    rec = recordings.set_index("recording_id")
+    w = windows.sort_values(["recording_id", "start"], kind="stable")
+    out: list[SampleRef] = []
+    for rid, start, length, split in zip(w["recording_id"], w["start"], w["length"], w["split"]):
+        n_ch = int(rec.at[rid, "n_channels"])
+        dataset = str(rec.at[rid, "dataset"])
+        win_sec = int(length) // PATCH
+        n_sec = seconds_per_sample(n_ch, max_tokens, time_rows)
+        if win_sec < n_sec:
+            n_sec = win_sec
+        for j in range(win_sec // n_sec if n_sec else 0):
+            out.append(SampleRef(str(rid), int(start) + j * n_sec * PATCH, n_sec, str(split), dataset))
+    return out
+
+
+def prepare_job(store_url: str, checkpoint: str, corpus_url: str, *, datasets: Sequence[str] | None = None,
+                splits: Sequence[str] | None = None, shard_size: int = 1024, store_version: str | None = None,
+                device: str = "cpu", precision: str = "auto") -> TokenizeJob:
+    """Check every input and plan the shards; raises ConfigError/StoreError before any work."""
+    from storage.signal_store import SignalStore
+
+    if not 1 <= int(shard_size) <= 65536:
+        raise ConfigError(f"--shard-size must be between 1 and 65536 samples, not {shard_size}")
+    splits = tuple(sorted(set(splits))) if splits else None
+    bad = [s for s in splits or () if s not in SPLITS]
+    if bad:
+        raise ConfigError(f"unknown split(s) {bad}; choose from {list(SPLITS)}")
+    datasets = tuple(sorted(set(datasets))) if datasets else None
+    device = check_device(device)
+    precision = resolve_precision(device, precision)
+    store = SignalStore.open(store_url, version=store_version)  # StoreError when missing
+    ckpt, sha = resolve_checkpoint(checkpoint)
+    tok = get_tokenizer(ckpt, "cpu")  # full load: catches undecodable weights, gives the config
+    cfg = tok.config
+    tok_vocab = _checkpoint_lineage(ckpt).get("vocab_version") or VOCAB_VERSION
+    if tok_vocab != store.vocab_version:
+        raise ConfigError(f"vocabulary mismatch: store {store.url} uses {store.vocab_version!r} but tokenizer "
+                          f"{ckpt} was trained with {tok_vocab!r}; channel indices would mean other electrodes")
+    windows = store.read_table("windows")
+    if windows.empty:
+        raise StoreError(f"store version {store.version_id} at {store.url} has no windows; run neurolm ingest first")
+    recordings = store.read_table("recordings")
+    known = set(recordings["recording_id"])
+    windows = windows[windows["recording_id"].isin(known)]
+    rec_ds = recordings.set_index("recording_id")["dataset"]
+    if datasets:
+        have = sorted(set(recordings["dataset"]))
+        missing = [d for d in datasets if d not in have]
+        if missing:
+            raise ConfigError(f"dataset(s) {missing} not in store version {store.version_id}; it has {have}")
+        windows = windows[windows["recording_id"].map(rec_ds).isin(datasets)]
+    if splits:
+        windows = windows[windows["split"].isin(splits)]
+    samples = plan_samples(windows, recordings, cfg.max_tokens, cfg.time_rows)
+    if not samples:
+        raise StoreError(f"no windows of store version {store.version_id} match datasets={datasets} splits={splits}")
+    content = store.content_hash(tables=["recordings", "windows"])
+    lineage = CorpusLineage(
+        store_version=store.version_id, store_content=content, vocab_version=store.vocab_version,
+        tokenizer_sha256=sha, tokenizer_config_hash=cfg.config_hash(), datasets=datasets, splits=splits,
+        shard_size=int(shard_size), precision=precision,
+        info={"store_url": store.url, "checkpoint": ckpt, "codebook_size": cfg.codebook_size,
+              "tokenizer_config": cfg.model_dump(), "max_tokens": cfg.max_tokens, "time_rows": cfg.time_rows,
+              "llm_eeg_offset": 50304})
+    vid = lineage.version_id()
+    plans = tuple(ShardPlan(vid, k, tuple(samples[i:i + shard_size]))
+                  for k, i in enumerate(range(0, len(samples), shard_size)))
+    return TokenizeJob(store.url, store.version_id, ckpt, fs.normalize_url(corpus_url), lineage, plans,
+                       cfg.codebook_size, precision)
+
+
+def begin_job(job: TokenizeJob) -> list[int]:
+    """Create the corpus root and version, record lineage; return the shards still to do."""
+    root = TokenCorpusStore.open(job.corpus_url, create=True)
+    v = root.version(job.version_id)
+    v.ensure_lineage(job.lineage)
+    if v.is_complete():
+        return []
+    v.mark_writing(len(job.plans), job.n_samples)
+    todo = [p.shard for p in job.plans if not v.is_committed(p.shard)]
+    v.discard_uncommitted(todo)
+    return todo
+
+
+def _prefetch(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+    """Run ``items`` in a background thread, ``depth`` ahead: store reads overlap tokenizer compute."""
+    q: Queue = Queue(maxsize=max(1, depth))
+    done = object()
+
+    def work() -> None:
+        try:
+            for it in items:
+                q.put(it)
+        except BaseException as exc:  # hand the error to the consumer
+            q.put(exc)
+        q.put(done)
+
+    t = threading.Thread(target=work, name="corpus-prefetch", daemon=True)
+    t.start()
+    while True:
+        it = q.get()
+        if it is done:
+            return
+        if isinstance(it, BaseException):
+            raise it
+        yield it
+
+
+def _batches(store, samples: Sequence[SampleRef], batch_size: int, max_tokens: int, pin: bool):
+    import torch
+
+    from neurolm.tokenizer import build_sample
+
+    ch_cache: dict[str, list[int]] = {}
+    for b in range(0, len(samples), batch_size):
+        chunk = samples[b:b + batch_size]
+        built = []
+        for s in chunk:
+            if s.recording_id not in ch_cache:
+                ch_cache[s.recording_id] = [int(c) for c in store.recording_meta(s.recording_id)["ch_indices"]]
+            sig = store.read_signal(s.recording_id, s.start, s.start + s.n_sec * PATCH)
+            built.append(build_sample(sig, ch_cache[s.recording_id], max_tokens=max_tokens))
+        batch = {k: torch.stack([d[k] for d in built]) for k in ("x", "ch", "time", "mask")}
+        if pin:
+            batch = {k: v.pin_memory() for k, v in batch.items()}
+        yield batch
+
+
+def encode_samples(tok, store, samples: Sequence[SampleRef], device: str = "cpu", batch_size: int = 16,
+                   precision: str = "fp32") -> ShardArrays:
+    """Codes, channels and times of ``samples`` as flat time-major arrays with per-sample offsets."""
+    import torch
+
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    codes, chs, times, lengths = [], [], [], []
+    with torch.inference_mode():
+        for batch in _prefetch(_batches(store, samples, batch_size, tok.config.max_tokens, pin=cuda)):
+            args = [batch[k].to(dev, non_blocking=cuda) for k in ("x", "ch", "time", "mask")]
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                out = tok.encode_codes(*args)
+            out = out.cpu().numpy()
+            mask = batch["mask"].numpy()
+            ch, tm = batch["ch"].numpy(), batch["time"].numpy()
+            for r in range(out.shape[0]):
+                valid = mask[r]
+                c = out[r][valid]
+                if c.size and c.min() < 0:
+                    raise StoreError("tokenizer returned a padding code (-1) at a valid position")
+                codes.append(c)
+                chs.append(ch[r][valid])
+                times.append(tm[r][valid])
+                lengths.append(int(valid.sum()))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64))  # noqa: E731
+    return ShardArrays(cat(codes), cat(chs), cat(times), offsets)
+
+
+def tokenize_shard(plan: ShardPlan, store_url: str, ckpt: str, corpus_url: str, device: str = "cpu",
+                   batch_size: int = 16, store_version: str | None = None, precision: str = "auto",
+                   codebook_size: int | None = None) -> dict[str, Any]:
+    """Tokenize and commit one shard (its only writer). Returns a small summary for the manifest."""
+    import time as _time
+
+    import pandas as pd
+
+    from storage.signal_store import SignalStore
+
+    t0 = _time.perf_counter()
+    v = TokenCorpusStore.open(corpus_url).version(plan.version_id)
+    if v.is_committed(plan.shard):
+        m = v.marker(plan.shard)
+        return {"shard": plan.shard, "skipped": True, "n_samples": m["n_samples"], "n_tokens": m["n_tokens"],
+                "seconds": 0.0}
+    v.discard_uncommitted([plan.shard])
+    store = SignalStore.open(store_url, version=store_version)
+    tok = get_tokenizer(ckpt, device)
+    arrays = encode_samples(tok, store, plan.samples, device=device, batch_size=batch_size,
+                            precision=resolve_precision(device, precision))
+    rows = pd.DataFrame({
+        "recording_id": [s.recording_id for s in plan.samples],
+        "window_start": [s.start for s in plan.samples],
+        "n_tokens": np.diff(arrays.offsets),
+        "split": [s.split for s in plan.samples],
+        "dataset": [s.dataset for s in plan.samples],
+    })
+    marker = v.write_shard(plan.shard, arrays, rows, codebook_size=codebook_size or tok.config.codebook_size)
+    return {"shard": plan.shard, "skipped": False, "n_samples": marker["n_samples"],
+            "n_tokens": marker["n_tokens"], "seconds": round(_time.perf_counter() - t0, 3)}
+
+
+def run_shard(job: TokenizeJob, shard: int, device: str = "cpu", batch_size: int = 16) -> dict[str, Any]:
+    """:func:`tokenize_shard` for shard ``shard`` of ``job`` (what a flow task or worker calls)."""
+    return tokenize_shard(job.plans[shard], job.store_url, job.checkpoint, job.corpus_url, device=device,
+                          batch_size=batch_size, store_version=job.store_version, precision=job.precision,
+                          codebook_size=job.codebook_size)
+
+
+def finalize_job(job: TokenizeJob) -> dict[str, Any]:
+    """Manifest + ``complete`` + make the version current. Idempotent."""
+    root = TokenCorpusStore.open(job.corpus_url)
+    v = root.version(job.version_id)
+    status = v.status() if v.is_complete() else v.finalize(
+        [p.shard for p in job.plans], extra={"codebook_size": job.codebook_size, "precision": job.precision})
+    root.set_current(job.version_id)
+    return status
+
+
+def tokenize_local(job: TokenizeJob, device: str = "cpu", batch_size: int = 16) -> dict[str, Any]:
+    """Run a whole job in this process (library use, benchmarks); the flow adds locking and Dask."""
+    todo = begin_job(job)
+    results = [run_shard(job, k, device, batch_size) for k in todo]
+    status = finalize_job(job)
+    return {"status": status, "shards": results, "done_now": len([r for r in results if not r["skipped"]])}
