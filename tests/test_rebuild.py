@@ -1,0 +1,219 @@
+"""Versioned rebuilds: new version beside the old, readers unaffected, atomic switch, resume, list/remove."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+import pytest
+
+from neurolm.errors import ConfigError, StoreError
+from neurolm.ingest import IngestState, discover, make_batches, process_batch
+from neurolm.ingest.rebuild import (
+    GONE_REASON,
+    make_rebuild_params,
+    rebuild_store,
+    remove_store_version,
+    run_batches_locally,
+    target_versions,
+    version_summaries,
+)
+from neurolm.standardize import StandardizeConfig
+from neurolm.synth.writers import write_recording
+from storage import versions as V
+from storage.signal_store import SignalStore
+
+SF = 250.0
+NAMES = ("EEG FP1-REF", "EEG FP2-REF", "EEG CZ-REF")
+
+
+def _write_source(root, n=4, seconds=80.0):
+    """n small EDFs under <subject>/<session>/ with strong 50 Hz hum (so the notch matters)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * SF)) / SF
+    for i in range(n):
+        x = rng.normal(scale=20.0, size=(3, t.size)) + 40.0 * np.sin(2 * np.pi * 50.0 * t)
+        path = root / f"S{i // 2}" / f"ses{i % 2}" / "rec.edf"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_recording(path, "edf", x, SF, NAMES)
+
+
+def _ingest(src, url, cfg):
+    """The library ingestion path (what flows/ingest.py runs), without Prefect."""
+    store = SignalStore.open(url, create=True, config=cfg)
+    state = IngestState.load(store, "run-0")
+    diff = state.plan(discover(str(src), "toy"), "toy")
+    for batch in make_batches(diff.to_ingest, 8):
+        state.add(process_batch(batch, store.url, store.version_id, run_id="run-0"))
+    state.finalize()
+    return store
+
+
+@pytest.fixture
+def store(tmp_path):
+    src = tmp_path / "src"
+    _write_source(src)
+    url = str(tmp_path / "store")
+    _ingest(src, url, StandardizeConfig(notch_hz=60.0))
+    return url, src
+
+
+def test_rebuild_new_notch_switches_at_the_end(store):
+    url, _ = store
+    old = SignalStore.open(url)
+    rid = sorted(old.committed_ids())[0]
+    before = old.read_signal(rid)
+    old_tables = {n: old.read_table(n) for n in ("recordings", "windows")}
+    seen = []
+
+    def observe(batches, store_url, vid, run_id):
+        """Between batches the old version is current, complete and unchanged for readers."""
+        out = []
+        for b in batches:
+            assert V.read_store_meta(store_url)["current"] == old.version_id
+            fresh = SignalStore.open(store_url)
+            assert fresh.version_id == old.version_id
+            np.testing.assert_array_equal(fresh.read_signal(rid), before)
+            np.testing.assert_array_equal(old.read_signal(rid), before)
+            seen.append(len(SignalStore.open(store_url, version=vid).committed_ids()))
+            out.extend(run_batches_locally([b], store_url, vid, run_id))
+        return out
+
+    params = make_rebuild_params(store=url, notch_hz=50.0, batch_size=2)
+    assert target_versions(params)[0] == old.version_id
+    result = rebuild_store(params, map_batches=observe, run_id="rb-1")
+    assert result.status == "switched" and result.n_ingested == 4 and result.n_resumed == 0
+    assert seen == [0, 2]  # the new version filled up while the old one stayed current
+    new = SignalStore.open(url)
+    assert new.version_id == result.new_version != old.version_id
+    assert new.config.notch_hz == 50.0 and new.version_meta["status"] == "complete"
+    # the old reader still reads the old data; the new data lost the 50 Hz hum
+    np.testing.assert_array_equal(old.read_signal(rid), before)
+    after = new.read_signal(rid)
+    assert after.shape == before.shape
+
+    def hum(x):
+        spec = np.abs(np.fft.rfft(x, axis=1)).mean(axis=0)
+        f = np.fft.rfftfreq(x.shape[1], 1 / 200.0)
+        return spec[np.argmin(abs(f - 50))]
+
+    assert hum(after) < hum(before) / 20
+    # tables carried over: same recordings, same splits, same windows
+    for name, df in old_tables.items():
+        got = new.read_table(name)
+        assert len(got) == len(df) > 0
+    assert dict(zip(*new.read_table("recordings")[["recording_id", "split"]].T.values)) == \
+        dict(zip(*old_tables["recordings"][["recording_id", "split"]].T.values))
+    assert set(new.read_table("catalog")["status"]) == {"ingested"}
+
+    # unchanged config: nothing to do
+    again = rebuild_store(make_rebuild_params(store=url, notch_hz=50.0))
+    assert again.status == "up_to_date" and "already at this config" in again.message
+
+    # list and remove
+    versions = {v["version_id"]: v for v in version_summaries(url)}
+    assert versions[new.version_id]["current"] and not versions[old.version_id]["current"]
+    assert versions[new.version_id]["recordings"] == 4 and versions[new.version_id]["notch_hz"] == 50.0
+    with pytest.raises(StoreError, match="current version"):
+        remove_store_version(url, new.version_id)
+    with pytest.raises(StoreError, match="no version"):
+        remove_store_version(url, "v-000000000000")
+    remove_store_version(url, old.version_id)
+    assert [v["version_id"] for v in version_summaries(url)] == [new.version_id]
+
+
+def test_crashed_rebuild_resumes_and_removed_sources(store):
+    url, src = store
+    old_vid = SignalStore.open(url).version_id
+    params = make_rebuild_params(store=url, l_freq=0.5, batch_size=2)
+
+    def crash_after_first(batches, store_url, vid, run_id):
+        run_batches_locally(batches[:1], store_url, vid, run_id)
+        raise RuntimeError("worker node lost")
+
+    with pytest.raises(RuntimeError, match="node lost"):
+        rebuild_store(params, map_batches=crash_after_first, run_id="rb-crash")
+    assert V.read_store_meta(url)["current"] == old_vid  # nothing switched
+    _, new_vid = target_versions(params)
+    assert V.read_version_meta(url, new_vid)["status"] == "building"
+    assert len(SignalStore.open(url, version=new_vid).committed_ids()) == 2
+
+    os.remove(src / "S1" / "ses1" / "rec.edf")  # vanished since the last ingest
+    calls = []
+
+    def count(batches, store_url, vid, run_id):
+        calls.append(sum(len(b) for b in batches))
+        return run_batches_locally(batches, store_url, vid, run_id)
+
+    result = rebuild_store(params, map_batches=count, run_id="rb-resume")
+    assert calls == [1]  # two resumed from markers, one gone, one redone
+    assert (result.n_resumed, result.n_ingested, result.n_removed) == (2, 1, 1)
+    new = SignalStore.open(url)
+    assert new.version_id == new_vid and new.config.l_freq == 0.5
+    cat = new.read_table("catalog")
+    assert (cat["status"] == "removed").sum() == 1
+    assert cat.loc[cat["status"] == "removed", "reason"].iloc[0] == GONE_REASON
+    assert len(new.read_table("recordings")) == 3
+
+
+def test_lost_batch_refuses_to_switch(store):
+    url, _ = store
+    old_vid = SignalStore.open(url).version_id
+    params = make_rebuild_params(store=url, h_freq=40.0, batch_size=2)
+
+    def lose_one(batches, store_url, vid, run_id):
+        return run_batches_locally(batches[1:], store_url, vid, run_id)
+
+    with pytest.raises(StoreError, match="incomplete.*resume"):
+        rebuild_store(params, map_batches=lose_one)
+    assert V.read_store_meta(url)["current"] == old_vid
+
+
+def test_bad_arguments_fail_before_work(store, tmp_path):
+    url, _ = store
+    with pytest.raises(ConfigError, match="notch_hz"):
+        make_rebuild_params(store=url, notch_hz=500.0)
+    with pytest.raises(ConfigError, match="workers"):
+        make_rebuild_params(store=url, workers=0)
+    with pytest.raises(ConfigError, match="either"):
+        target_versions(make_rebuild_params(store=url, notch_hz=50.0, no_notch=True))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("standardize:\n  wobble: 3\n")
+    with pytest.raises(ConfigError, match="wobble"):
+        target_versions(make_rebuild_params(store=url, config_file=str(cfg)))
+    cfg.write_text("l_freq: -1\n")
+    with pytest.raises(ConfigError, match="invalid standardization"):
+        target_versions(make_rebuild_params(store=url, config_file=str(cfg)))
+    with pytest.raises(ConfigError, match="no signal store"):
+        target_versions(make_rebuild_params(store=str(tmp_path / "nowhere")))
+    cfg.write_text("notch_hz: 50\nh_freq: 45\n")
+    old, new = target_versions(make_rebuild_params(store=url, config_file=str(cfg)))
+    assert old != new and len(V.list_version_ids(url)) == 1  # planning writes nothing
+
+
+def _cli(argv):
+    from neurolm.cli import rebuild as cli
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.mark.slow
+def test_cli_runs_the_prefect_flow_on_dask(store, capsys):
+    url, _ = store
+    old_vid = SignalStore.open(url).version_id
+    assert _cli(["rebuild", "--store", url, "--notch", "none", "--workers", "1", "--batch-size", "2"]) == 0
+    assert "rebuilt 4 recording(s)" in capsys.readouterr().out
+    new = SignalStore.open(url)
+    assert new.version_id != old_vid and new.config.notch_hz is None
+    assert _cli(["rebuild", "--store", url, "--notch", "none"]) == 0
+    assert "already at this config" in capsys.readouterr().out
+    assert _cli(["rebuild", "--store", url, "--list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["version_id"]: r["current"] for r in rows} == {old_vid: False, new.version_id: True}
+    assert _cli(["rebuild", "--store", url, "--remove", old_vid]) == 0
+    assert len(version_summaries(url)) == 1
