@@ -27,6 +27,7 @@ from scipy.signal import resample_poly
 from neurolm.errors import BadInputError
 from neurolm.readers.edf_header import ANNOTATION_LABELS, EdfLayout
 
+_INT24 = np.dtype([("lo", "<u2"), ("hi", "i1")])
 _ONSET = re.compile(rb"^([+-]\d+(?:\.\d*)?)\x14")
 
 
@@ -42,13 +43,15 @@ def _decode(layout: EdfLayout, mm: np.memmap, i: int) -> np.ndarray:
     n, off = layout.ns[i], layout.byte_offset(i)
     block = mm[:, off : off + n * layout.width]
     out = np.empty((layout.n_records, n), dtype=np.float32)
+    cal = layout.cal[i]
     if layout.bdf:
-        b = np.asarray(block).reshape(layout.n_records, n, 3)
-        dig = b[..., 0].astype(np.int32) | (b[..., 1].astype(np.int32) << 8)
-        dig |= b[..., 2].astype(np.int8).astype(np.int32) << 16  # sign from the top byte
+        # A 3-byte struct (uint16 low part, int8 signed high byte) views the
+        # int24 samples without copying; value = hi * 65536 + lo.
+        s = np.asarray(block).view(_INT24)
+        np.multiply(s["lo"], np.float32(cal), out=out, casting="unsafe")
+        out += s["hi"] * np.float32(cal * 65536.0)
     else:
-        dig = np.asarray(block).view("<i2")
-    np.multiply(dig, np.float32(layout.cal[i]), out=out, casting="unsafe")
+        np.multiply(np.asarray(block).view("<i2"), np.float32(cal), out=out, casting="unsafe")
     out += np.float32(layout.offset[i])
     return out.reshape(-1)
 
