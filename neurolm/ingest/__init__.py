@@ -155,9 +155,9 @@ class IngestState:
             return False
         rec = self._with_splits()
         self.recordings = rec
-        self.store.write_table("catalog", self.catalog)
-        self.store.write_table("recordings", rec)
-        self.store.write_table("windows", build_windows(rec, self.crop_end_s, self.exclude_heldout))
+        self.store.write_table("catalog", _str_columns(self.catalog))
+        self.store.write_table("recordings", _str_columns(rec))
+        self.store.write_table("windows", _str_columns(build_windows(rec, self.crop_end_s, self.exclude_heldout)))
         self._dirty = False
         self._last_flush = time.monotonic()
         return True
@@ -172,6 +172,12 @@ class IngestState:
             self._dirty = True  # tables of an older run without windows
         self.flush(force=True)
         self.store.set_status("complete")
+
+
+def _str_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Object columns (all-None, or empty) as pandas ``str``, which the table schemas require; nulls stay null."""
+    obj = [c for c in df.columns if df[c].dtype == object]
+    return df.astype({c: "str" for c in obj}) if obj else df
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:

@@ -1,0 +1,133 @@
+"""The ingestion flow: a thin Prefect wrapper around :mod:`neurolm.ingest`.
+
+validate → lock the store → recover rows of a killed run → discover → diff
+with the catalog → one Prefect task per *batch* of files on a DaskTaskRunner →
+fold rows into the tables as batches finish (flushed every few seconds) →
+splits, windows, tables, version complete → markdown report artifact.
+
+Why each choice:
+- Coarse tasks (``--batch-size`` files each): a Prefect task costs ~0.1 s, and
+  thousands of tiny tasks are a known Prefect failure mode (prefect#5977,
+  #8579). Tasks return small row dicts only (prefect#12668).
+- No Prefect result caching (``NO_CACHE``): the store itself is the cache. Each
+  recording's commit marker holds its source hash and rows, so a rerun after a
+  crash skips committed recordings and rebuilds the tables from the markers,
+  whatever happened to Prefect's own state. That is robust to ``kill -9``,
+  which Prefect's cache (written after the task returns) is not.
+- Table writes happen only here, in the flow process, under the store lock:
+  one writer per table.
+- The ``neurolm-ingest-progress`` artifact is updated as batches finish, and
+  in-process listeners (the CLI's progress bar) get the same events.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect.runtime import flow_run
+
+from neurolm.ingest import IngestParams, IngestState, discover, make_batches, open_store, process_batch
+from neurolm.ingest.report import render_run_markdown, run_summary
+from neurolm.ingest.splits import register_heldout
+from storage.lock import StoreLock
+
+_listeners: list[Callable[[dict], None]] = []
+
+
+def _emit(event: dict) -> None:
+    for fn in list(_listeners):
+        try:
+            fn(event)
+        except Exception:  # a broken progress display must not fail the ingestion
+            pass
+
+
+@task(name="ingest-batch", cache_policy=NO_CACHE, retries=0)
+def ingest_batch(items: list, store_url: str, version_id: str, run_id: str,
+                 known_hashes: dict[str, str]) -> list[dict]:
+    """One batch of files → committed recordings + rows (runs on a Dask worker)."""
+    return process_batch(items, store_url, version_id, run_id=run_id, known_hashes=known_hashes)
+
+
+def _run_batches(state: IngestState, batches: list, known: dict[str, str], params: IngestParams) -> None:
+    logger = get_run_logger()
+    store = state.store
+    progress = create_progress_artifact(0.0, key="neurolm-ingest-progress",
+                                        description=f"{len(batches)} batches of {params.dataset_name}")
+    futures = [ingest_batch.submit(b, store.url, store.version_id, state.run_id,
+                                   {it.recording_id: known[it.recording_id] for it in b if it.recording_id in known})
+               for b in batches]
+    done = 0
+    try:
+        for fut in as_completed(futures):
+            rows = fut.result()
+            state.add(rows)
+            done += 1
+            state.flush(every_s=params.table_flush_s)
+            update_progress_artifact(progress, 100.0 * done / len(batches),
+                                     description=f"{done}/{len(batches)} batches")
+            n_q = sum(r["status"] == "quarantined" for r in rows)
+            logger.info("batch %d/%d: %d files, %d quarantined", done, len(batches), len(rows), n_q)
+            _emit({"event": "batch", "done": done, "total": len(batches), "files": len(rows),
+                   "quarantined": n_q, "statuses": [r["status"] for r in rows]})
+    finally:
+        state.flush(force=True)  # whatever finished is in the tables, even if a batch failed
+
+
+@flow(name="neurolm-ingest")
+def ingest_flow(params: IngestParams) -> dict:
+    """Ingest ``params.source`` into ``params.store`` incrementally; returns the run summary."""
+    t0 = time.perf_counter()
+    logger = get_run_logger()
+    params.check_paths()
+    run_id = str(flow_run.get_id() or uuid.uuid4())
+    dataset = params.dataset_name
+    with StoreLock(params.store, f"ingest {run_id}", timeout_s=params.lock_timeout_s):
+        if params.heldout_subjects:
+            register_heldout(params.store, params.heldout_subjects, "given to neurolm ingest", "neurolm ingest")
+        store = open_store(params.store)
+        state = IngestState.load(store, run_id, seed=params.seed, fractions=params.split_fractions,
+                                 crop_end_s=params.crop_end_s, exclude_heldout=params.heldout_policy == "exclude")
+        if state.recovered:
+            logger.info("restored %d recordings committed by an interrupted run", state.recovered)
+        files = discover(params.source, dataset, notch_hz=params.mains_hz, layout=params.layout,
+                         family=params.family)
+        diff = state.plan(files, dataset)
+        batches = make_batches(diff.to_ingest, params.batch_size)
+        _emit({"event": "plan", "files": len(files), "to_ingest": len(diff.to_ingest), "batches": len(batches),
+               "removed": len(diff.removed_rows), "recovered": state.recovered})
+        if batches:
+            _run_batches(state, batches, diff.known_hashes, params)
+        else:
+            logger.info("nothing new in %s: %d files already in the store, no work done", params.source, len(files))
+        state.finalize()
+        summary = run_summary(state, diff, len(files), dataset=dataset, source=params.source,
+                              wall_s=time.perf_counter() - t0)
+    create_markdown_artifact(render_run_markdown(summary), key="neurolm-ingest-report",
+                             description=f"ingestion of {dataset}")
+    _emit({"event": "done", "summary": summary})
+    return summary
+
+
+def run_ingest(params: IngestParams, on_event: Callable[[dict], None] | None = None) -> dict:
+    """Run :func:`ingest_flow` with the shared Prefect server and a Dask task runner.
+
+    ``on_event`` receives ``{"event": "plan"|"batch"|"done", ...}`` dicts in this
+    process as the run progresses (used by the CLI's progress bar).
+    """
+    from flows.runtime import dask_runner, prefect_server
+
+    if on_event is not None:
+        _listeners.append(on_event)
+    try:
+        with prefect_server(), dask_runner(params.workers, params.dask_address) as runner:
+            return ingest_flow.with_options(task_runner=runner)(params)
+    finally:
+        if on_event is not None:
+            _listeners.remove(on_event)
