@@ -191,7 +191,7 @@ def test_partial_nan_passes_but_nan_laden_is_rejected(tmp_path, signal):
 
 
 def test_detect_format_by_content_when_extension_lies(tmp_path, written):
-    for fmt in ("edf", "bdf", "gdf", "fif"):
+    for fmt in ("edf", "bdf", "gdf", "fif", "cnt"):
         liar = tmp_path / f"{fmt}_file.dat"
         liar.write_bytes(written[fmt].read_bytes())
         assert detect_format(liar) == fmt
@@ -212,7 +212,7 @@ def test_detect_format_by_content_when_extension_lies(tmp_path, written):
 
 
 def test_corrupt_containers_read_by_mne_become_bad_input(tmp_path, written):
-    for fmt in ("fif", "gdf", "eeglab"):
+    for fmt in ("fif", "gdf", "eeglab", "cnt"):
         blob = bytearray(written[fmt].read_bytes())
         cut = tmp_path / f"cut_{fmt}{EXTENSION[fmt]}"
         cut.write_bytes(bytes(blob[: len(blob) // 3]))

@@ -14,7 +14,7 @@ from neurolm.cli import main as cli_main
 from neurolm.errors import BadInputError, ConfigError
 from neurolm.readers import read_header, read_recording
 from neurolm.synth import (
-    LAYOUTS, MALFORMED_KINDS, WRITABLE_FORMATS, SynthManifest, default_ch_names, synth_corpus,
+    DEFAULT_FORMATS, LAYOUTS, MALFORMED_KINDS, SynthManifest, default_ch_names, synth_corpus,
     synth_signal, write_recording,
 )  # fmt: skip
 
@@ -47,7 +47,7 @@ def test_synth_signal_rejects_bad_arguments():
     with pytest.raises(ConfigError):
         synth_signal(3, 256, 10, ch_names=["A", "B"])
     with pytest.raises(ConfigError):
-        write_recording("/tmp/x.xyz", "cnt", np.zeros((1, 10)), 10, ["A"])
+        write_recording("/tmp/x.xyz", "nihonkohden", np.zeros((1, 10)), 10, ["A"])
 
 
 def test_one_hour_23_channel_edf_writes_in_seconds(tmp_path):
@@ -66,7 +66,7 @@ def flat(tmp_path_factory) -> SynthManifest:
 
 def test_flat_corpus_matches_its_manifest(flat):
     root = Path(flat.root)
-    assert len(flat.good) == 12 and {f.format for f in flat.good} == set(WRITABLE_FORMATS)
+    assert len(flat.good) == 12 and {f.format for f in flat.good} == set(DEFAULT_FORMATS)
     assert sorted(f.malformed for f in flat.malformed) == sorted(MALFORMED_KINDS)
     assert len({f.subject for f in flat.good}) == 6 and {f.session for f in flat.good} == {"01", "02"}
     for f in flat.good:
@@ -122,7 +122,7 @@ def test_bids_layout_is_readable_by_mne_bids(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(n_recordings=0), dict(formats=("edf", "cnt")), dict(formats=()), dict(minutes=-1.0),
+    [dict(n_recordings=0), dict(formats=("edf", "mef")), dict(formats=()), dict(minutes=-1.0),
      dict(n_malformed=-1), dict(layout="weird")],
 )  # fmt: skip
 def test_synth_corpus_rejects_bad_arguments(tmp_path, kwargs):

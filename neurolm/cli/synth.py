@@ -53,7 +53,7 @@ def register(subparsers) -> None:
     )  # fmt: skip
     p.add_argument("out_dir", metavar="OUT_DIR", type=Path)
     p.add_argument("--recordings", type=_positive_int, default=24, help="good recordings (default 24)")
-    p.add_argument("--formats", type=_formats, default=None, help="comma list, default all writable formats")
+    p.add_argument("--formats", type=_formats, default=None, help="comma list (edf,bdf,gdf,fif,brainvision,eeglab,cnt); default all but cnt")
     p.add_argument("--minutes", type=_positive_float, default=1.0, help="mean recording length (default 1)")
     p.add_argument("--malformed", type=_non_negative_int, default=5, help="malformed files (default 5)")
     p.add_argument("--seed", type=int, default=0)
@@ -103,11 +103,10 @@ def run(args: argparse.Namespace) -> int:
         result = fn(args.dataset, out, seed=args.seed)
         print(f"wrote synthetic {args.dataset} fixture to {out}" + (f": {result}" if result is not None and not hasattr(result, "__dict__") else ""))
         return 0
-    from neurolm.synth.corpus import synth_corpus
-    from neurolm.synth.writers import WRITABLE_FORMATS
+    from neurolm.synth.corpus import DEFAULT_FORMATS, synth_corpus
 
     manifest = synth_corpus(
-        out, n_recordings=args.recordings, formats=args.formats or WRITABLE_FORMATS, minutes=args.minutes,
+        out, n_recordings=args.recordings, formats=args.formats or DEFAULT_FORMATS, minutes=args.minutes,
         n_malformed=args.malformed, seed=args.seed, mains_hz=args.mains, layout=args.layout,
     )  # fmt: skip
     _summary(manifest)

@@ -9,7 +9,8 @@ Stable API (reused by `neurolm.datasets.synth` to write dataset layouts):
 - `synth_corpus(out_dir, n_recordings=24, formats=..., minutes=1.0, n_malformed=5, seed=0, mains_hz=60, layout="flat") -> SynthManifest`
 """
 
-from neurolm.synth.corpus import LAYOUTS, SynthFile, SynthManifest, synth_corpus
+from neurolm.synth.cnt_writer import write_cnt
+from neurolm.synth.corpus import DEFAULT_FORMATS, LAYOUTS, SynthFile, SynthManifest, synth_corpus
 from neurolm.synth.edf_writer import quantisation_step, write_edf
 from neurolm.synth.gdf_writer import write_gdf
 from neurolm.synth.malformed import MALFORMED_KINDS, SPECS, MalformedSpec, write_malformed
@@ -17,7 +18,7 @@ from neurolm.synth.signal import NON_EEG, STANDARD_EEG, default_ch_names, synth_
 from neurolm.synth.writers import EXTENSION, WRITABLE_FORMATS, write_recording
 
 __all__ = [
-    "EXTENSION", "LAYOUTS", "MALFORMED_KINDS", "NON_EEG", "SPECS", "STANDARD_EEG", "WRITABLE_FORMATS",
+    "DEFAULT_FORMATS", "EXTENSION", "LAYOUTS", "MALFORMED_KINDS", "NON_EEG", "SPECS", "STANDARD_EEG", "WRITABLE_FORMATS",
     "MalformedSpec", "SynthFile", "SynthManifest", "default_ch_names", "quantisation_step",
-    "synth_corpus", "synth_signal", "write_edf", "write_gdf", "write_malformed", "write_recording",
+    "synth_corpus", "synth_signal", "write_cnt", "write_edf", "write_gdf", "write_malformed", "write_recording",
 ]  # fmt: skip

@@ -5,7 +5,7 @@ through `mne_bids.BIDSPath`/`get_entities_from_fname`, so the fixture should
 be whatever mne-bids itself considers valid (sidecars, participants.tsv,
 dataset_description.json). Each recording is first written natively in a
 temporary folder and then copied in by `write_raw_bids` (no re-encoding for
-EDF/BDF/BrainVision/EEGLAB; FIF and GDF are stored as EDF because BIDS-EEG
+EDF/BDF/BrainVision/EEGLAB; FIF, GDF and CNT are stored as EDF because BIDS-EEG
 does not allow them).
 """
 

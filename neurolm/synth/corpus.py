@@ -13,7 +13,7 @@ Layouts (folder structure only; signals are the same):
 - "tuh": `<root>/<subject>/s001_2012/01_tcp_ar/<subject>_s001_t000.edf` (EDF only,
   TUH labels "EEG FP1-REF", 8-letter subject ids).
 - "bids": a BIDS tree written with mne-bids (sub-XX/ses-YY/eeg/..., participants.tsv);
-  FIF/GDF recordings are stored as EDF there (BIDS EEG allows EDF/BDF/BrainVision/EEGLAB).
+  FIF/GDF/CNT recordings are stored as EDF there (BIDS EEG allows EDF/BDF/BrainVision/EEGLAB).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from neurolm.synth.signal import NON_EEG, default_ch_names, synth_signal
 from neurolm.synth.writers import EXTENSION, WRITABLE_FORMATS, write_recording
 
 LAYOUTS = ("flat", "tuh", "bids")
+#: Formats of a default corpus (CNT is writable but opt-in, as in the brief).
+DEFAULT_FORMATS = ("edf", "bdf", "gdf", "fif", "brainvision", "eeglab")
 SFREQS = (250.0, 256.0, 500.0, 512.0)
 N_EEG = (19, 19, 21, 23, 23, 32, 60)  # montage sizes drawn per recording
 _TUH_NON_EEG = {"ECG": "EEG EKG1-REF", "EOG": "EOG-REF", "PHOTIC": "PHOTIC-REF", "EMG": "EMG-REF"}
@@ -116,7 +118,7 @@ def _check_args(n_recordings: int, formats: tuple[str, ...], minutes: float, n_m
 def synth_corpus(
     out_dir: str | os.PathLike,
     n_recordings: int = 24,
-    formats: tuple[str, ...] = WRITABLE_FORMATS,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
     minutes: float = 1.0,
     n_malformed: int = 5,
     seed: int = 0,

@@ -4,7 +4,7 @@ Stable API reused by the dataset-fixture code (neurolm.datasets.synth):
 keep the signature backwards compatible.
 
 Formats and what "equal to what was written" means for each:
-- edf/bdf/gdf: integer samples; error <= half a quantisation step of the
+- edf/bdf/gdf: integer samples (cnt: int32 at 0.001 µV); error <= half a quantisation step of the
   per-channel physical range (see `edf_writer.quantisation_step`).
 - fif/brainvision/eeglab: float32 samples; relative error ~1e-7.
 """
@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from neurolm.errors import ConfigError
+from neurolm.synth.cnt_writer import write_cnt
 from neurolm.synth.edf_writer import write_edf
 from neurolm.synth.gdf_writer import write_gdf
 
-WRITABLE_FORMATS = ("edf", "bdf", "gdf", "fif", "brainvision", "eeglab")
+WRITABLE_FORMATS = ("edf", "bdf", "gdf", "fif", "brainvision", "eeglab", "cnt")
 #: File extension written for each format (the file to hand to a reader).
-EXTENSION = {"edf": ".edf", "bdf": ".bdf", "gdf": ".gdf", "fif": "_raw.fif", "brainvision": ".vhdr", "eeglab": ".set"}
+EXTENSION = {"edf": ".edf", "bdf": ".bdf", "gdf": ".gdf", "fif": "_raw.fif", "brainvision": ".vhdr", "eeglab": ".set", "cnt": ".cnt"}
 
 
 def mne_ch_type(label: str) -> str:
@@ -97,6 +98,8 @@ def write_recording(
             fname_base=path.stem, folder_out=str(path.parent), overwrite=True, unit="µV",
             fmt="binary_float32", meas_date=meas_date.replace(tzinfo=UTC) if meas_date else None,
         )  # fmt: skip
+    elif fmt == "cnt":
+        write_cnt(path, data, sfreq, ch_names, meas_date=meas_date)
     else:  # eeglab
         from eeglabio.raw import export_set
 
