@@ -3,7 +3,8 @@
 Layout and contract: docs/ARCHITECTURE.md, section storage.signal_store.
 
 Encoding (chosen by measurement, bench/results_storage.md): each recording is one
-``int16 [n_ch, n_samples]`` array at 0.1 µV per step (= 0.001 model units), so
+``int16 [n_ch, n_samples]`` array at 0.1 µV per step (= 0.001 model units at
+NeuroLM's µV/100; in general 0.1 / unit_divisor, recorded as ``scale``), so
 the range is ±3276.7 µV; larger values are clipped to it and counted
 (``n_clipped`` in the commit marker). Non-finite values are stored as 0 and
 counted (``n_nonfinite``). Int16 at 0.1 µV is far below EEG amplifier noise
@@ -41,11 +42,12 @@ from storage import fs
 from storage import versions as V
 from storage.lock import StoreLock
 
-SCALE = 0.001  # model units per int16 step (0.1 µV)
+SCALE = 0.001  # model units per int16 step (0.1 µV at the default unit_divisor of 100)
+STEP_UV = 0.1  # µV per int16 step, whatever the model unit
 INT16_MAX = 32767
 SFREQ = 200.0
 TOKENS_PER_SAMPLE = 1024
-SHARD_CHUNKS = 32  # windows per shard: ~13 MB raw, ~5 MB stored
+SHARD_CHUNKS = 32  # windows per shard: ~13 MB raw, ~5 MB stored; 0 or 1 = no sharding (bench comparison)
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=+-]{0,199}$")
 
 
@@ -54,9 +56,9 @@ def sample_seconds(n_ch: int) -> int:
     return max(1, TOKENS_PER_SAMPLE // max(1, int(n_ch)))
 
 
-def quantize(data: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """Model-unit float → int16 steps of 0.1 µV; returns (q, n_clipped, n_nonfinite)."""
-    x = np.asarray(data, dtype=np.float32) / np.float32(SCALE)
+def quantize(data: np.ndarray, scale: float = SCALE) -> tuple[np.ndarray, int, int]:
+    """Model-unit float → int16 steps of ``scale`` model units; returns (q, n_clipped, n_nonfinite)."""
+    x = np.asarray(data, dtype=np.float32) / np.float32(scale)
     bad = ~np.isfinite(x)
     n_nonfinite = int(bad.sum())
     if n_nonfinite:
@@ -145,6 +147,11 @@ class SignalStore:
     def sfreq(self) -> float:
         return float(self.version_meta.get("standardize", {}).get("sfreq", SFREQ))
 
+    @property
+    def scale(self) -> float:
+        """Model units per int16 step: 0.1 µV / unit_divisor (0.001 for NeuroLM's µV/100)."""
+        return STEP_UV / float(self.version_meta.get("standardize", {}).get("unit_divisor", 100.0))
+
     def _zstore(self, write: bool):
         if write:
             if self._zw is None:
@@ -174,8 +181,11 @@ class SignalStore:
         if data.ndim != 2 or data.shape[0] != len(ch_names) or len(ch_indices) != len(ch_names) or not ch_names:
             raise ConfigError(f"recording {rid}: data shape {data.shape} does not match "
                               f"{len(ch_names)} ch_names / {len(ch_indices)} ch_indices")
+        rec_sfreq = getattr(rec, "sfreq", None)
+        if rec_sfreq is not None and abs(float(rec_sfreq) - self.sfreq) > 1e-6:
+            raise ConfigError(f"recording {rid} is at {rec_sfreq} Hz; store version {self.version_id} holds {self.sfreq} Hz")
         n_ch, n = data.shape
-        q, n_clipped, n_nonfinite = quantize(data)
+        q, n_clipped, n_nonfinite = quantize(data, self.scale)
         fs.rm(self._marker_url(rid))  # un-publish first: readers must never see a marker over new data
         self._arrays.pop(rid, None)
         self._markers.pop(rid, None)
@@ -186,17 +196,17 @@ class SignalStore:
             warnings.simplefilter("ignore")
             arr = zarr.create_array(
                 self._zstore(write=True), name=f"recordings/{rid}", shape=(n_ch, n), dtype="int16",
-                chunks=(n_ch, win), shards=(n_ch, win * min(n_chunks, SHARD_CHUNKS)),
+                chunks=(n_ch, win), shards=(n_ch, win * min(n_chunks, SHARD_CHUNKS)) if SHARD_CHUNKS > 1 else None,
                 compressors=[BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")],
                 fill_value=0, overwrite=True, dimension_names=("channel", "time"),
-                attributes={"ch_names": list(ch_names), "ch_indices": list(ch_indices), "scale": SCALE,
+                attributes={"ch_names": list(ch_names), "ch_indices": list(ch_indices), "scale": self.scale,
                             "unit": "model units (uV/100)", "sfreq": self.sfreq, "attrs": safe_attrs},
             )
             if n:
                 arr[:, :] = q
         marker = {
             "recording_id": rid, "shape": [n_ch, n], "n_samples": n, "n_channels": n_ch, "dtype": "int16",
-            "scale": SCALE, "checksum": checksum(q), "ch_names": list(ch_names), "ch_indices": list(ch_indices),
+            "scale": self.scale, "checksum": checksum(q), "ch_names": list(ch_names), "ch_indices": list(ch_indices),
             "sfreq": self.sfreq, "orig_sfreq": float(getattr(rec, "orig_sfreq", float("nan"))),
             "duration_s": float(getattr(rec, "duration_s", n / self.sfreq)),
             "flags": list(getattr(rec, "flags", ()) or ()),
@@ -254,7 +264,7 @@ class SignalStore:
         if stop == start:
             return np.zeros((int(m["n_channels"]), 0), dtype=np.float32)
         q = self._array(recording_id)[:, start:stop]
-        return q.astype(np.float32) * np.float32(SCALE)
+        return q.astype(np.float32) * np.float32(m.get("scale", SCALE))
 
     def sample_length(self, recording_id: str) -> int:
         """Samples per NeuroLM sample window of this recording (floor(1024/n_ch) s × sfreq)."""

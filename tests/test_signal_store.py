@@ -223,3 +223,28 @@ def test_open_errors(tmp_path):
     json.dump({"kind": "something-else"}, open(os.path.join(url, "store.json"), "w"))
     with pytest.raises(StoreError, match="not a neurolm signal store"):
         SignalStore.open(url)
+
+
+def test_real_standardize_config_and_recording(tmp_path):
+    from neurolm.standardize import StandardizeConfig, StandardizedRecording
+    from storage.versions import version_id_for
+
+    url = str(tmp_path / "st")
+    s = SignalStore.open(url, create=True)  # default StandardizeConfig()
+    assert s.config == StandardizeConfig() and s.version_id == version_id_for(StandardizeConfig())
+    assert s.version_meta["config_hash"] == StandardizeConfig().config_hash() and s.scale == pytest.approx(SCALE)
+    base = make_rec(n_ch=3, seconds=12)
+    rec = StandardizedRecording(base.data, ("FP1", "FP2", "CZ"), (0, 2, 41), orig_sfreq=250.0, duration_s=12.0,
+                                channel_flags={"CZ": ("flat",)}, flags=("flat:CZ",))
+    s.write_recording("std", rec, {"source": "x.edf"})
+    meta = s.recording_meta("std")
+    assert meta["flags"] == ["flat:CZ"] and meta["channel_flags"] == {"CZ": ["flat"]} and meta["orig_sfreq"] == 250.0
+    with pytest.raises(ConfigError, match="Hz"):
+        s.write_recording("bad-rate", StandardizedRecording(base.data, rec.ch_names, rec.ch_indices, 250.0, 12.0,
+                                                            sfreq=100.0))
+    # A config in µV (unit_divisor 1) keeps 0.1 µV steps: scale follows the unit.
+    uv = SignalStore.open(url, create=True, config=StandardizeConfig(unit_divisor=1.0))
+    assert uv.version_id != s.version_id and uv.config.unit_divisor == 1.0 and uv.scale == pytest.approx(0.1)
+    big = Rec(base.data * 100, base.ch_names, base.ch_indices)
+    uv.write_recording("uv", big)
+    assert np.abs(uv.read_signal("uv") - big.data).max() <= 0.05 + 1e-4
