@@ -77,6 +77,7 @@ def test_flat_corpus_matches_its_manifest(flat):
         assert 19 <= len(f.eeg_channels) <= 64 and set(f.eeg_channels) <= set(f.ch_names)
     assert {f.sfreq for f in flat.good} <= {250.0, 256.0, 500.0, 512.0}
     assert any(len(f.ch_names) > len(f.eeg_channels) for f in flat.good)  # non-EEG present
+    assert any(f.mixed_sfreq for f in flat.good)  # an EDF/BDF with slower non-EEG channels
     for f in flat.malformed:
         if f.stage == "reader":
             with pytest.raises(BadInputError) as err:

@@ -37,7 +37,6 @@ DEFAULT_FORMATS = ("edf", "bdf", "gdf", "fif", "brainvision", "eeglab")
 SFREQS = (250.0, 256.0, 500.0, 512.0)
 N_EEG = (19, 19, 21, 23, 23, 32, 60)  # montage sizes drawn per recording
 _TUH_NON_EEG = {"ECG": "EEG EKG1-REF", "EOG": "EOG-REF", "PHOTIC": "PHOTIC-REF", "EMG": "EMG-REF"}
-_BIDS_FORMAT = {"edf": "EDF", "bdf": "BDF", "brainvision": "BrainVision", "eeglab": "EEGLAB"}
 
 
 @dataclass(frozen=True)
