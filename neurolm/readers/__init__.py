@@ -56,7 +56,10 @@ def read_header(path: str | os.PathLike) -> RecordingHeader:
     path = str(Path(path))
     fmt = detect_format(path)
     if fmt in ("edf", "bdf"):
-        return _header_edf(path, fmt)
+        try:
+            return _header_edf(path, fmt)
+        except OSError as exc:
+            raise BadInputError(f"{fmt} header read failed: {type(exc).__name__}: {exc}") from None
     from neurolm.readers import mne_io  # MNE import is slow; only when needed
 
     with mne_io.opened_raw(path, fmt) as raw:
@@ -87,9 +90,12 @@ def read_recording(path: str | os.PathLike, picks: Sequence[str] | None = None) 
         raise BadInputError("no channels picked")
     fmt = detect_format(path)
     if fmt in ("edf", "bdf"):
-        lay = parse_edf_header(path, bdf=fmt == "bdf")
-        idx = pick_indices(lay, picks)
-        data, sfreq, mixed = read_edf_data(lay, idx)
+        try:
+            lay = parse_edf_header(path, bdf=fmt == "bdf")
+            idx = pick_indices(lay, picks)
+            data, sfreq, mixed = read_edf_data(lay, idx)
+        except OSError as exc:  # vanished, unreadable or shrunk while mapping
+            raise BadInputError(f"{fmt} read failed: {type(exc).__name__}: {exc}") from None
         names, date = tuple(lay.labels[i] for i in idx), lay.meas_date
     else:
         from neurolm.readers import mne_io
