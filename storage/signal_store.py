@@ -106,8 +106,9 @@ class SignalStore:
              make_current: bool | None = None) -> "SignalStore":
         """Open (or with ``create=True`` create) a store version.
 
-        ``create=True`` creates the version for ``config`` (default StandardizeConfig())
-        if absent and opens it; it becomes ``current`` when the store has no current
+        ``create=True`` creates the version for ``config`` if absent and opens it
+        (``config=None``: the current version of an existing store, else a new store
+        with the default StandardizeConfig()); it becomes ``current`` when the store has no current
         version or ``make_current=True`` (otherwise call :meth:`switch_version` once the
         new version is fully built, so readers never see a half-built version).
         Without ``create``, opens ``version`` or the current one.
@@ -116,6 +117,8 @@ class SignalStore:
         meta = V.read_store_meta(url)
         if meta is None and not create:
             raise StoreError(f"no signal store at {url} (run neurolm ingest first)")
+        if create and config is None and version is None and meta and meta.get("current"):
+            create = False  # no config asked for: the existing store's current version is the one to use
         if create:
             fs.check_writable(url)
             cfg = config if config is not None else V.default_config()

@@ -248,3 +248,10 @@ def test_real_standardize_config_and_recording(tmp_path):
     big = Rec(base.data * 100, base.ch_names, base.ch_indices)
     uv.write_recording("uv", big)
     assert np.abs(uv.read_signal("uv") - big.data).max() <= 0.05 + 1e-4
+
+
+def test_create_without_config_opens_current_version(tmp_path):
+    url = str(tmp_path / "st")
+    custom = SignalStore.open(url, create=True, config=CFG2)  # first version: becomes current
+    again = SignalStore.open(url, create=True)  # no config asked for: keep using the store's current version
+    assert again.version_id == custom.version_id and len(again.list_versions()) == 1
