@@ -1,0 +1,65 @@
+"""Typed, frozen parameters of a tokenization run (``neurolm tokenize``, ``tokenize_flow``).
+
+Why here and not in ``flows/``: the CLI builds and validates them without
+importing Prefect, and library users can run :func:`neurolm.corpus.tokenize`
+with the same object.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from neurolm.errors import ConfigError
+
+
+def parse_list(value: str | None) -> tuple[str, ...] | None:
+    """``"a,b"`` → ("a", "b"); empty/None → None (everything)."""
+    if value is None:
+        return None
+    items = tuple(x.strip() for x in str(value).split(",") if x.strip())
+    return items or None
+
+
+class TokenizeParams(BaseModel):
+    """Inputs of one tokenization run. ``workers=0`` tokenizes in the flow process (one device owner)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    store: str = Field(description="signal store URL")
+    tokenizer: str = Field(description="tokenizer run dir, checkpoint dir or weights file")
+    out: str = Field(description="token corpus root URL")
+    datasets: tuple[str, ...] | None = None
+    splits: tuple[str, ...] | None = None
+    store_version: str | None = None
+    device: str = "cpu"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    workers: int | None = Field(None, ge=0, le=256, description="Dask worker processes; None: 2 on CPU, 0 on CUDA")
+    shard_size: int = Field(1024, ge=1, le=65536)
+    batch_size: int = Field(16, ge=1, le=4096)
+    dask_address: str | None = None
+    lock_timeout_s: float = Field(30.0, ge=0)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v != "cpu" and not v.startswith("cuda"):
+            raise ValueError(f"device must be cpu or cuda[:N], not {v!r}")
+        return v
+
+    @property
+    def n_workers(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        return 0 if self.device.startswith("cuda") else 2
+
+    @classmethod
+    def build(cls, **kw) -> "TokenizeParams":
+        """Construct, turning pydantic validation errors into one-line ConfigErrors."""
+        try:
+            return cls(**kw)
+        except ValueError as exc:
+            errs = getattr(exc, "errors", lambda: [])()
+            msg = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}" for e in errs) or str(exc)
+            raise ConfigError(f"invalid tokenize arguments: {msg}") from None
