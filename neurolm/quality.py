@@ -63,13 +63,13 @@ def repair_nonfinite(row: np.ndarray, nan_max_fraction: float) -> str | None:
     return "nan_repaired"
 
 
-def prepare_row(row: np.ndarray, th: QualityThresholds) -> list[str]:
-    """Repair, check and centre one raw channel (float32 µV) in place; return its flags.
+def prepare_row(row: np.ndarray, th: QualityThresholds) -> tuple[list[str], float]:
+    """Repair, check and centre one raw channel (float32 µV) in place; return (flags, mean).
 
     Fused so the signal is walked a handful of times: a float64 sum gives the
     finiteness test and the mean at once, the variance is one BLAS dot on the
-    centred row. Centring is free for the filters (the band-pass removes DC
-    exactly) and keeps float32 FFTs precise under large electrode offsets.
+    centred row. Centring keeps float32 FFTs precise under large electrode
+    offsets; the caller adds ``mean x DC gain`` back (zero for any high-pass).
     """
     flags: list[str] = []
     total = float(row.sum(dtype=np.float64))
@@ -78,16 +78,17 @@ def prepare_row(row: np.ndarray, th: QualityThresholds) -> list[str]:
         if fix:
             flags.append(fix)
         if fix == "dead":
-            return flags
+            return flags, 0.0
         total = float(row.sum(dtype=np.float64))
-    row -= np.float32(total / row.size)
+    mean = total / row.size
+    row -= np.float32(mean)
     std = float(np.sqrt(max(float(np.dot(row, row)), 0.0) / row.size))
     if std < th.flat_uv:
-        return flags + ["flat"]
+        return flags + ["flat"], mean
     need = max(th.clip_min_samples, th.clip_fraction * row.size)
     if np.count_nonzero(row == row.max()) >= need or np.count_nonzero(row == row.min()) >= need:
         flags.append("clipped")
-    return flags
+    return flags, mean
 
 
 def extreme_channels(out_uv_scaled: np.ndarray, unit_divisor: float, extreme_uv: float) -> np.ndarray:

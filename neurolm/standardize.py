@@ -169,6 +169,12 @@ def _response(fs: float, l_freq: float | None, h_freq: float | None, notch: floa
     return out
 
 
+def _dc_gain(fs: float, l_freq: float | None, h_freq: float | None, notch: float | None) -> float:
+    """Gain of the combined filter at 0 Hz (0 with a high-pass, ~1 without)."""
+    kernels, _ = _kernels(fs, l_freq, h_freq, notch)
+    return float(np.prod([h.sum() for h in kernels])) if kernels else 1.0
+
+
 def _ratio(fs: float, target: float) -> tuple[int, int]:
     """(up, down): target/fs as a small fraction; (0, 0) when not rational enough."""
     r = Fraction(target).limit_denominator(10**6) / Fraction(fs).limit_denominator(10**6)
@@ -245,12 +251,16 @@ def standardize(raw: RawRecording, selection: ChannelSelection, cfg: Standardize
     names = selection.names
     if cfg.method == "mne":
         x = np.empty((len(names), raw.data.shape[1]), np.float32)
-        row_flags = [quality.prepare_row(_fill(x[i], raw.data[p]), cfg) for i, p in enumerate(selection.positions)]
-        out, rec_flags = _mne_chain(x, float(raw.sfreq), cfg, notch, exact_ratio=False), ()
+        prep = [quality.prepare_row(_fill(x[i], raw.data[p]), cfg) for i, p in enumerate(selection.positions)]
+        out = _mne_chain(x, float(raw.sfreq), cfg, notch, exact_ratio=False)
+        rec_flags = _kernels(float(raw.sfreq), cfg.l_freq, cfg.h_freq, notch or None)[1]
         del x
     else:
-        out, row_flags, rec_flags = _fft_chain(raw.data, selection.positions, float(raw.sfreq), cfg, notch)
-    ch_flags = {n: list(f) for n, f in zip(names, row_flags)}
+        out, prep, rec_flags = _fft_chain(raw.data, selection.positions, float(raw.sfreq), cfg, notch)
+    dc = _dc_gain(float(raw.sfreq), cfg.l_freq, cfg.h_freq, notch or None)
+    if abs(dc) > 1e-9:  # no high-pass configured: the channel means belong in the output
+        out += (np.array([m for _, m in prep]) * (dc / cfg.unit_divisor)).astype(np.float32)[:, None]
+    ch_flags = {n: list(f) for n, (f, _) in zip(names, prep)}
     n_crop = int(round(crop * cfg.sfreq))
     if n_crop:
         out = np.ascontiguousarray(out[:, : max(out.shape[1] - n_crop, 0)])
@@ -273,7 +283,7 @@ def _fill(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
 
 
 def _fft_chain(data: np.ndarray, positions: tuple[int, ...], fs: float, cfg: StandardizeConfig,
-               notch: float | None) -> tuple[np.ndarray, list[list[str]], tuple[str, ...]]:
+               notch: float | None) -> tuple[np.ndarray, list[tuple[list[str], float]], tuple[str, ...]]:
     """The single-pass FFT implementation: raw µV rows -> model units, plus row flags.
 
     Each block of rows is copied once into its padded FFT buffer, repaired,
@@ -287,14 +297,14 @@ def _fft_chain(data: np.ndarray, positions: tuple[int, ...], fs: float, cfg: Sta
     resp = _response(fs, cfg.l_freq, cfg.h_freq, notch or None, p.n_fft, n_bins)
     scale = np.float32(p.n_out_fft / p.n_fft / cfg.unit_divisor)
     out = np.empty((len(positions), p.n_out), np.float32)
-    row_flags: list[list[str]] = []
+    prep: list[tuple[list[str], float]] = []
     block = max(1, _BLOCK_BYTES // (p.n_fft * 16))
     right = p.n_fft - n - p.pad
     for b0 in range(0, len(positions), block):
         rows = positions[b0:b0 + block]
         buf = np.zeros((len(rows), p.n_fft), np.float32)
         for j, pos in enumerate(rows):
-            row_flags.append(quality.prepare_row(_fill(buf[j, p.pad:p.pad + n], data[pos]), cfg))
+            prep.append(quality.prepare_row(_fill(buf[j, p.pad:p.pad + n], data[pos]), cfg))
         _reflect_in_place(buf, p.pad, n, right)
         spec = sfft.rfft(buf, axis=1, overwrite_x=True, workers=1)
         del buf
@@ -305,7 +315,7 @@ def _fft_chain(data: np.ndarray, positions: tuple[int, ...], fs: float, cfg: Sta
         y = sfft.irfft(keep, n=p.n_out_fft, axis=1, overwrite_x=True, workers=1)
         del spec, keep
         np.multiply(y[:, p.out_start:p.out_start + p.n_out], scale, out=out[b0:b0 + block])
-    return out, row_flags, design_flags
+    return out, prep, design_flags
 
 
 def _mne_chain(x: np.ndarray, fs: float, cfg: StandardizeConfig, notch: float | None,

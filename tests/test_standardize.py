@@ -117,6 +117,18 @@ def test_band_edges_and_dc() -> None:
     assert np.ptp(mid) < 60  # the 0.025 Hz drift is strongly attenuated (10 µV tones sum to < 40)
 
 
+def test_without_high_pass_the_offset_is_kept() -> None:
+    raw = _tone(256.0, 30, {10.0: 20.0}, offset=500.0)
+    sel = select_channels(raw.ch_names)
+    for method in ("fft", "mne"):
+        y = standardize(raw, sel, StandardizeConfig(l_freq=None, method=method)).data[0]
+        assert abs(float(y[1000:-1000].mean()) - 5.0) < 0.01, method
+        assert abs(_amp(y, 10.0) - 0.2) < 1e-3
+    plain = standardize(raw, sel, StandardizeConfig(l_freq=None, h_freq=None, notch_hz=None)).data[0]
+    t = np.arange(plain.size) / 200
+    assert np.abs(plain - (5.0 + 0.2 * np.sin(2 * np.pi * 10 * t)))[200:-200].max() < 1e-3  # pure resample
+
+
 def test_unit_scaling_one_microvolt_is_one_hundredth() -> None:
     raw = _tone(256.0, 60, {10.0: 1.0})
     y = standardize(raw, select_channels(raw.ch_names), CFG).data[0]
