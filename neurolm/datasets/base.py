@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -67,14 +66,15 @@ def n_samples_of(meta: Mapping[str, Any]) -> int:
 
 
 def make_recording_id(dataset: str, root: str | os.PathLike, path: str | os.PathLike) -> str:
-    """Stable id ``<dataset>/<relative path without extension>``, safe for Zarr keys.
+    """Stable, Zarr-safe id from the dataset and the path relative to the root.
 
-    Namespaced by dataset so TUAB's and TUEG's copy of the same TUH file are two
+    The same rule as generic discovery (`neurolm.ingest.discover.recording_id_for`),
+    namespaced by dataset so TUAB's and TUEG's copy of one TUH file are two
     recordings (they are filtered differently: 50 vs 60 Hz notch).
     """
-    rel = Path(os.path.relpath(os.fspath(path), os.fspath(root))).with_suffix("")
-    parts = [re.sub(r"[^A-Za-z0-9_.-]+", "_", p) for p in rel.parts if p not in ("", ".")]
-    return "/".join([dataset, *parts])
+    from neurolm.ingest.discover import recording_id_for
+
+    return recording_id_for(dataset, relpath(root, path))
 
 
 def relpath(root: str | os.PathLike, path: str | os.PathLike) -> str:

@@ -1,0 +1,211 @@
+"""Downstream-dataset ingestion as library steps (the Prefect flow only orchestrates them).
+
+The recordings go through the ONE ingestion path (`neurolm.ingest`: catalog
+diff, `process_batch`, `IngestState`), so a dataset gets the same resumable,
+incremental, quarantining ingestion as any archive. What is added here:
+
+1. `plan_dataset`: the adapter's discovery → `SourceFile`s (with the dataset's
+   channel order and notch in each `SourceItem`) + per-file problems;
+2. `problem_rows`: files the adapter rejected (no label file, renamed
+   folder, ...) become ``quarantined`` catalog rows with their reason, so
+   `neurolm inspect` shows them next to files the worker quarantined;
+3. `build_labels`: windows of every committed recording of the dataset, the
+   split (seeded or paper), held-out subjects, and the LABELS table rows;
+4. `write_labels`: replaces this task's rows in the store's LABELS table
+   (other tasks' rows are kept: one store can hold all six datasets).
+
+Labels are recomputed from the label files on every run (cheap), so a fixed
+label file or another split mode takes effect without re-ingesting signals.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from neurolm.datasets import DATASETS, REFERENCE_COUNTS, get_adapter
+from neurolm.datasets.base import DatasetAdapter, Problem, relpath
+from neurolm.errors import ConfigError
+from neurolm.ingest.discover import SourceFile, format_for, recording_id_for
+
+#: LABELS columns written, with the default of the optional ones.
+LABEL_COLUMNS: dict[str, object] = {
+    "task": "", "recording_id": "", "subject": "", "start": 0, "length": 0, "label": 0, "label_name": "",
+    "split": "", "source": "", "official": "", "trial": -1, "channel": -1, "wrap": False, "conflict": False,
+}
+
+
+class DatasetIngestParams(BaseModel):
+    """Arguments of one `neurolm ingest-dataset` run; validated before any work."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str = Field(description="tuab | tuev | seed | hmc | workload | tusl")
+    root: str = Field(description="the dataset's root folder, as downloaded")
+    store: str = Field(description="signal store URL (created when absent)")
+    split: Literal["seeded", "paper"] = "seeded"
+    seed: int = 0
+    workers: int = 2
+    batch_size: int = 4
+    tuev_mode: Literal["dedup", "reference"] = "dedup"
+    dask_address: str | None = None
+    lock_timeout_s: float = 30.0
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        if v.lower() not in DATASETS:
+            raise ValueError(f"unknown dataset {v!r}; choose one of {', '.join(DATASETS)}")
+        return v.lower()
+
+    @field_validator("workers", "batch_size")
+    @classmethod
+    def _positive(cls, v: int, info) -> int:
+        if v < 1:
+            raise ValueError(f"{info.field_name} must be >= 1, got {v}")
+        return v
+
+    def adapter(self) -> DatasetAdapter:
+        return get_adapter(self.dataset, mode=self.tuev_mode) if self.dataset == "tuev" else get_adapter(self.dataset)
+
+
+def make_dataset_params(**kwargs) -> DatasetIngestParams:
+    """Validated params; every problem becomes one `ConfigError` line. Checks that the root exists."""
+    try:
+        p = DatasetIngestParams(**kwargs)
+    except ValidationError as exc:
+        msgs = [f"{'.'.join(str(x) for x in e['loc']) or 'params'}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()]
+        raise ConfigError("; ".join(msgs)) from None
+    if not Path(p.root).is_dir():
+        raise ConfigError(f"dataset root {p.root} is not a directory")
+    return p
+
+
+def plan_dataset(adapter: DatasetAdapter, root: str) -> tuple[list[SourceFile], list[Problem]]:
+    """The adapter's items as `SourceFile`s (stat data for the catalog diff) and its problems."""
+    items, problems = adapter.discover(root)
+    files = []
+    for it in items:
+        st = os.stat(it.path)
+        rel = relpath(root, it.path)
+        files.append(SourceFile(item=it, rel_path=rel, size=int(st.st_size), mtime=float(st.st_mtime),
+                                format=format_for(rel) or ""))
+    return files, problems
+
+
+def problem_rows(adapter: DatasetAdapter, root: str, problems: list[Problem], run_id: str) -> list[dict]:
+    """`process_batch`-shaped quarantined rows for the files discovery rejected (folders are only reported)."""
+    rows = []
+    for path, reason in problems:
+        if not os.path.isfile(path):
+            continue
+        st = os.stat(path)
+        rid = recording_id_for(adapter.name, relpath(root, path))
+        cat = {"path": path, "format": format_for(path), "size_bytes": int(st.st_size), "mtime": float(st.st_mtime),
+               "content_hash": "", "dataset": adapter.name, "subject": "", "session": "", "status": "quarantined",
+               "reason": reason, "recording_id": rid, "run_id": run_id}
+        rows.append({"recording_id": rid, "status": "quarantined", "reason": reason, "catalog_row": cat,
+                     "recording_row": None, "duration_s": 0.0, "size_bytes": int(st.st_size)})
+    return rows
+
+
+def build_labels(adapter: DatasetAdapter, files: list[SourceFile], recordings: pd.DataFrame, *,
+                 mode: str = "seeded", seed: int = 0) -> tuple[pd.DataFrame, list[Problem]]:
+    """Label rows (with splits) of every committed recording among `files`, and the skipped events.
+
+    `recordings` is the store's RECORDINGS table (``n_samples`` at 200 Hz per
+    recording id); files without a row there were quarantined and get no label.
+    """
+    n_by_id = {}
+    if not recordings.empty:
+        n_by_id = dict(zip(recordings["recording_id"], recordings["n_samples"]))
+    rows: list[dict] = []
+    skipped: list[Problem] = []
+    for sf in files:
+        n = n_by_id.get(sf.item.recording_id)
+        if n is None:
+            continue
+        rows += adapter.windows(sf.item, {"n_samples": int(n), "sfreq": 200.0}, skipped)
+    universe = [sf.rel_path for sf in files]
+    rows = adapter.split(rows, mode, seed, universe)
+    return to_frame(rows), skipped
+
+
+def to_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows → a DataFrame with exactly `LABEL_COLUMNS` (missing optional columns get their default)."""
+    df = pd.DataFrame([{k: r.get(k, d) for k, d in LABEL_COLUMNS.items()} for r in rows],
+                      columns=list(LABEL_COLUMNS))
+    for col in ("start", "length", "label", "trial", "channel"):
+        df[col] = df[col].astype("int64")
+    for col in ("wrap", "conflict"):
+        df[col] = df[col].astype(bool)
+    return df
+
+
+def write_labels(store, task: str, labels: pd.DataFrame) -> pd.DataFrame:
+    """Replace `task`'s rows of the store's LABELS table (validated); returns the whole table."""
+    old = store.read_table("labels")
+    if not old.empty and "task" in old.columns:
+        old = old[old["task"] != task]
+    parts = [df for df in (old, labels) if not df.empty]
+    table = pd.concat(parts, ignore_index=True) if parts else labels
+    table = table.sort_values(["task", "recording_id", "start"], kind="stable").reset_index(drop=True)
+    store.write_table("labels", table)
+    return table
+
+
+def test_subjects(labels: pd.DataFrame) -> list[str]:
+    """Subject keys with at least one test window (registered as held out for TUH corpora)."""
+    if labels.empty:
+        return []
+    return sorted(set(labels.loc[labels["split"] == "test", "subject"]))
+
+
+def split_counts(adapter: DatasetAdapter, labels: pd.DataFrame) -> list[dict]:
+    """Per split: our count next to the reference's published count (None when not published)."""
+    ref = REFERENCE_COUNTS.get(adapter.name, {})
+    ours = Counter(labels["split"]) if not labels.empty else Counter()
+    out = [{"split": s, "ours": int(ours.get(s, 0)), "reference": ref.get(s)} for s in ("train", "val", "test")]
+    out.append({"split": "total", "ours": int(len(labels)), "reference": ref.get("total")})
+    return out
+
+
+def quarantined_files(catalog: pd.DataFrame, dataset: str, problems: list[Problem]) -> list[Problem]:
+    """(path, reason) of this dataset's files the worker quarantined (this run or an earlier one)."""
+    if catalog.empty:
+        return []
+    rejected = {p for p, _ in problems}
+    q = catalog[(catalog["dataset"] == dataset) & (catalog["status"] == "quarantined")]
+    return [(p, r) for p, r in zip(q["path"], q["reason"]) if p not in rejected]
+
+
+def nested_counts(labels: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """{split: {label_name: n}} (JSON-friendly)."""
+    out: dict[str, dict[str, int]] = {}
+    for (split, name), n in (labels.groupby(["split", "label_name"]).size().items() if not labels.empty else []):
+        out.setdefault(str(split), {})[str(name)] = int(n)
+    return out
+
+
+def skip_summary(problems: list[Problem], skipped: list[Problem], quarantined: list[Problem]) -> dict:
+    """Counts by reason kind and the per-file list, for the report."""
+    def kind(reason: str) -> str:
+        return reason.split(":", 1)[-1].strip().split("(")[0].strip() if reason.startswith("event") or \
+            reason.startswith("epoch") or reason.startswith("clip") else reason.split(":")[0]
+
+    per_file: dict[str, list[str]] = {}
+    for path, reason in [*problems, *quarantined, *skipped]:
+        per_file.setdefault(path, []).append(reason)
+    return {
+        "n_files_rejected": len({p for p, _ in problems}),
+        "n_files_quarantined": len({p for p, _ in quarantined}),
+        "n_events_skipped": len(skipped),
+        "skipped_by_kind": dict(Counter(kind(r) for _, r in skipped)),
+        "per_file": per_file,
+    }
