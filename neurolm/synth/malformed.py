@@ -45,7 +45,7 @@ SPECS = {
     "truncated": MalformedSpec("truncated", "reader", "truncated", ".edf"),
     "corrupt_header": MalformedSpec("corrupt_header", "reader", "corrupt header", ".edf"),
     "zero_records": MalformedSpec("zero_records", "reader", "zero records", ".edf"),
-    "no_eeg_channel": MalformedSpec("no_eeg_channel", "channels", "no EEG channel", ".edf"),
+    "no_eeg_channel": MalformedSpec("no_eeg_channel", "channels", "EEG channel", ".edf"),
     "too_short": MalformedSpec("too_short", "standardize", "too short", ".edf"),
     "unknown_format": MalformedSpec("unknown_format", "reader", "unknown format", ".edf"),
     "nan_data": MalformedSpec("nan_data", "reader", "NaN data", "_raw.fif"),
