@@ -8,13 +8,14 @@ NeuroLM's µV/100; in general 0.1 / unit_divisor, recorded as ``scale``), so
 the range is ±3276.7 µV; larger values are clipped to it and counted
 (``n_clipped`` in the commit marker). Non-finite values are stored as 0 and
 counted (``n_nonfinite``). Int16 at 0.1 µV is far below EEG amplifier noise
-(~0.5 µV) and compresses to ~0.9 MB per channel-hour with Blosc zstd + byte
-shuffle, against ~2.4 MB for float32.
+(~0.5 µV) and compresses to ~0.91 MB per channel-hour, against ~2.4 MB for
+float32 with the same codec and 5.8 MB for NeuroLM's float64 sample files.
 
 Chunks are exactly one NeuroLM sample window, ``(n_ch, floor(1024/n_ch)*200)``
 (≤ 400 KB uncompressed for any channel count), so :meth:`SignalStore.read_sample`
-decodes exactly one chunk. Chunks are grouped into shards of up to
-``SHARD_CHUNKS`` windows, so a recording is a handful of objects, not thousands.
+decodes exactly one chunk. Codec: Blosc zstd level 3 with byte shuffle. Sharding
+(``SHARD_CHUNKS`` windows per stored object) is supported but off by default: it
+measurably slowed random sample reads more than it helped (see the benchmark).
 
 Commit protocol: the array is fully written first; then
 ``commits/<recording_id>.json`` (shape, n_samples, sha256 of the int16 data,
@@ -47,7 +48,10 @@ STEP_UV = 0.1  # µV per int16 step, whatever the model unit
 INT16_MAX = 32767
 SFREQ = 200.0
 TOKENS_PER_SAMPLE = 1024
-SHARD_CHUNKS = 32  # windows per shard: ~13 MB raw, ~5 MB stored; 0 or 1 = no sharding (bench comparison)
+# Measured (bench/results_storage.md): sharding cuts objects ~9x but costs ~35% of
+# read_sample throughput in zarr-python 3.1, and reads are the training hot path.
+SHARD_CHUNKS = 0  # windows per shard; 0 or 1 = no sharding (one object per sample window)
+CODEC = {"cname": "zstd", "clevel": 3, "shuffle": "shuffle"}  # within 1.5% of zstd5's size, 2x faster writes
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=+-]{0,199}$")
 
 
@@ -200,7 +204,7 @@ class SignalStore:
             arr = zarr.create_array(
                 self._zstore(write=True), name=f"recordings/{rid}", shape=(n_ch, n), dtype="int16",
                 chunks=(n_ch, win), shards=(n_ch, win * min(n_chunks, SHARD_CHUNKS)) if SHARD_CHUNKS > 1 else None,
-                compressors=[BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")],
+                compressors=[BloscCodec(**CODEC)],
                 fill_value=0, overwrite=True, dimension_names=("channel", "time"),
                 attributes={"ch_names": list(ch_names), "ch_indices": list(ch_indices), "scale": self.scale,
                             "unit": "model units (uV/100)", "sfreq": self.sfreq, "attrs": safe_attrs},

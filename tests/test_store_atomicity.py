@@ -105,7 +105,7 @@ def test_killed_mid_data_write_then_overwritten(tmp_path):
     url = str(tmp_path / "st")
     store = SignalStore.open(url, create=True, config=CFG)
     ready = str(tmp_path / "ready")
-    # Big enough (32 ch × 40 min, several shards) that the kill lands while shards are being written.
+    # Big enough (32 ch × 40 min, 75 chunks) that the kill lands while chunks are being written.
     proc = spawn(url, ["big"], ready, "marker", n_ch=32, seconds=2400.0)
     chunk_dir = os.path.join(store.version_url, "signals.zarr", "recordings", "big", "c")
     wait_for(lambda: any(files for _, _, files in os.walk(chunk_dir)), proc, timeout=60)
