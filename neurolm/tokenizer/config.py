@@ -57,6 +57,9 @@ class TokenizerConfig(BaseModel):
     kmeans_iters: int = Field(10, ge=0)
     beta: float = Field(1.0, description="commitment weight")
     domain_hidden: int = 256
+    embed_init_std: float | None = Field(
+        None, description="std of the channel/time embedding init; None = PyTorch's N(0,1) as the original. "
+        "Small models learn much faster with 0.02: N(0,1) embeddings drown the 0.02-scale patch features")
     encoder_attention: Attention = "causal-by-second"
     text_embedding: str = Field(
         "gpt2",
@@ -116,6 +119,7 @@ class TrainConfig(BaseModel):
     log_every: int = Field(10, ge=1)
     ckpt_every: int = Field(200, ge=1)
     keep_last: int = Field(3, ge=1)
+    domain_alpha: float = Field(1.0, ge=0.0, description="scale of the DANN reversal strength (1 = reference)")
     dead_code_every: int = Field(0, ge=0, description="re-seed codes unused for this many steps; 0 = never")
     seed: int = 0
     num_workers: int = Field(0, ge=0)
@@ -132,14 +136,15 @@ class TrainConfig(BaseModel):
 _PRESETS: dict[str, dict] = {
     "tiny": dict(
         name="tiny", max_tokens=256, d_model=64, n_heads=2, n_enc_layers=2, n_dec_layers=1,
-        conv_out_chans=8, codebook_size=512, code_dim=32, text_embedding="random:1000x64",
+        conv_out_chans=8, codebook_size=512, code_dim=32, text_embedding="random:1000x64", embed_init_std=0.02,
     ),
     "base": dict(name="base"),
 }
 
 _TRAIN_PRESETS: dict[str, dict] = {
-    "tiny": dict(steps=150, batch_size=8, lr=2e-3, min_lr=2e-4, warmup_steps=10, text_batch_size=4,
-                 text_seq_len=64, log_every=10, ckpt_every=50, dead_code_every=50),
+    # domain_alpha 0.1: at this size the full-strength reversal collapses the codebook in ~50 steps
+    "tiny": dict(steps=200, batch_size=4, lr=2e-3, min_lr=2e-4, warmup_steps=20, text_batch_size=4,
+                 text_seq_len=64, log_every=10, ckpt_every=50, dead_code_every=25, domain_alpha=0.1),
     "base": dict(steps=50_000, batch_size=64, lr=5e-5, min_lr=1e-5, warmup_steps=5_000, text_batch_size=16,
                  text_seq_len=1024, log_every=50, ckpt_every=1_000, dead_code_every=0),
 }

@@ -19,30 +19,71 @@ from torch import nn
 from neurolm.tokenizer.config import TokenizerConfig
 
 
+class PatchGroupNorm(nn.GroupNorm):
+    """GroupNorm over a sample's patches whose statistics come only from patches a token may see.
+
+    The original normalises each channel group over *all* patches of the sample,
+    padding included. That leaks information across time (the conv features of
+    second 0 depend on second 50) and makes features depend on how much padding
+    a sample has. Here the statistics of patch l are taken over the valid patches
+    (``mode="full"``) or over the valid patches at seconds ≤ time[l]
+    (``mode="causal-by-second"``). With no padding and ``full`` this is exactly
+    ``nn.GroupNorm``, so published weights behave as trained.
+    """
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None, time: torch.Tensor | None = None,
+                mode: str = "full") -> torch.Tensor:  # x [B, C, L, T]
+        if valid is None:
+            return super().forward(x)
+        b, c, n, t = x.shape
+        g = self.num_groups
+        xg = x.float().reshape(b, g, c // g, n, t)
+        w = (valid | ~valid.any(dim=1, keepdim=True)).float()  # an all-padding sample uses every patch
+        s1 = xg.sum(dim=(2, 4)) * w[:, None, :]  # [B, G, L] per-patch sums
+        s2 = (xg * xg).sum(dim=(2, 4)) * w[:, None, :]
+        if mode == "causal-by-second":  # sums per second, cumulated over seconds, read back at each patch
+            slots = int(time.max()) + 1
+            idx = time[:, None, :].expand(-1, g, -1)
+
+            def cum(v: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+                z = torch.zeros(*v.shape[:-1], slots, dtype=v.dtype, device=v.device)
+                return z.scatter_add_(-1, i, v).cumsum(-1).gather(-1, i)
+
+            s1, s2, cnt = cum(s1, idx), cum(s2, idx), cum(w, time)[:, None, :]
+        else:
+            s1, s2, cnt = s1.sum(-1, keepdim=True), s2.sum(-1, keepdim=True), w.sum(-1, keepdim=True)[:, None, :]
+        cnt = cnt * (c // g) * t
+        mean = s1 / cnt
+        var = (s2 / cnt - mean * mean).clamp_min(0.0)
+        xn = (xg - mean[:, :, None, :, None]) * torch.rsqrt(var + self.eps)[:, :, None, :, None]
+        return (xn.reshape(b, c, n, t) * self.weight[None, :, None, None] + self.bias[None, :, None, None]).to(x.dtype)
+
+
 class TemporalConv(nn.Module):
     """Per-patch conv stem: 200 samples → 25 steps × C channels → Linear → d_model.
 
     Why convs on a [B, 1, L, 200] image with (1, k) kernels: each patch is
-    processed independently, and GroupNorm normalises over the whole sample's
-    patches per channel group, exactly as the original.
+    convolved independently; the GroupNorms normalise over patches (see
+    :class:`PatchGroupNorm` for which patches).
     """
 
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
         c = cfg.conv_out_chans
         self.conv1 = nn.Conv2d(1, c, kernel_size=(1, 15), stride=(1, 8), padding=(0, 7))
-        self.norm1 = nn.GroupNorm(4, c)
+        self.norm1 = PatchGroupNorm(4, c)
         self.conv2 = nn.Conv2d(c, c, kernel_size=(1, 3), padding=(0, 1))
-        self.norm2 = nn.GroupNorm(4, c)
+        self.norm2 = PatchGroupNorm(4, c)
         self.conv3 = nn.Conv2d(c, c, kernel_size=(1, 3), padding=(0, 1))
-        self.norm3 = nn.GroupNorm(4, c)
+        self.norm3 = PatchGroupNorm(4, c)
         self.l = nn.Sequential(nn.Linear(cfg.conv_len * c, cfg.d_model), nn.GELU())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x [B, L, P]
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None, time: torch.Tensor | None = None,
+                mode: str = "full") -> torch.Tensor:  # x [B, L, P]
         x = x.unsqueeze(1)
-        x = F.gelu(self.norm1(self.conv1(x)))
-        x = F.gelu(self.norm2(self.conv2(x)))
-        x = F.gelu(self.norm3(self.conv3(x)))  # [B, C, L, T]
+        x = F.gelu(self.norm1(self.conv1(x), valid, time, mode))
+        x = F.gelu(self.norm2(self.conv2(x), valid, time, mode))
+        x = F.gelu(self.norm3(self.conv3(x), valid, time, mode))  # [B, C, L, T]
         b, c, n, t = x.shape
         x = x.permute(0, 2, 3, 1).reshape(b, n, t * c)  # time-major then channel, as the original flattens
         return self.l(x)
@@ -115,22 +156,31 @@ class NeuralTransformer(nn.Module):
     stem is ``Linear(in_chans, d)`` over quantised codes.
     """
 
-    def __init__(self, cfg: TokenizerConfig, n_layers: int, in_chans: int = 1):
+    def __init__(self, cfg: TokenizerConfig, n_layers: int, in_chans: int = 1, attention: str = "full"):
         super().__init__()
+        self.attention = attention
         self.patch_embed = TemporalConv(cfg) if in_chans == 1 else nn.Linear(in_chans, cfg.d_model)
         self.pos_embed = nn.Embedding(cfg.pos_rows, cfg.d_model)
         self.time_embed = nn.Embedding(cfg.time_rows, cfg.d_model)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(n_layers)])
         self.fc_norm = nn.LayerNorm(cfg.d_model, eps=1e-6)
         self.apply(init_weights)
+        if cfg.embed_init_std is not None:
+            nn.init.normal_(self.pos_embed.weight, std=cfg.embed_init_std)
+            nn.init.normal_(self.time_embed.weight, std=cfg.embed_init_std)
         for layer_id, blk in enumerate(self.blocks, start=1):  # GPT-2-style residual scaling
             with torch.no_grad():
                 blk.attn.c_proj.weight.div_(math.sqrt(2.0 * layer_id))
                 blk.mlp.c_proj.weight.div_(math.sqrt(2.0 * layer_id))
 
-    def forward(self, x: torch.Tensor, ch: torch.Tensor, time: torch.Tensor,
-                mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.patch_embed(x) + self.pos_embed(ch) + self.time_embed(time)
+    def forward(self, x: torch.Tensor, ch: torch.Tensor, time: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """x [B, L, P or in_chans], ch/time [B, L] long, valid [B, L] bool → features [B, L, d]."""
+        mask = attention_mask(valid, time, self.attention)
+        if isinstance(self.patch_embed, TemporalConv):
+            x = self.patch_embed(x, valid, time, self.attention)
+        else:
+            x = self.patch_embed(x)
+        x = x + self.pos_embed(ch) + self.time_embed(time)
         for blk in self.blocks:
             x = blk(x, mask)
         return self.fc_norm(x)

@@ -73,6 +73,7 @@ class NormEMAVectorQuantizer(nn.Module):
         self.num_codes, self.dim, self.beta, self.decay = num_codes, dim, beta, decay
         self.kmeans_iters = kmeans_iters
         self.embedding = EmbeddingEMA(num_codes, dim, kmeans_init=kmeans_iters > 0)
+        self.recent: torch.Tensor | None = None
 
     @torch.no_grad()
     def _init_codebook(self, z: torch.Tensor) -> None:
@@ -137,6 +138,7 @@ class NormEMAVectorQuantizer(nn.Module):
         z_q = self.embedding.weight[codes]
         if self.training:  # every rank must enter the all-reduce, even with no valid token
             self.ema_update(z[valid], codes[valid])
+            self.recent = z[valid].detach()[:4096]  # candidates for re-seeding dead codes (not state)
         if valid.any():
             loss = self.beta * F.mse_loss(z_q.detach()[valid], z[valid])
         else:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurolm.tokenizer.config import TokenizerConfig
-from neurolm.tokenizer.model import NeuralTransformer, attention_mask, init_weights, task_head
+from neurolm.tokenizer.model import NeuralTransformer, init_weights, task_head
 from neurolm.tokenizer.quantizer import NormEMAVectorQuantizer
 
 
@@ -49,7 +49,7 @@ def dann_alpha(progress: float) -> float:
 class VQ(nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
-        self.encoder = NeuralTransformer(cfg, cfg.n_enc_layers, in_chans=1)
+        self.encoder = NeuralTransformer(cfg, cfg.n_enc_layers, in_chans=1, attention=cfg.encoder_attention)
         self.decoder_freq = NeuralTransformer(cfg, cfg.n_dec_layers, in_chans=cfg.code_dim)
         self.decoder_raw = NeuralTransformer(cfg, cfg.n_dec_layers, in_chans=cfg.code_dim)
         self.quantize = NormEMAVectorQuantizer(cfg.codebook_size, cfg.code_dim, cfg.beta, cfg.ema_decay,
@@ -57,11 +57,10 @@ class VQ(nn.Module):
         self.encode_task_layer = task_head(cfg.d_model, cfg.code_dim)
         self.decode_task_layer_freq = task_head(cfg.d_model, cfg.freq_bins)
         self.decode_task_layer_raw = task_head(cfg.d_model, cfg.patch_size)
-        self.encoder_attention = cfg.encoder_attention
 
     def encode(self, x, ch, time, valid):
         """→ (z_q [B,L,code_dim], codes [B,L], commitment loss, encoder features [B,L,d])."""
-        feats = self.encoder(x, ch, time, attention_mask(valid, time, self.encoder_attention))
+        feats = self.encoder(x, ch, time, valid)
         with torch.autocast(device_type=x.device.type, enabled=False):  # projection to code space in fp32
             z = self.encode_task_layer(feats.float())
         z_q, commit, codes = self.quantize(z, valid)
@@ -69,9 +68,8 @@ class VQ(nn.Module):
 
     def decode(self, z_q, ch, time, valid):
         """Both decoders see the whole sample (bidirectional): only the encoder must be causal."""
-        mask = attention_mask(valid, time, "full")
-        rec_freq = self.decode_task_layer_freq(self.decoder_freq(z_q, ch, time, mask))
-        rec_raw = self.decode_task_layer_raw(self.decoder_raw(z_q, ch, time, mask))
+        rec_freq = self.decode_task_layer_freq(self.decoder_freq(z_q, ch, time, valid))
+        rec_raw = self.decode_task_layer_raw(self.decoder_raw(z_q, ch, time, valid))
         return rec_freq, rec_raw
 
 
@@ -105,8 +103,7 @@ class VQTokenizer(nn.Module):
                      mask: torch.Tensor) -> torch.Tensor:
         """Codes [B, L] long for patches x [B, L, 200]; padded positions get code -1."""
         valid = mask.bool()
-        feats = self.VQ.encoder(x.float(), ch.long(), time.long(),
-                                attention_mask(valid, time.long(), self.VQ.encoder_attention))
+        feats = self.VQ.encoder(x.float(), ch.long(), time.long(), valid)
         z = F.normalize(self.VQ.encode_task_layer(feats.float()), dim=-1)
         codes = self.VQ.quantize.codes(z)
         return torch.where(valid, codes, torch.full_like(codes, -1))
@@ -115,8 +112,7 @@ class VQTokenizer(nn.Module):
     def encode_features(self, x, ch, time, mask) -> torch.Tensor:
         """Continuous encoder features [B, L, d] (what NeuroLM stage 2 feeds to the GPT)."""
         valid = mask.bool()
-        return self.VQ.encoder(x.float(), ch.long(), time.long(),
-                               attention_mask(valid, time.long(), self.VQ.encoder_attention))
+        return self.VQ.encoder(x.float(), ch.long(), time.long(), mask.bool())
 
     def forward(self, batch: dict[str, torch.Tensor], alpha: float = 0.0,
                 text_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
