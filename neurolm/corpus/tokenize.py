@@ -25,34 +25,23 @@ as NeuroLM drops the remainder of a recording). With the base tokenizer and
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
-from queue import Queue
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from neurolm.corpus.encode import PATCH, SampleRef, encode_samples
 from neurolm.errors import ConfigError, StoreError
 from neurolm.vocab import VOCAB_VERSION
 from storage import fs
 from storage.token_corpus import CorpusLineage, ShardArrays, TokenCorpusStore
 
-PATCH = 200
 SPLITS = ("train", "val", "test", "heldout")
 
 # One tokenizer per (checkpoint, device) per process: Dask workers take many shards.
 _TOKENIZERS: dict[tuple[str, str], Any] = {}
 _TOK_LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class SampleRef:
-    """One corpus sample: ``n_sec`` seconds of a recording from ``start`` (samples at 200 Hz)."""
-
-    recording_id: str
-    start: int
-    n_sec: int
-    split: str
-    dataset: str
 
 
 @dataclass(frozen=True)
@@ -115,13 +104,15 @@ def resolve_checkpoint(path: str) -> tuple[str, str]:
     path = fs.normalize_url(path)
     if not fs.exists(path):
         raise StoreError(f"no tokenizer checkpoint at {path}")
-    if not fs.isdir(path) or fs.exists(fs.join(path, "manifest.json")):
-        return path, checkpoint_sha256(path)  # StoreError when corrupt
-    for _, ckpt in reversed(list_checkpoints(path)):
-        try:
-            return ckpt, checkpoint_sha256(ckpt)
-        except StoreError:
-            continue
+    with warnings.catch_warnings():  # a corrupt checkpoint is reported by our error, not a warning
+        warnings.simplefilter("ignore")
+        if not fs.isdir(path) or fs.exists(fs.join(path, "manifest.json")):
+            return path, checkpoint_sha256(path)  # StoreError when corrupt
+        for _, ckpt in reversed(list_checkpoints(path)):
+            try:
+                return ckpt, checkpoint_sha256(ckpt)
+            except StoreError:
+                continue
     raise StoreError(f"no good tokenizer checkpoint in {path}")
 
 
@@ -235,80 +226,6 @@ def begin_job(job: TokenizeJob) -> list[int]:
     todo = [p.shard for p in job.plans if not v.is_committed(p.shard)]
     v.discard_uncommitted(todo)
     return todo
-
-
-def _prefetch(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
-    """Run ``items`` in a background thread, ``depth`` ahead: store reads overlap tokenizer compute."""
-    q: Queue = Queue(maxsize=max(1, depth))
-    done = object()
-
-    def work() -> None:
-        try:
-            for it in items:
-                q.put(it)
-        except BaseException as exc:  # hand the error to the consumer
-            q.put(exc)
-        q.put(done)
-
-    t = threading.Thread(target=work, name="corpus-prefetch", daemon=True)
-    t.start()
-    while True:
-        it = q.get()
-        if it is done:
-            return
-        if isinstance(it, BaseException):
-            raise it
-        yield it
-
-
-def _batches(store, samples: Sequence[SampleRef], batch_size: int, max_tokens: int, pin: bool):
-    import torch
-
-    from neurolm.tokenizer import build_sample
-
-    ch_cache: dict[str, list[int]] = {}
-    for b in range(0, len(samples), batch_size):
-        chunk = samples[b:b + batch_size]
-        built = []
-        for s in chunk:
-            if s.recording_id not in ch_cache:
-                ch_cache[s.recording_id] = [int(c) for c in store.recording_meta(s.recording_id)["ch_indices"]]
-            sig = store.read_signal(s.recording_id, s.start, s.start + s.n_sec * PATCH)
-            built.append(build_sample(sig, ch_cache[s.recording_id], max_tokens=max_tokens))
-        batch = {k: torch.stack([d[k] for d in built]) for k in ("x", "ch", "time", "mask")}
-        if pin:
-            batch = {k: v.pin_memory() for k, v in batch.items()}
-        yield batch
-
-
-def encode_samples(tok, store, samples: Sequence[SampleRef], device: str = "cpu", batch_size: int = 16,
-                   precision: str = "fp32") -> ShardArrays:
-    """Codes, channels and times of ``samples`` as flat time-major arrays with per-sample offsets."""
-    import torch
-
-    dev = torch.device(device)
-    cuda = dev.type == "cuda"
-    codes, chs, times, lengths = [], [], [], []
-    with torch.inference_mode():
-        for batch in _prefetch(_batches(store, samples, batch_size, tok.config.max_tokens, pin=cuda)):
-            args = [batch[k].to(dev, non_blocking=cuda) for k in ("x", "ch", "time", "mask")]
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                out = tok.encode_codes(*args)
-            out = out.cpu().numpy()
-            mask = batch["mask"].numpy()
-            ch, tm = batch["ch"].numpy(), batch["time"].numpy()
-            for r in range(out.shape[0]):
-                valid = mask[r]
-                c = out[r][valid]
-                if c.size and c.min() < 0:
-                    raise StoreError("tokenizer returned a padding code (-1) at a valid position")
-                codes.append(c)
-                chs.append(ch[r][valid])
-                times.append(tm[r][valid])
-                lengths.append(int(valid.sum()))
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64))  # noqa: E731
-    return ShardArrays(cat(codes), cat(chs), cat(times), offsets)
 
 
 def tokenize_shard(plan: ShardPlan, store_url: str, ckpt: str, corpus_url: str, device: str = "cpu",
