@@ -1,0 +1,148 @@
+"""`make ui` end to end: a real local Prefect server, the work pool, every deployment of
+prefect.yaml registered, one tiny ingest run through the process worker, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+STARTUP_S = 300  # a loaded 2-core CI box can take minutes to start the server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_prefect_yaml_entrypoints_exist():
+    """Only real flows: every entrypoint names a file and a @flow function in it."""
+    doc = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    assert doc["pull"][0]["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ $NEUROLM_REPO }}"
+    for dep in doc["deployments"]:
+        path, func = dep["entrypoint"].split(":")
+        src = (REPO / path).read_text()
+        assert f"def {func}(" in src and "@flow" in src, dep["entrypoint"]
+        assert dep["work_pool"]["name"] == "neurolm-local"
+        assert set(dep["parameters"]) == {"params"}  # one typed pydantic parameter per flow
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    """flows/ui.sh on a free port with a temporary PREFECT_HOME; stopped with SIGINT (Ctrl-C)."""
+    home = tmp_path_factory.mktemp("prefect-ui-home")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(NEUROLM_UI_PORT=str(port), NEUROLM_PREFECT_HOME=str(home), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(["bash", str(REPO / "flows" / "ui.sh")], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + STARTUP_S
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip())
+            if "neurolm UI ready" in line:
+                break
+        assert lines and "neurolm UI ready" in lines[-1], "\n".join(lines)
+        yield {"url": f"http://127.0.0.1:{port}/api", "port": port, "proc": proc, "lines": lines, "home": home}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # our own session only
+                proc.wait()
+
+
+async def _deployments(url: str):
+    from prefect.client.orchestration import PrefectClient
+
+    async with PrefectClient(api=url) as client:
+        deps = await client.read_deployments()
+        flows = {f.id: f.name for f in await client.read_flows()}
+        pools = [p.name for p in await client.read_work_pools()]
+    return {f"{flows[d.flow_id]}/{d.name}": d for d in deps}, pools
+
+
+def _write_source(root: Path) -> None:
+    from neurolm.synth.writers import write_recording
+
+    rng = np.random.default_rng(3)
+    path = root / "S01" / "ses1" / "rest.edf"
+    path.parent.mkdir(parents=True)
+    write_recording(path, "edf", rng.normal(scale=20, size=(3, 250 * 20)), 250.0,
+                    ("EEG FP1-REF", "EEG FP2-REF", "EEG CZ-REF"))
+
+
+@pytest.mark.slow
+def test_ui_registers_deployments_and_runs_one(ui, tmp_path):
+    deps, pools = asyncio.run(_deployments(ui["url"]))
+    assert "neurolm-local" in pools
+    doc = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    expected = {d["name"] for d in doc["deployments"]}
+    assert {name.split("/", 1)[1] for name in deps} == expected
+    assert {"ingest-scheduled", "ingest-on-demand", "rebuild"} <= expected
+    for name, d in deps.items():
+        assert d.work_pool_name == "neurolm-local", name
+        assert d.pull_steps[0]["prefect.deployments.steps.set_working_directory"]["directory"] == str(REPO)
+        schema = d.parameter_openapi_schema
+        assert list(schema["properties"]) == ["params"] and schema.get("definitions"), name  # a UI form
+    sched = deps["neurolm-ingest/ingest-scheduled"]
+    assert [s.schedule.cron for s in sched.schedules] == ["0 2 * * *"]
+    assert sched.parameters["params"]["store"] == str(REPO / "data" / "store")  # env template resolved
+    rebuild = deps["neurolm-rebuild/rebuild"]
+    assert "notch_hz" in rebuild.parameter_openapi_schema["definitions"]["RebuildParams"]["properties"]
+
+    # one tiny ingest through the process worker
+    from prefect.client.orchestration import PrefectClient
+    from prefect.deployments import run_deployment
+    from storage.signal_store import SignalStore
+
+    src, store = tmp_path / "src", tmp_path / "store"
+    _write_source(src)
+
+    async def run():
+        async with PrefectClient(api=ui["url"]) as client:
+            return await run_deployment(
+                "neurolm-ingest/ingest-on-demand", client=client, timeout=240, poll_interval=1,
+                as_subflow=False,
+                parameters={"params": {"source": str(src), "store": str(store), "workers": 1}})
+
+    fr = asyncio.run(run())
+    log = (Path(ui["home"]) / "worker.log").read_text()[-3000:]
+    assert fr.state is not None and fr.state.is_completed(), f"{fr.state}\n{log}"
+    assert len(SignalStore.open(str(store)).committed_ids()) == 1
+
+
+def test_ui_stops_on_ctrl_c(ui):
+    proc, port = ui["proc"], ui["port"]
+    assert _port_open(port)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    rest = proc.stdout.read()
+    assert "stopped." in rest
+    for _ in range(40):
+        if not _port_open(port):
+            break
+        time.sleep(0.5)
+    assert not _port_open(port)
