@@ -79,7 +79,7 @@ def dask_runner(workers: int = 2, address: str | None = None) -> Iterator[object
                 "n_workers": int(workers),
                 "threads_per_worker": 1,
                 "processes": True,
-                "dashboard_address": None,
+                "dashboard_address": ":0",  # a free port: the dashboard link is logged, never a clash
                 "local_directory": scratch,
                 "env": dict(WORKER_ENV),
             },
