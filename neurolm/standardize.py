@@ -57,7 +57,8 @@ from neurolm.vocab import ChannelSelection
 
 ALGORITHM_REVISION = "fft-single-pass-1"  # part of config_hash: a new algorithm is a new store version
 NO_NOTCH = 0.0  # pass as the notch_hz override to disable the notch for one recording
-_BLOCK_BYTES = 96 * 2**20
+_BLOCK_BYTES = 96 * 2**20  # FFT working set per channel block (float32 buffer + complex64 spectrum)
+_CACHE_MAX_FFT = 2**22  # responses of longer transforms (> ~5 h at 256 Hz) are not cached
 
 
 class StandardizeConfig(BaseModel):
@@ -294,7 +295,8 @@ def _fft_chain(data: np.ndarray, positions: tuple[int, ...], fs: float, cfg: Sta
     n = data.shape[1]
     p = _plan(n, fs, cfg.sfreq, half)
     n_bins = min(p.n_fft // 2, p.n_out_fft // 2) + 1
-    resp = _response(fs, cfg.l_freq, cfg.h_freq, notch or None, p.n_fft, n_bins)
+    resp_fn = _response if p.n_fft <= _CACHE_MAX_FFT else _response.__wrapped__  # bound the cache's memory
+    resp = resp_fn(fs, cfg.l_freq, cfg.h_freq, notch or None, p.n_fft, n_bins)
     scale = np.float32(p.n_out_fft / p.n_fft / cfg.unit_divisor)
     out = np.empty((len(positions), p.n_out), np.float32)
     prep: list[tuple[list[str], float]] = []

@@ -4,9 +4,12 @@ Tolerance (the contract the bench also reports), with ``dev = |ours - mne|``
 and ``rms`` the RMS of the MNE output over the interior:
 
 - interior (more than 20 s from either end): max dev / rms < 2e-4
-  (measured ~2e-5: float32 FFTs against MNE's float64 chain);
-- edges (first/last 20 s, where MNE reflects three times and we once):
-  max dev / rms < 2e-2 (measured ~4e-3).
+  (measured 2e-5..1e-4: float32 FFTs against MNE's float64 chain);
+- 2-20 s from an end: < 3e-3 (measured <= 1.3e-3 at 1000 Hz, ~4e-4 at 250 Hz);
+- the first/last 2 s: < 5e-2 (measured up to 1.4e-2 in the first 0.5 s at
+  1000 Hz). MNE reflects the signal again before the notch and before the
+  resample; the single pass reflects the raw signal once, so the two differ
+  where the 33-s band-pass kernel reaches past an end.
 
 The comparison uses ``mne_reference_chain(exact_ratio=True)``; NeuroLM's
 literal call is compared at rates where MNE's padding is exact anyway.
@@ -24,7 +27,7 @@ from neurolm.standardize import NO_NOTCH, StandardizeConfig, mne_reference_chain
 from neurolm.vocab import select_channels
 
 NAMES = ("EEG FP1-REF", "EEG C3-REF", "EEG O2-REF")
-INTERIOR_TOL, EDGE_TOL, EDGE_S = 2e-4, 2e-2, 20
+INTERIOR_TOL, NEAR_EDGE_TOL, EDGE_TOL, EDGE_S = 2e-4, 3e-3, 5e-2, 20
 
 
 def _eeg(fs: float, seconds: float, seed: int = 0, n_ch: int = 3, offset: float = 800.0) -> np.ndarray:
@@ -68,6 +71,7 @@ def test_matches_mne_chain_within_tolerance(fs: float) -> None:
     rms = float(np.sqrt(np.mean(ref[:, e:-e].astype(np.float64) ** 2)))
     dev = np.abs(ours.data - ref)
     assert dev[:, e:-e].max() / rms < INTERIOR_TOL
+    assert dev[:, 400:-400].max() / rms < NEAR_EDGE_TOL
     assert dev.max() / rms < EDGE_TOL
 
 
