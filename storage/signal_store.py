@@ -121,8 +121,8 @@ class SignalStore:
         meta = V.read_store_meta(url)
         if meta is None and not create:
             raise StoreError(f"no signal store at {url} (run neurolm ingest first)")
-        if create and config is None and version is None and meta and meta.get("current"):
-            create = False  # no config asked for: the existing store's current version is the one to use
+        if create and config is None and meta and (version or meta.get("current")):
+            create = False  # no config asked for: use the existing store's named or current version
         if create:
             fs.check_writable(url)
             cfg = config if config is not None else V.default_config()
