@@ -1,0 +1,88 @@
+"""Tokenizer training: resumed runs follow the same trajectory, losses fall, errors come before work."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neurolm.errors import ConfigError
+from neurolm.tokenizer import load_tokenizer, preset, train_preset
+from neurolm.tokenizer.metrics import lr_at
+from neurolm.tokenizer.synthetic import rhythm_dataset
+from neurolm.tokenizer.train import StepBatchSampler, train
+from storage.checkpoints import list_checkpoints
+
+CFG = preset("tiny", max_tokens=32)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # bit-identical reductions between runs
+    yield
+    torch.set_num_threads(n)
+
+
+def _losses(history):
+    return [(h["step"], h["total"], h["freq"], h["raw"], h["commit"], h["domain_eeg"]) for h in history]
+
+
+def test_resumed_run_continues_the_same_trajectory(tmp_path):
+    ds = rhythm_dataset(12, n_ch=4, seconds=8, max_tokens=32)
+    tc = train_preset("tiny", steps=6, batch_size=2, log_every=1, ckpt_every=3, warmup_steps=2,
+                      dead_code_every=2, text_seq_len=16)
+    full = train(CFG, tc, ds, str(tmp_path / "full"))
+    part = train(CFG, tc, ds, str(tmp_path / "part"), stop_after=5)  # "killed" at step 5, last checkpoint at 3
+    assert part.steps == 5 and [s for s, _ in list_checkpoints(str(tmp_path / "part"))] == [3]
+    resumed = train(CFG, tc, ds, str(tmp_path / "part"))
+    assert _losses(resumed.history) == _losses(full.history)
+    a, b = load_tokenizer(str(tmp_path / "full")), load_tokenizer(str(tmp_path / "part"))
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(v, w), k
+
+
+def test_losses_fall_on_distinct_rhythms_and_codebook_is_reported(tmp_path):
+    torch.manual_seed(0)
+    ds = rhythm_dataset(48, n_ch=4, seconds=8, max_tokens=32)
+    tc = train_preset("tiny", steps=120, batch_size=8, log_every=20, ckpt_every=1000)
+    res = train(CFG, tc, ds, str(tmp_path / "run"))
+    first, last = res.history[0], res.history[-1]
+    assert last["freq"] < 0.85 * first["freq"], (first, last)
+    assert last["raw"] < first["raw"] and last["total"] < first["total"]
+    for h in res.history:
+        assert 0 < h["usage"] <= 1 and h["perplexity"] >= 1 and h["dead"] >= 0
+    assert sum(h["reseeded"] for h in res.history) > 0  # re-seeding ran and is reported
+    assert last["usage"] > 0.05  # not collapsed onto a handful of codes
+
+
+def test_errors_before_work(tmp_path):
+    ds = rhythm_dataset(6, n_ch=4, seconds=8, max_tokens=32)
+    tc = train_preset("tiny", steps=2, batch_size=2, ckpt_every=2, text_seq_len=8)
+    out = str(tmp_path / "run")
+    train(CFG, tc, ds, out)
+    with pytest.raises(ConfigError, match="config hash"):
+        train(preset("tiny", max_tokens=32, encoder_attention="full"), tc, ds, out)
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        train(CFG, tc, ds, out, resume=False)
+    with pytest.raises(ConfigError, match="CUDA"):
+        if torch.cuda.is_available():
+            raise ConfigError("CUDA present: nothing to check")
+        train(CFG, tc, ds, str(tmp_path / "other"), device="cuda")
+
+
+def test_batch_order_is_a_function_of_step_only():
+    a = StepBatchSampler(10, 3, 2, seed=1, start=0, total=5)
+    b = StepBatchSampler(10, 3, 2, seed=1, start=3, total=5)
+    assert list(a)[6:] == list(b)
+    flat = [i for batch in list(a)[:4] for i in batch][:10]
+    assert sorted(flat) == list(range(10))  # an epoch is a permutation
+    r0 = StepBatchSampler(10, 2, 1, seed=1, start=0, total=2, rank=0, world=2)
+    r1 = StepBatchSampler(10, 2, 1, seed=1, start=0, total=2, rank=1, world=2)
+    assert not set(r0.batch(0, 0)) & set(r1.batch(0, 0))
+
+
+def test_lr_schedule_warmup_then_cosine_to_min():
+    assert lr_at(0, 100, 1.0, 0.1, 10) == pytest.approx(0.1)
+    assert lr_at(9, 100, 1.0, 0.1, 10) == pytest.approx(1.0)
+    assert lr_at(55, 100, 1.0, 0.1, 10) == pytest.approx(0.55)
+    assert lr_at(100, 100, 1.0, 0.1, 10) == pytest.approx(0.1)
