@@ -120,3 +120,28 @@ def test_memory_url_best_effort(tmp_path):
     with StoreLock(url, "b", timeout_s=1):
         pass
     assert not fs.exists(url + "/.lock")
+
+
+COUNTER = textwrap.dedent("""
+    import os, sys, time
+    from storage.lock import StoreLock
+    url, n = sys.argv[1], int(sys.argv[2])
+    path = os.path.join(url, "counter")
+    for _ in range(n):
+        with StoreLock(url, f"worker {os.getpid()}", timeout_s=60, poll_s=0.01):
+            v = int(open(path).read())  # read-modify-write that loses updates without mutual exclusion
+            time.sleep(0.005)
+            open(path, "w").write(str(v + 1))
+""")
+
+
+def test_mutual_exclusion_under_contention(tmp_path):
+    url = str(tmp_path / "st")
+    os.makedirs(url)
+    (tmp_path / "st" / "counter").write_text("0")
+    procs = [subprocess.Popen([sys.executable, "-c", COUNTER, url, "15"], cwd=ROOT, stderr=subprocess.PIPE)
+             for _ in range(3)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read().decode()[-2000:]
+    assert (tmp_path / "st" / "counter").read_text() == "45"
+    assert not os.path.exists(os.path.join(url, ".lock"))
