@@ -77,9 +77,9 @@ def checksum(q: np.ndarray) -> str:
 
 
 def _check_id(recording_id: str) -> str:
-    if not isinstance(recording_id, str) or not _ID_RE.match(recording_id):
+    if not isinstance(recording_id, str) or not _ID_RE.match(recording_id) or ".tmp-" in recording_id:
         raise ConfigError(f"invalid recording_id {recording_id!r}: use letters, digits and . _ : = + - "
-                          "(no '/', not starting with a dot), at most 200 characters")
+                          "(no '/', not starting with a dot, no '.tmp-'), at most 200 characters")
     return recording_id
 
 
