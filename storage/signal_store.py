@@ -48,6 +48,8 @@ STEP_UV = 0.1  # µV per int16 step, whatever the model unit
 INT16_MAX = 32767
 SFREQ = 200.0
 TOKENS_PER_SAMPLE = 1024
+MAX_SAMPLE_SECONDS = 64  # rows of the tokenizer's temporal embedding (same cap as neurolm.ingest.windows)
+NEUROLM_CROP_END_S = 10.0  # NeuroLM drops the last 10 s of every recording before cutting samples
 # Measured (bench/results_storage.md): sharding cuts objects ~9x but costs ~35% of
 # read_sample throughput in zarr-python 3.1, and reads are the training hot path.
 SHARD_CHUNKS = 0  # windows per shard; 0 or 1 = no sharding (one object per sample window)
@@ -56,8 +58,12 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=+-]{0,199}$")
 
 
 def sample_seconds(n_ch: int) -> int:
-    """NeuroLM sample length in seconds for ``n_ch`` channels: floor(1024 / n_ch), at least 1."""
-    return max(1, TOKENS_PER_SAMPLE // max(1, int(n_ch)))
+    """NeuroLM sample length in seconds for ``n_ch`` channels: floor(1024 / n_ch), in [1, 64].
+
+    The same rule as ``neurolm.ingest.windows.window_seconds`` (which the WINDOWS
+    table uses; a test keeps them equal), so a window is exactly one chunk.
+    """
+    return max(1, min(TOKENS_PER_SAMPLE // max(1, int(n_ch)), MAX_SAMPLE_SECONDS))
 
 
 def quantize(data: np.ndarray, scale: float = SCALE) -> tuple[np.ndarray, int, int]:
@@ -277,13 +283,18 @@ class SignalStore:
         """Samples per NeuroLM sample window of this recording (floor(1024/n_ch) s × sfreq)."""
         return sample_seconds(int(self.recording_meta(recording_id)["n_channels"])) * int(round(self.sfreq))
 
-    def sample_count(self, recording_id: str) -> int:
-        """Number of whole sample windows (the remainder is dropped, as in NeuroLM)."""
-        return int(self.recording_meta(recording_id)["n_samples"]) // self.sample_length(recording_id)
+    def sample_count(self, recording_id: str, crop_end_s: float = NEUROLM_CROP_END_S) -> int:
+        """Whole sample windows after cropping ``crop_end_s`` from the end; the remainder is dropped (NeuroLM §1.3)."""
+        usable = int(self.recording_meta(recording_id)["n_samples"]) - int(round(crop_end_s * self.sfreq))
+        return max(0, usable) // self.sample_length(recording_id)
 
-    def read_sample(self, recording_id: str, index: int) -> np.ndarray:
-        """Sample window ``index`` (float32 [n_ch, L], model units); exactly one chunk is decoded."""
-        L, count = self.sample_length(recording_id), self.sample_count(recording_id)
+    def read_sample(self, recording_id: str, index: int, crop_end_s: float = NEUROLM_CROP_END_S) -> np.ndarray:
+        """Sample window ``index`` (float32 [n_ch, L], model units); exactly one chunk is decoded.
+
+        Window ``i`` starts at ``i * L``; with the default crop these are the rows of
+        the WINDOWS table for this recording, in order.
+        """
+        L, count = self.sample_length(recording_id), self.sample_count(recording_id, crop_end_s)
         if not 0 <= index < count:
             raise IndexError(f"recording {recording_id}: sample {index} outside [0, {count})")
         return self.read_signal(recording_id, index * L, (index + 1) * L)

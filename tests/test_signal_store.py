@@ -101,17 +101,27 @@ def test_clipping_and_nonfinite_counted(tmp_path):
 
 
 def test_read_sample_is_one_chunk_window(tmp_path):
+    from neurolm.ingest.windows import recording_windows, window_seconds
+
     s = SignalStore.open(str(tmp_path / "st"), create=True, config=CFG)
-    rec = make_rec(n_ch=19, seconds=53 * 3 + 20)
+    rec = make_rec(n_ch=19, seconds=53 * 3 + 15)
     s.write_recording("r19", rec)
     L = sample_seconds(19) * 200
-    assert L == 53 * 200 and s.sample_length("r19") == L and s.sample_count("r19") == 3
+    assert L == 53 * 200 and s.sample_length("r19") == L
     assert s._array("r19").chunks == (19, L)  # one sample window == one chunk
+    # 174 s: NeuroLM crops 10 s (164 s left: 3 windows of 53 s); cropping 20 s leaves 154 s: 2 windows.
+    assert s.sample_count("r19") == 3 and s.sample_count("r19", crop_end_s=20) == 2
     full = s.read_signal("r19")
-    for i in range(3):
-        np.testing.assert_array_equal(s.read_sample("r19", i), full[:, i * L:(i + 1) * L])
+    windows = recording_windows(19, full.shape[1])
+    assert [(i * L, L) for i in range(3)] == windows  # the WINDOWS table's rows, in order
+    for i, (start, length) in enumerate(windows):
+        np.testing.assert_array_equal(s.read_sample("r19", i), full[:, start:start + length])
     with pytest.raises(IndexError):
-        s.read_sample("r19", 3)  # the 20-s remainder is not a sample
+        s.read_sample("r19", 3)  # the remainder is not a sample
+    # The store's window rule is the WINDOWS table's rule for every channel count (64-s cap included).
+    assert all(sample_seconds(n) == window_seconds(n) for n in range(1, 140))
+    s.write_recording("r4", make_rec(n_ch=4, seconds=140))
+    assert s._array("r4").chunks == (4, 64 * 200) and s.sample_count("r4") == 2
 
 
 def test_rewrite_and_delete(tmp_path):
