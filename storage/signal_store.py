@@ -11,7 +11,7 @@ counted (``n_nonfinite``). Int16 at 0.1 µV is far below EEG amplifier noise
 (~0.5 µV) and compresses to ~0.91 MB per channel-hour, against ~2.4 MB for
 float32 with the same codec and 5.8 MB for NeuroLM's float64 sample files.
 
-Chunks are exactly one NeuroLM sample window, ``(n_ch, floor(1024/n_ch)*200)``
+Chunks are exactly one NeuroLM sample window, ``(n_ch, min(floor(1024/n_ch), 64)*200)``
 (≤ 400 KB uncompressed for any channel count), so :meth:`SignalStore.read_sample`
 decodes exactly one chunk. Codec: Blosc zstd level 3 with byte shuffle. Sharding
 (``SHARD_CHUNKS`` windows per stored object) is supported but off by default: it
