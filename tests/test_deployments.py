@@ -3,6 +3,7 @@ prefect.yaml registered, one tiny ingest run through the process worker, clean s
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
@@ -49,7 +50,8 @@ def ui(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-ui-home")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(NEUROLM_UI_PORT=str(port), NEUROLM_PREFECT_HOME=str(home), PYTHONUNBUFFERED="1")
+    env.update(NEUROLM_UI_PORT=str(port), NEUROLM_PREFECT_HOME=str(home), PYTHONUNBUFFERED="1",
+               PREFECT_WORKER_QUERY_SECONDS="1")  # the worker polls every second, not every 10 s
     proc = subprocess.Popen(["bash", str(REPO / "flows" / "ui.sh")], cwd=REPO, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     lines: list[str] = []
@@ -84,6 +86,23 @@ async def _deployments(url: str):
     return {f"{flows[d.flow_id]}/{d.name}": d for d in deps}, pools
 
 
+async def _flow_run_names(url: str) -> set[str]:
+    from prefect.client.orchestration import PrefectClient
+
+    async with PrefectClient(api=url) as client:
+        flows = {f.id: f.name for f in await client.read_flows()}
+        return {flows[r.flow_id] for r in await client.read_flow_runs() if r.state and r.state.is_completed()}
+
+
+def _cli(argv: list[str]) -> int:
+    from neurolm.cli import rebuild as cli
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
 def _write_source(root: Path) -> None:
     from neurolm.synth.writers import write_recording
 
@@ -116,6 +135,7 @@ def test_ui_registers_deployments_and_runs_one(ui, tmp_path):
     # one tiny ingest through the process worker
     from prefect.client.orchestration import PrefectClient
     from prefect.deployments import run_deployment
+    from neurolm.ingest.rebuild import version_summaries
     from storage.signal_store import SignalStore
 
     src, store = tmp_path / "src", tmp_path / "store"
@@ -131,7 +151,25 @@ def test_ui_registers_deployments_and_runs_one(ui, tmp_path):
     fr = asyncio.run(run())
     log = (Path(ui["home"]) / "worker.log").read_text()[-3000:]
     assert fr.state is not None and fr.state.is_completed(), f"{fr.state}\n{log}"
-    assert len(SignalStore.open(str(store)).committed_ids()) == 1
+    old = SignalStore.open(str(store))
+    assert len(old.committed_ids()) == 1
+
+    # the rebuild CLI against the same server: its flow fans out on a local Dask cluster
+    os.environ["PREFECT_API_URL"] = ui["url"]
+    try:
+        assert _cli(["rebuild", "--store", str(store), "--notch", "50", "--workers", "1"]) == 0
+        assert _cli(["rebuild", "--store", str(store), "--notch", "50"]) == 0
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+    new = SignalStore.open(str(store))
+    assert new.version_id != old.version_id and new.config.notch_hz == 50.0
+    assert new.committed_ids() == old.committed_ids()
+    assert {v["version_id"]: v["current"] for v in version_summaries(str(store))} == \
+        {old.version_id: False, new.version_id: True}
+    assert _cli(["rebuild", "--store", str(store), "--remove", old.version_id]) == 0
+    assert [v["version_id"] for v in version_summaries(str(store))] == [new.version_id]
+    runs = asyncio.run(_flow_run_names(ui["url"]))
+    assert {"neurolm-ingest", "neurolm-rebuild", "neurolm-rebuild-batches"} <= runs
 
 
 def test_ui_stops_on_ctrl_c(ui):

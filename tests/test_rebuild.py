@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 
 import numpy as np
@@ -193,27 +191,18 @@ def test_bad_arguments_fail_before_work(store, tmp_path):
     assert old != new and len(V.list_version_ids(url)) == 1  # planning writes nothing
 
 
-def _cli(argv):
-    from neurolm.cli import rebuild as cli
-
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-@pytest.mark.slow
-def test_cli_runs_the_prefect_flow_on_dask(store, capsys):
+def test_build_without_switch_then_switch(store):
     url, _ = store
     old_vid = SignalStore.open(url).version_id
-    assert _cli(["rebuild", "--store", url, "--notch", "none", "--workers", "1", "--batch-size", "2"]) == 0
-    assert "rebuilt 4 recording(s)" in capsys.readouterr().out
-    new = SignalStore.open(url)
-    assert new.version_id != old_vid and new.config.notch_hz is None
-    assert _cli(["rebuild", "--store", url, "--notch", "none"]) == 0
-    assert "already at this config" in capsys.readouterr().out
-    assert _cli(["rebuild", "--store", url, "--list", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert {r["version_id"]: r["current"] for r in rows} == {old_vid: False, new.version_id: True}
-    assert _cli(["rebuild", "--store", url, "--remove", old_vid]) == 0
-    assert len(version_summaries(url)) == 1
+    built = rebuild_store(make_rebuild_params(store=url, notch_hz=50.0, switch=False))
+    assert built.status == "complete" and V.read_store_meta(url)["current"] == old_vid
+    assert V.read_version_meta(url, built.new_version)["status"] == "complete"
+    calls = []
+
+    def record(batches, store_url, vid, run_id):
+        calls.append(len(batches))
+        return run_batches_locally(batches, store_url, vid, run_id)
+
+    switched = rebuild_store(make_rebuild_params(store=url, notch_hz=50.0), map_batches=record)
+    assert switched.status == "switched" and switched.n_resumed == 4 and calls == [0]
+    assert V.read_store_meta(url)["current"] == built.new_version
