@@ -87,7 +87,7 @@ def main() -> None:
           f"({platform.processor() or platform.machine()}, numpy {np.__version__})\n")
     print("| input | ch | minutes | ours s | MNE s | ours EEG-h/core-s | MNE EEG-h/core-s | speed-up "
           "| dev/RMS > 20 s from ends | dev µV > 20 s | dev/RMS > 2 s | dev/RMS all |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---" * 12 + "|")
     for r in rows:
         print(f"| {r['fs']:g} Hz | {r['n_ch']} | {r['minutes']:.1f} | {r['ours_s']:.3f} | {r['mne_s']:.3f} "
               f"| {r['ours_h_per_cs']:.2f} | {r['mne_h_per_cs']:.2f} | **{r['ratio']:.1f}x** "

@@ -18,23 +18,40 @@ frequency response. ``standardize`` does a *single FFT pass per channel block*:
 3. ``irfft`` onto N * 200/fs points -- that *is* the FFT resample -- cut the
    padding off, scale by N_out/N / unit_divisor.
 
+Channels are centred first (exact: the band-pass has zero DC gain; the mean is
+added back times the DC gain when no high-pass is configured), which keeps the
+float32 transforms precise under large electrode offsets.
+
 Deviation from MNE, on purpose: MNE's resample pads to a power of two and
 rounds the output length, which stretches time by up to 0.5/N_out (a drift of up
-to ~0.2 output samples at the end of a 250/500/1000 Hz recording). We use the
-exact rational ratio. ``mne_reference_chain(exact_ratio=True)`` picks MNE's
-``npad`` so that MNE's ratio is exact too; that is what the tolerance tests use.
+to ~0.4 output samples at the end of a 250/500/1000 Hz recording -- visible as
+a large sample-wise difference at 60-75 Hz). We use the exact rational ratio.
+``mne_reference_chain(exact_ratio=True)`` picks MNE's ``npad`` so that MNE's
+ratio is exact too; that is what the tolerance tests and the bench compare to.
+Rates whose ratio to 200 Hz is not a fraction with a denominator <= 4096 (e.g.
+173.61 Hz) get a rounded output length, like MNE.
 
-Edges: the single pass reflects the *raw* signal once, while MNE reflects again
-before the notch and before the resample. Within ~half the band-pass kernel
-(16.5 s) of either end the two differ slightly (documented bound in the tests).
+Agreement with MNE (tests/test_standardize.py, bench/bench_standardize.py):
+max |ours - mne| / RMS < 2e-4 more than 20 s from either end (measured
+2e-5..1e-4, i.e. < 0.005 µV, far below the store's 0.1 µV int16 step);
+< 3e-3 from 2 s; up to ~1.4e-2 in the first/last 0.5 s at 1000 Hz, because MNE
+reflects the filtered signal again before the notch and the resample while the
+single pass reflects the raw signal once.
+
+Input rates at or below 2 x h_freq (e.g. 128 Hz): MNE refuses the low-pass;
+we skip it (flag ``lowpass_skipped``) and upsample (flag ``upsampled``).
+
+Speed (bench/results_standardize.md): 6-11x NeuroLM's MNE chain per core at
+250-1000 Hz, ~1.5-2 EEG-hours of 23-channel 250/256 Hz EEG per core-second.
 
 Memory: channels are processed in blocks so the working set beyond the input
 and output arrays is O(block_channels x N) (``_BLOCK_BYTES``), whatever the
-number of channels.
+number of channels (1 h x 23 ch at 256 Hz: ~66 MiB beyond the output).
 
 Default notch 60 Hz: TUH -- the bulk of the pretraining corpus -- is US data and
-NeuroLM's TUH pretraining script notches at 60 Hz. European datasets (SEED, HMC,
-Workload) override it through their ``SourceItem.notch_hz``.
+NeuroLM's TUH pretraining script notches at 60 Hz. Other datasets override it
+through their ``SourceItem.notch_hz`` (NeuroLM used 50 Hz for SEED, HMC,
+Workload, and -- inherited from LaBraM/BIOT -- for the US TUAB/TUEV too).
 """
 
 from __future__ import annotations
