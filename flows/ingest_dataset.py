@@ -37,8 +37,9 @@ def ingest_dataset_flow(params: ds.DatasetIngestParams) -> dict:
         store = open_store(params.store)
         state = IngestState.load(store, run_id, seed=params.seed, fractions=adapter.seeded_fractions)
         files, problems = ds.plan_dataset(adapter, params.root)
+        previous_catalog = state.catalog.copy()
         diff = state.plan(files, adapter.name)
-        state.add(ds.problem_rows(adapter, params.root, problems, run_id))
+        state.add(ds.problem_rows(adapter, params.root, problems, run_id, previous_catalog))
         batches = make_batches(diff.to_ingest, params.batch_size)
         logger.info("%s: %d recordings (%d to ingest in %d batches), %d rejected by discovery",
                     adapter.task, len(files), len(diff.to_ingest), len(batches), len(problems))

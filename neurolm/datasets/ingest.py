@@ -99,8 +99,16 @@ def plan_dataset(adapter: DatasetAdapter, root: str) -> tuple[list[SourceFile], 
     return files, problems
 
 
-def problem_rows(adapter: DatasetAdapter, root: str, problems: list[Problem], run_id: str) -> list[dict]:
-    """`process_batch`-shaped quarantined rows for the files discovery rejected (folders are only reported)."""
+def problem_rows(adapter: DatasetAdapter, root: str, problems: list[Problem], run_id: str,
+                 previous: pd.DataFrame | None = None) -> list[dict]:
+    """`process_batch`-shaped quarantined rows for the files discovery rejected (folders are only reported).
+
+    A file rejected for the same reason by an earlier run (same size and mtime)
+    keeps that run's row, so an unchanged dataset leaves the catalog unchanged.
+    """
+    prev = {}
+    if previous is not None and not previous.empty:
+        prev = {r["recording_id"]: r for r in previous.to_dict("records") if r["dataset"] == adapter.name}
     rows = []
     for path, reason in problems:
         if not os.path.isfile(path):
@@ -110,6 +118,9 @@ def problem_rows(adapter: DatasetAdapter, root: str, problems: list[Problem], ru
         cat = {"path": path, "format": format_for(path), "size_bytes": int(st.st_size), "mtime": float(st.st_mtime),
                "content_hash": "", "dataset": adapter.name, "subject": "", "session": "", "status": "quarantined",
                "reason": reason, "recording_id": rid, "run_id": run_id}
+        old = prev.get(rid)
+        if old is not None and all(old.get(k) == cat[k] for k in ("status", "reason", "size_bytes", "mtime", "path")):
+            cat["run_id"] = old["run_id"]
         rows.append({"recording_id": rid, "status": "quarantined", "reason": reason, "catalog_row": cat,
                      "recording_row": None, "duration_s": 0.0, "size_bytes": int(st.st_size)})
     return rows

@@ -4,7 +4,8 @@ Faithful where it matters to the adapters: folder names, TUH file names
 (``aaaaaaab_s001_t000``, TUEV ``aaaaaaab_00000001`` and eval ``spsw_032_a_``),
 ``EEG FP1-REF``-style labels with the non-EEG channels real files carry
 (``EEG EKG1-REF``, ``PHOTIC-REF``), 250 Hz, and label files in the real
-syntax. Recordings are 25-40 s so the whole layout ingests in seconds.
+syntax. Recordings are 20-60 s so the whole layout ingests in seconds (two
+TUAB files are 60 s: long enough for one 23-channel pretraining window).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ def _subj(i: int) -> str:
 def synth_tuab(root: Path, seed: int, bad: bool) -> dict:
     files, bad_cases = [], []
     plan = [  # (official folder, label folder, subject index, seconds)
-        ("train", "abnormal", 1, 25), ("train", "abnormal", 2, 31), ("train", "abnormal", 3, 40),
+        ("train", "abnormal", 1, 25), ("train", "abnormal", 2, 31), ("train", "abnormal", 3, 60),
         ("train", "normal", 4, 22), ("train", "normal", 5, 35), ("train", "normal", 6, 20),
-        ("eval", "abnormal", 7, 30), ("eval", "normal", 8, 26),
+        ("eval", "abnormal", 7, 60), ("eval", "normal", 8, 26),
     ]
     for k, (official, label, si, secs) in enumerate(plan):
         sub = _subj(si)
