@@ -89,6 +89,7 @@ class StandardizeConfig(BaseModel):
     notch_hz: float | None = Field(60.0, ge=0, description="mains notch; 0/None disables; per-dataset override")
     unit_divisor: float = Field(100.0, gt=0, description="store/model unit = µV / unit_divisor")
     min_duration_s: float = Field(10.0, ge=0, description="shorter (after cropping) -> BadInputError")
+    min_sfreq: float = Field(100.0, gt=0, description="slower input -> BadInputError (Sleep-EDF EEG is 100 Hz)")
     crop_end_s: float = Field(0.0, ge=0, description="seconds cut from the end of every recording")
     method: Literal["fft", "mne"] = Field("fft", description="'mne' runs NeuroLM's literal MNE chain")
     flat_uv: float = Field(0.1, ge=0, description="channel std below this (µV) -> flat")
@@ -158,13 +159,16 @@ def _kernels(fs: float, l_freq: float | None, h_freq: float | None, notch: float
         h_freq = None  # MNE would refuse; a 128 Hz file has nothing above 64 Hz anyway
         flags.append("lowpass_skipped")
     kernels = []
-    if l_freq is not None or h_freq is not None:
-        kernels.append(create_filter(None, fs, l_freq, h_freq, verbose=False))
-    if notch:
-        nw, tb2 = notch / 200.0, 0.5  # notch_filter defaults: notch_widths=f/200, trans_bandwidth=1
-        if notch + nw / 2 + tb2 < fs / 2:
-            kernels.append(create_filter(None, fs, notch + nw / 2 + tb2, notch - nw / 2 - tb2,
-                                         l_trans_bandwidth=tb2, h_trans_bandwidth=tb2, verbose=False))
+    try:
+        if l_freq is not None or h_freq is not None:
+            kernels.append(create_filter(None, fs, l_freq, h_freq, verbose=False))
+        if notch:
+            nw, tb2 = notch / 200.0, 0.5  # notch_filter defaults: notch_widths=f/200, trans_bandwidth=1
+            if notch + nw / 2 + tb2 < fs / 2:
+                kernels.append(create_filter(None, fs, notch + nw / 2 + tb2, notch - nw / 2 - tb2,
+                                             l_trans_bandwidth=tb2, h_trans_bandwidth=tb2, verbose=False))
+    except ValueError as exc:  # e.g. a rate just above 2 x h_freq with no room for a transition band
+        raise BadInputError(f"cannot design the filters at {fs:g} Hz: {exc}") from None
     return tuple(kernels), tuple(flags)
 
 
@@ -261,6 +265,12 @@ def standardize(raw: RawRecording, selection: ChannelSelection, cfg: Standardize
     when the recording cannot yield a sample (too short, no usable channel).
     """
     _check_input(raw, selection)
+    if notch_hz is not None and not (np.isfinite(notch_hz) and notch_hz >= 0):
+        raise ConfigError(f"notch_hz override must be >= 0 (0 disables), got {notch_hz!r}")
+    if crop_end_s is not None and not (np.isfinite(crop_end_s) and crop_end_s >= 0):
+        raise ConfigError(f"crop_end_s override must be >= 0, got {crop_end_s!r}")
+    if raw.sfreq < cfg.min_sfreq:
+        raise BadInputError(f"sampling rate {raw.sfreq:g} Hz is below the minimum {cfg.min_sfreq:g} Hz")
     notch = cfg.notch_hz if notch_hz is None else notch_hz
     crop = cfg.crop_end_s if crop_end_s is None else crop_end_s
     usable_s = raw.duration_s - crop

@@ -211,6 +211,10 @@ def test_recording_level_failures() -> None:
         standardize(_raw(_eeg(fs, 20, n_ch=1), fs, ("ECG",)), select_channels(("ECG",)), CFG)
     with pytest.raises(BadInputError, match="sampling rate"):
         standardize(_raw(_eeg(fs, 20), 0.0), select_channels(NAMES), CFG)
+    with pytest.raises(BadInputError, match="sampling rate 64 Hz is below"):
+        standardize(_raw(_eeg(64.0, 20), 64.0), select_channels(NAMES), CFG)
+    with pytest.raises(ConfigError, match="notch_hz override"):
+        standardize(_raw(_eeg(fs, 20), fs), select_channels(NAMES), CFG, notch_hz=-50.0)
     assert standardize(_raw(_eeg(fs, 9), fs), select_channels(NAMES),
                        StandardizeConfig(min_duration_s=5)).data.shape == (3, 1800)
 
