@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 
@@ -93,6 +94,14 @@ def cmd_ingest(args) -> int:
         lock_timeout_s=args.lock_timeout,
     )
     from flows.ingest import run_ingest  # Prefect only for this command
+
+    # SIGTERM (a scheduler's kill, `timeout`) unwinds like Ctrl-C, so the local Prefect server and the
+    # Dask cluster this command started are stopped and the store lock is released. Committed
+    # recordings are safe either way (a rerun resumes from the commit markers).
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    except ValueError:  # not the main thread (embedded use): leave signal handling to the caller
+        pass
 
     summary = run_ingest(params, on_event=_Progress(not args.no_progress and not args.json))
     if args.json:

@@ -78,6 +78,7 @@ class IngestState:
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     crop_end_s: float = 10.0
     exclude_heldout: bool = True
+    dataset: str | None = None  # the dataset this run lists; its splits follow this run's seed/fractions
     catalog: pd.DataFrame = field(default_factory=pd.DataFrame)
     recordings: pd.DataFrame = field(default_factory=pd.DataFrame)
     recovered: int = 0
@@ -104,6 +105,7 @@ class IngestState:
 
     def plan(self, files: list[SourceFile], dataset: str) -> CatalogDiff:
         """Diff a listing of ``dataset`` with the catalog; vanished files are marked removed at once."""
+        self.dataset = dataset
         diff = diff_catalog(files, self.catalog, dataset, set(self.store.committed_ids()))
         touched = [r for r in diff.unchanged_rows if r.get("status") != "removed"]
         if diff.removed_rows or touched:
@@ -114,7 +116,7 @@ class IngestState:
 
     def add(self, rows: list[dict]) -> None:
         """Fold the rows returned by :func:`process_batch` into the tables."""
-        cats, recs, gone = [], [], []
+        cats, recs = [], []
         for r in rows:
             self.counts[r["status"]] = self.counts.get(r["status"], 0) + 1
             self.bytes_processed += int(r.get("size_bytes") or 0)
@@ -124,12 +126,11 @@ class IngestState:
                 if r["status"] == "ingested":
                     self.hours_ingested += float(r["duration_s"]) / 3600.0
             else:
-                gone.append(r["recording_id"])
+                # A changed file that is now broken keeps its previously committed signal and
+                # recordings row (never drop committed data silently); the catalog says why.
                 self.quarantined.append((r["catalog_row"]["path"], r["reason"]))
         self.catalog = merge_rows(self.catalog, cats, "recording_id")
         self.recordings = merge_rows(self.recordings, recs, "recording_id")
-        if gone and not self.recordings.empty:  # a changed file that is now broken: its old row is stale
-            self.recordings = self.recordings[~self.recordings["recording_id"].isin(gone)].reset_index(drop=True)
         self._dirty = True
 
     def _with_splits(self) -> pd.DataFrame:
@@ -142,9 +143,11 @@ class IngestState:
         rec["subject_key"] = rec["subject_key"].fillna(rec["dataset"] + ":" + rec["subject"])
         if "split" not in rec.columns:
             rec["split"] = None
+        # This run's dataset follows this run's seed and fractions (a pure function, so unchanged
+        # parameters change nothing); other datasets keep the splits their own runs gave them.
         rec["split"] = [
-            split_for(self.seed, ds, subj, key, held, self.fractions) if (sp is None or sp != sp or key in held)
-            else sp
+            split_for(self.seed, ds, subj, key, held, self.fractions)
+            if (ds == self.dataset or sp is None or sp != sp or key in held) else sp
             for ds, subj, key, sp in zip(rec["dataset"], rec["subject"], rec["subject_key"], rec["split"])
         ]
         return rec
