@@ -17,7 +17,8 @@ Conventions (also documented in ``StandardizedRecording``):
   linearly interpolated from their finite neighbours), ``dead`` (more than
   ``nan_max_fraction`` non-finite: the channel is zeroed, since interpolating
   over most of a channel invents a signal), ``extreme`` (robust amplitude -- the
-  99th percentile of |x| after filtering -- above ``extreme_uv``).
+  99th percentile of |x| after filtering, i.e. more than 1 % of the samples
+  beyond ±``extreme_uv`` -- a few artefact spikes do not count).
 - recording flags: every channel flag as ``"<flag>:<CH>"``, plus ``clipped``,
   ``nan_repaired``, ``extreme`` when any channel has them and ``mostly_flat``
   when at least ``mostly_flat_fraction`` of the channels are flat or dead.
@@ -91,17 +92,18 @@ def prepare_row(row: np.ndarray, th: QualityThresholds) -> tuple[list[str], floa
     return flags, mean
 
 
-def extreme_channels(out_uv_scaled: np.ndarray, unit_divisor: float, extreme_uv: float) -> np.ndarray:
+def extreme_channels(out_scaled: np.ndarray, unit_divisor: float, extreme_uv: float) -> np.ndarray:
     """Boolean per channel: robust amplitude (p99 of |x|, µV) above ``extreme_uv``.
 
-    Computed on every 4th sample of the standardized signal: the percentile of a
-    200 Hz signal barely changes and the partition costs a quarter.
+    "p99 of |x| > t" is "more than 1 % of samples beyond ±t", so a count of
+    threshold crossings replaces the percentile's partition (several times cheaper).
     """
-    if out_uv_scaled.shape[1] == 0:
-        return np.zeros(out_uv_scaled.shape[0], bool)
-    sub = np.abs(out_uv_scaled[:, ::4])
-    p99 = np.percentile(sub, 99, axis=1) * unit_divisor
-    return p99 > extreme_uv
+    n = out_scaled.shape[1]
+    if n == 0:
+        return np.zeros(out_scaled.shape[0], bool)
+    t = np.float32(extreme_uv / unit_divisor)
+    over = np.count_nonzero(out_scaled > t, axis=1) + np.count_nonzero(out_scaled < -t, axis=1)
+    return over > 0.01 * n
 
 
 def recording_flags(names: Sequence[str], channel_flags: dict[str, tuple[str, ...]],
