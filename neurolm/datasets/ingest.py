@@ -21,7 +21,10 @@ label file or another split mode takes effect without re-ingesting signals.
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +35,9 @@ from neurolm.datasets import DATASETS, REFERENCE_COUNTS, get_adapter
 from neurolm.datasets.base import DatasetAdapter, Problem, relpath
 from neurolm.errors import ConfigError
 from neurolm.ingest.discover import SourceFile, format_for, recording_id_for
+
+#: (batches, store_url, version_id, run_id, known_hashes) -> row lists, yielded as batches finish
+MapBatches = Callable[[list, str, str, str, dict], Iterable[list[dict]]]
 
 #: LABELS columns written, with the default of the optional ones.
 LABEL_COLUMNS: dict[str, object] = {
@@ -220,3 +226,69 @@ def skip_summary(problems: list[Problem], skipped: list[Problem], quarantined: l
         "skipped_by_kind": dict(Counter(kind(r) for _, r in skipped)),
         "per_file": per_file,
     }
+
+
+def run_batches_locally(batches: list, store_url: str, version_id: str, run_id: str,
+                        known: dict) -> Iterable[list[dict]]:
+    """The default `MapBatches`: the batch worker in this process, one batch after another."""
+    from neurolm.ingest import process_batch
+
+    for b in batches:
+        yield process_batch(b, store_url, version_id, run_id=run_id,
+                            known_hashes={i.recording_id: known[i.recording_id] for i in b if i.recording_id in known})
+
+
+def ingest_dataset(params: DatasetIngestParams, map_batches: MapBatches | None = None, run_id: str = "",
+                   log: Callable[[str], None] | None = None) -> dict:
+    """Ingest one downstream dataset: recordings, labels, splits, held-out registry; returns the summary.
+
+    Holds the store lock throughout (one table writer). `map_batches` runs the
+    worker on the batches (default: sequentially here; the Prefect flow fans
+    them out on Dask) and yields each batch's rows as it finishes; tables are
+    flushed every few seconds so a killed run loses nothing committed.
+    """
+    from neurolm.ingest import IngestState, make_batches, open_store
+    from neurolm.ingest.splits import register_heldout
+    from storage.lock import StoreLock
+
+    t0 = time.perf_counter()
+    run_id = run_id or str(uuid.uuid4())
+    say = log or (lambda _msg: None)
+    adapter = params.adapter()
+    with StoreLock(params.store, f"ingest-dataset {adapter.name} {run_id}", timeout_s=params.lock_timeout_s):
+        store = open_store(params.store)
+        state = IngestState.load(store, run_id, seed=params.seed, fractions=adapter.seeded_fractions)
+        files, problems = plan_dataset(adapter, params.root)
+        previous_catalog = state.catalog.copy()
+        diff = state.plan(files, adapter.name)
+        state.add(problem_rows(adapter, params.root, problems, run_id, previous_catalog))
+        batches = make_batches(diff.to_ingest, params.batch_size)
+        say(f"{adapter.task}: {len(files)} recordings ({len(diff.to_ingest)} to ingest in {len(batches)} batches), "
+            f"{len(problems)} rejected by discovery")
+        try:
+            for rows in (map_batches or run_batches_locally)(batches, store.url, store.version_id, run_id,
+                                                             dict(diff.known_hashes)):
+                state.add(rows)
+                state.flush(every_s=5.0)
+        finally:
+            state.flush(force=True)
+        labels, skipped = build_labels(adapter, files, state.recordings, mode=params.split, seed=params.seed)
+        held = test_subjects(labels) if adapter.heldout_test else []
+        if held:
+            register_heldout(store.url, held, f"{adapter.task} test subject", f"datasets.{adapter.name}")
+        state.finalize()  # recordings of held-out subjects get split 'heldout' and no pretraining windows
+        write_labels(store, adapter.task, labels)
+        return {
+            "dataset": adapter.name, "task": adapter.task, "root": params.root, "store": store.url,
+            "version_id": store.version_id, "split_mode": params.split, "seed": params.seed,
+            "tuev_mode": params.tuev_mode if adapter.name == "tuev" else None,
+            "n_recordings": len(files), "n_ingested": state.counts.get("ingested", 0),
+            "n_skipped_unchanged": len(files) - len(diff.to_ingest) + state.counts.get("skipped", 0),
+            "n_labels": int(len(labels)), "n_heldout_registered": len(held),
+            "counts": split_counts(adapter, labels),
+            "label_counts": nested_counts(labels),
+            "skips": skip_summary(problems, skipped, quarantined_files(state.catalog, adapter.name, problems)),
+            "paper_notes": adapter.paper_notes if params.split == "paper" else "",
+            "tuev_conflicts": getattr(adapter, "conflicts", None),
+            "wall_s": time.perf_counter() - t0,
+        }

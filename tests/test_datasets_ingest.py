@@ -1,0 +1,62 @@
+"""The dataset ingestion library without Prefect: two datasets into one store, bad inputs, reruns.
+
+Uses the real batch worker and Zarr store in this process (the flow only
+swaps the batch mapper for Prefect tasks on Dask, tested in test_datasets_flow).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from neurolm.datasets.ingest import ingest_dataset, make_dataset_params
+from neurolm.datasets.report import label_counts, render_text
+from neurolm.datasets.synth import synth_dataset
+from neurolm.ingest.splits import load_heldout
+from storage.signal_store import SignalStore
+
+
+def hashed_side(seed, key, fractions):
+    u = int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "big") / 2.0**64
+    return "test" if u < fractions[2] else ("val" if u < fractions[2] + fractions[1] else "train")
+
+
+def test_hmc_and_tusl_into_one_store(tmp_path):
+    store_url = str(tmp_path / "store")
+    hmc = synth_dataset("hmc", tmp_path / "hmc", seed=3, bad=True)
+    s1 = ingest_dataset(make_dataset_params(dataset="hmc", root=hmc["root"], store=store_url, seed=4))
+    store = SignalStore.open(store_url)
+    labels = store.read_table("labels")
+    want = {f["path"]: sum(s is not None for s in f["stages"]) for f in hmc["files"]}
+    assert labels.groupby("source").size().to_dict() == want
+    for src, grp in labels.groupby("source"):
+        key = next(f["subject_key"] for f in hmc["files"] if f["path"] == src)
+        assert set(grp["split"]) == {hashed_side(4, key, (0.66, 0.17, 0.17))}
+    cat = store.read_table("catalog").set_index("path")
+    sn010 = str(Path(hmc["root"]) / "SN010.edf")
+    assert cat.loc[sn010, "status"] == "quarantined" and "no scoring file" in cat.loc[sn010, "reason"]
+    assert s1["skips"]["n_events_skipped"] == 5 and s1["skips"]["n_files_rejected"] == 1
+    assert s1["n_heldout_registered"] == 0 and load_heldout(store_url) == set()
+    text = render_text(s1)
+    assert "91,248" in text and "SN011.edf" in text and "unknown sleep stage" in text
+
+    tusl = synth_dataset("tusl", tmp_path / "tusl", seed=3, bad=True)
+    s2 = ingest_dataset(make_dataset_params(dataset="tusl", root=tusl["root"], store=store_url, split="paper"))
+    both = SignalStore.open(store_url).read_table("labels")
+    assert both[both["task"] == "HMC"].reset_index(drop=True).equals(labels)  # the other task is kept
+    t = both[both["task"] == "TUSL"]
+    assert len(t) == 3 * 5 and s2["n_labels"] == 15
+    sources = sorted(f["path"] for f in tusl["files"])  # 6 discovered files, sorted: 3 train, 1 test, 2 val
+    side = dict(zip(sources, ["train"] * 3 + ["test"] + ["val"] * 2))
+    assert all(side[src] == sp for src, sp in zip(t["source"], t["split"]))
+    test_keys = {f["subject_key"] for f in tusl["files"] if side[f["path"]] == "test" and f["events"]}
+    assert test_keys and test_keys <= load_heldout(store_url)
+    counts = label_counts(store_url)
+    assert set(counts["task"]) == {"HMC", "TUSL"} and int(counts["n"].sum()) == len(both)
+
+    # Rerun HMC in paper mode: no signal is re-ingested, only its labels change (5 recordings < 100: train).
+    s3 = ingest_dataset(make_dataset_params(dataset="hmc", root=hmc["root"], store=store_url, split="paper"))
+    assert s3["n_ingested"] == 0 and s3["n_skipped_unchanged"] == len(hmc["files"])
+    final = SignalStore.open(store_url).read_table("labels")
+    assert set(final.loc[final["task"] == "HMC", "split"]) == {"train"}
+    assert final[final["task"] == "TUSL"].reset_index(drop=True).equals(t.reset_index(drop=True))
