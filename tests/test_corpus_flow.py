@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp("flow")
     store, ckpt = str(d / "store"), str(d / "tok")
-    build_signal_store(store, n_recordings=3, n_ch=8, seed=3)
+    build_signal_store(store, n_recordings=3, n_ch=16, seed=3)
     save_random_tokenizer(ckpt, "tiny", seed=0)
     return d, store, ckpt
 
@@ -42,6 +42,8 @@ def test_kill_mid_run_then_rerun_equals_uninterrupted(inputs):
 
     d, store, ckpt = inputs
     reference = tokenize_local(prepare_job(store, ckpt, str(d / "ref"), shard_size=1))["status"]
+    n = reference["n_shards"]
+    assert n == reference["n_samples"] == 12  # 3 recordings x one 64-s window x four 16-s tiny samples
     corpus = str(d / "killed")
     with prefect_server() as api:  # shared with the subprocess: it starts no server of its own
         env = {**os.environ, "PREFECT_API_URL": api, "PYTHONPATH": ROOT}
@@ -56,20 +58,20 @@ def test_kill_mid_run_then_rerun_equals_uninterrupted(inputs):
         out = proc.communicate()[0].decode(errors="replace")
         committed = len(_markers(corpus))
         assert proc.returncode == -signal.SIGKILL, out
-        assert 1 <= committed < 12, f"kill did not land mid-run ({committed} shards committed)\n{out}"
+        assert 1 <= committed < n, f"kill did not land mid-run ({committed} shards committed)\n{out}"
         v = TokenCorpusStore.open(corpus).version(reference["version_id"])
         assert not v.is_complete()
         with pytest.raises(Exception, match="no complete version"):
             TokenCorpus.open(corpus)
         # debris of a writer killed mid-shard: must be discarded and rewritten, never read
-        todo = [k for k in range(12) if not v.is_committed(k)]
+        todo = [k for k in range(n) if not v.is_committed(k)]
         os.makedirs(v.shard_url(todo[-1]), exist_ok=True)
         with open(os.path.join(v.shard_url(todo[-1]), "zarr.json"), "w") as f:
             f.write("{torn")
         events = []
         params = TokenizeParams.build(store=store, tokenizer=ckpt, out=corpus, shard_size=1, workers=1)
         summary = run_tokenize(params, on_event=events.append)
-        assert summary["shards_done_now"] == 12 - committed and not summary["nothing_to_do"]
+        assert summary["shards_done_now"] == n - committed and not summary["nothing_to_do"]
         assert summary["content_hash"] == reference["content_hash"]
         assert [e["event"] for e in events][0] == "plan" and events[-1]["event"] == "done"
         a, b = TokenCorpus.open(str(d / "ref")), TokenCorpus.open(corpus)

@@ -22,7 +22,7 @@ from storage.token_corpus import TokenCorpusStore
 def inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp("tok")
     store, ckpt = str(d / "store"), str(d / "tok")
-    build_signal_store(store, n_recordings=3, n_ch=8, seed=0)
+    build_signal_store(store, n_recordings=3, n_ch=16, seed=0)
     save_random_tokenizer(ckpt, "tiny", seed=0)
     return d, store, ckpt
 
@@ -60,12 +60,14 @@ def test_codes_equal_direct_encode_codes(inputs, built):
         np.testing.assert_array_equal(s["ch"], batch["ch"][i, :n].numpy())
         np.testing.assert_array_equal(s["time"], batch["time"][i, :n].numpy())
         assert (direct[i, n:] == -1).all()
-    # time-major: all 8 channels of second 0, then second 1 ...
+    # time-major: all 16 channels of second 0, then second 1 ...
     s0 = tc[0]
-    assert list(s0["time"][:9]) == [0] * 8 + [1] and len(set(s0["ch"][:8])) == 8
-    # each 128-s window is covered by 4 consecutive 32-s samples (tiny tokenizer: 256 tokens)
+    assert list(s0["time"][:17]) == [0] * 16 + [1] and len(set(s0["ch"][:16])) == 16
+    # each 64-s store window is covered by 4 consecutive 16-s samples (tiny tokenizer: 256 tokens)
+    win = store.read_table("windows")
+    assert win["length"].tolist() == [64 * 200] * 3
     starts = man[man["recording_id"] == "rec-000"]["window_start"].tolist()
-    assert starts == [0, 6400, 12800, 19200]
+    assert starts == [0, 3200, 6400, 9600]
     assert len(np.unique(np.concatenate([tc[i]["codes"] for i in range(12)]))) > 20  # not a constant code
 
 
