@@ -33,15 +33,26 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from neurolm.errors import ConfigError, StoreError
+from neurolm.ingest.catalog import merge_rows
 from neurolm.ingest.items import SourceItem
+from neurolm.ingest.layouts import infer_metadata
+from neurolm.ingest.splits import load_heldout, split_for
+from neurolm.ingest.windows import build_windows
+from neurolm.ingest.worker import ingest_key, process_batch
+from neurolm.standardize import StandardizeConfig
+from schemas.io import read_table
+from schemas.tables import STORE_TABLES
 from storage import fs
+from storage import versions as V
+from storage.lock import StoreLock
+from storage.signal_store import SignalStore
 
 log = logging.getLogger(__name__)
 
@@ -57,34 +68,20 @@ class RebuildParams(BaseModel):
     store: str = Field(description="signal store URL")
     config_file: str | None = Field(default=None, description="YAML/JSON of StandardizeConfig fields, "
                                     "merged over the current version's config")
-    notch_hz: float | None = Field(default=None, description="new default mains notch (Hz)")
+    notch_hz: float | None = Field(default=None, gt=0, lt=100, description="new default mains notch (Hz)")
     no_notch: bool = Field(default=False, description="disable the default notch")
     l_freq: float | None = Field(default=None, description="new high-pass edge (Hz)")
     h_freq: float | None = Field(default=None, description="new low-pass edge (Hz)")
     source_notch: Literal["keep", "store"] = Field(
         default="keep", description="'keep' per-source mains frequencies; 'store' apply the store notch to all")
-    workers: int = Field(default=2, description="local Dask worker processes")
-    batch_size: int = Field(default=8, description="files per Prefect task")
+    workers: int = Field(default=2, ge=1, description="local Dask worker processes")
+    batch_size: int = Field(default=8, ge=1, description="files per Prefect task")
     dask_address: str | None = Field(default=None, description="existing Dask scheduler, e.g. tcp://host:8786")
-    crop_end_s: float = Field(default=10.0, description="seconds cropped from each recording's end for windows")
+    crop_end_s: float = Field(default=10.0, ge=0, description="seconds cropped from each recording's end for windows")
     seed: int = Field(default=0, description="split seed for recordings without a previous split")
     exclude_heldout: bool = Field(default=True, description="no pretraining windows for held-out subjects")
     switch: bool = Field(default=True, description="make the new version current when complete")
-    lock_timeout_s: float = Field(default=30.0, description="wait for another run holding the store")
-
-    @field_validator("workers", "batch_size")
-    @classmethod
-    def _positive(cls, v: int, info) -> int:
-        if v < 1:
-            raise ValueError(f"{info.field_name} must be >= 1, got {v}")
-        return v
-
-    @field_validator("notch_hz")
-    @classmethod
-    def _notch(cls, v: float | None) -> float | None:
-        if v is not None and not 0 < v < 100:
-            raise ValueError(f"notch_hz must be in (0, 100) Hz, got {v}")
-        return v
+    lock_timeout_s: float = Field(default=30.0, ge=0, description="wait for another run holding the store")
 
     @field_validator("dask_address")
     @classmethod
@@ -121,21 +118,14 @@ def _read_config_file(path: str) -> dict:
 
 def new_config(current: dict, params: RebuildParams):
     """The StandardizeConfig to rebuild with: current config ← config file ← explicit options."""
-    from neurolm.standardize import StandardizeConfig
-
     merged = dict(current)
     if params.config_file:
         merged.update(_read_config_file(params.config_file))
     if params.notch_hz is not None and params.no_notch:
         raise ConfigError("give either notch_hz or no_notch, not both")
-    if params.notch_hz is not None:
-        merged["notch_hz"] = params.notch_hz
+    merged.update({k: getattr(params, k) for k in ("notch_hz", "l_freq", "h_freq") if getattr(params, k) is not None})
     if params.no_notch:
         merged["notch_hz"] = None
-    if params.l_freq is not None:
-        merged["l_freq"] = params.l_freq
-    if params.h_freq is not None:
-        merged["h_freq"] = params.h_freq
     known = set(StandardizeConfig.model_fields)
     unknown = sorted(set(merged) - known)
     if unknown:
@@ -151,8 +141,6 @@ def new_config(current: dict, params: RebuildParams):
 
 def _marker(url: str, vid: str, rid: str) -> dict | None:
     """A commit marker read directly (works across vocabulary versions, which SignalStore refuses)."""
-    from storage import versions as V
-
     try:
         return fs.read_json(fs.join(V.version_url(url, vid), "commits", f"{rid}.json"))
     except FileNotFoundError:
@@ -160,22 +148,12 @@ def _marker(url: str, vid: str, rid: str) -> dict | None:
 
 
 def _old_table(url: str, vid: str, name: str) -> pd.DataFrame:
-    from schemas.io import read_table
-    from schemas.tables import STORE_TABLES
-    from storage import versions as V
-
     return read_table(fs.join(V.version_url(url, vid), "tables", f"{name}.parquet"), STORE_TABLES[name],
                       missing_ok=True)
 
 
-def _none(v):
-    return None if v is None or (isinstance(v, float) and v != v) else v
-
-
 def items_from_version(url: str, vid: str, source_notch: str = "keep") -> tuple[list[SourceItem], list[dict]]:
     """(items to re-ingest, catalog rows already ``removed``) from version ``vid``'s catalog and markers."""
-    from neurolm.ingest.layouts import infer_metadata
-
     cat = _old_table(url, vid, "catalog")
     rows = cat.where(cat.notna(), None).to_dict("records")
     markers = {r["recording_id"]: _marker(url, vid, r["recording_id"]) for r in rows
@@ -199,7 +177,7 @@ def items_from_version(url: str, vid: str, source_notch: str = "keep") -> tuple[
             meta = infer_metadata(os.path.dirname(r["path"]), r["path"], dataset=r["dataset"])
             key = meta["subject_key"] if meta["layout"] == "tuh" else f"{r['dataset']}:{r['subject']}"
         if "notch_hz" in a:
-            notch = _none(a["notch_hz"])
+            notch = a["notch_hz"]
         elif r["dataset"] in ds_notch:
             notch = json.loads(ds_notch[r["dataset"]].most_common(1)[0][0])
         else:
@@ -246,12 +224,10 @@ class RebuildResult:
     n_removed: int = 0
     seconds: float = 0.0
     message: str = ""
-    counts: dict = field(default_factory=dict)
 
 
 def _target(params: RebuildParams):
     """(store url, current version id, new StandardizeConfig); ConfigError/StoreError before any write."""
-    from storage import versions as V
 
     url = fs.normalize_url(params.store)
     meta = V.read_store_meta(url)
@@ -267,8 +243,6 @@ def _target(params: RebuildParams):
 
 def target_versions(params: RebuildParams) -> tuple[str, str]:
     """(current version id, version id the rebuild would produce); equal means nothing to do. Writes nothing."""
-    from storage import versions as V
-
     _, old, cfg = _target(params)
     return old, V.version_id_for(cfg)
 
@@ -278,10 +252,6 @@ def plan_rebuild(params: RebuildParams) -> RebuildPlan:
 
     The new version is *not* made current here (``make_current=False``).
     """
-    from neurolm.ingest.worker import ingest_key
-    from storage import versions as V
-    from storage.signal_store import SignalStore
-
     url, old, cfg = _target(params)
     vid = V.version_id_for(cfg)
     if vid == old:
@@ -303,8 +273,6 @@ def _batches(items: Sequence[SourceItem], size: int) -> list[list[SourceItem]]:
 def run_batches_locally(batches: list[list[SourceItem]], store_url: str, version_id: str,
                         run_id: str) -> list[list[dict]]:
     """The sequential ``map_batches`` (no Prefect, no Dask): one process_batch after another."""
-    from neurolm.ingest.worker import process_batch
-
     return [process_batch(b, store_url, version_id, run_id=run_id) for b in batches]
 
 
@@ -320,10 +288,6 @@ def finish_rebuild(plan: RebuildPlan, rows: list[dict], params: RebuildParams, r
     Refuses (StoreError, nothing switched) when an item has neither a commit
     marker nor a row from this run: a batch was lost, and a rerun resumes it.
     """
-    from neurolm.ingest.splits import load_heldout, split_for
-    from neurolm.ingest.windows import build_windows
-    from storage.signal_store import SignalStore
-
     store = SignalStore.open(plan.store_url, version=plan.new_version)
     by_id = {r["recording_id"]: r for r in rows}
     committed = set(store.committed_ids())
@@ -353,8 +317,6 @@ def finish_rebuild(plan: RebuildPlan, rows: list[dict], params: RebuildParams, r
         row["split"] = ("heldout" if key in heldout else
                         old_split.get(row["recording_id"]) or split_for(params.seed, row["dataset"],
                                                                         row["subject"], key, heldout))
-    from neurolm.ingest.catalog import merge_rows
-
     recordings = merge_rows(None, rec_rows, "recording_id")
     keyed = [r for r in cat_rows if r.get("recording_id")]
     catalog = merge_rows(None, keyed, "recording_id")
@@ -385,8 +347,6 @@ def finish_rebuild(plan: RebuildPlan, rows: list[dict], params: RebuildParams, r
 
 def rebuild_store(params: RebuildParams, map_batches: MapBatches | None = None, run_id: str = "") -> RebuildResult:
     """Plan, process every missing item (``map_batches``, default sequential), finish. Holds the store lock."""
-    from storage.lock import StoreLock
-
     t0 = time.perf_counter()
     url = fs.normalize_url(params.store)
     with StoreLock(url, f"rebuild {run_id}".strip(), timeout_s=params.lock_timeout_s):
@@ -407,7 +367,6 @@ def rebuild_store(params: RebuildParams, map_batches: MapBatches | None = None, 
 
 def version_summaries(store_url: str) -> list[dict]:
     """Every version: id, status, created, config hash, notch, recordings committed, current marker."""
-    from storage import versions as V
 
     url = fs.normalize_url(store_url)
     meta = V.read_store_meta(url)
@@ -429,17 +388,19 @@ def version_summaries(store_url: str) -> list[dict]:
     return out
 
 
-def remove_store_version(store_url: str, version_id: str) -> None:
-    """Delete a non-current version (StoreError for the current one or an unknown id)."""
-    from storage import versions as V
+def remove_store_version(store_url: str, version_id: str, lock_timeout_s: float = 30.0) -> None:
+    """Delete a non-current version under the store lock (never under a running ingest or rebuild).
 
+    StoreError for the current version or an unknown id. Readers that still
+    have the removed version open lose it: remove only versions nobody uses.
+    """
     url = fs.normalize_url(store_url)
-    meta = V.read_store_meta(url)
-    if meta is None:
+    if V.read_store_meta(url) is None:
         raise ConfigError(f"no signal store at {url}")
-    if version_id == meta.get("current"):
-        raise StoreError(f"refusing to remove {version_id}: it is the current version of {url}")
-    if version_id not in V.list_version_ids(url):
-        have = ", ".join(V.list_version_ids(url)) or "none"
-        raise StoreError(f"signal store {url} has no version {version_id!r} (versions: {have})")
-    fs.rm(V.version_url(url, version_id))
+    with StoreLock(url, f"remove {version_id}", timeout_s=lock_timeout_s):
+        if version_id == V.read_store_meta(url).get("current"):
+            raise StoreError(f"refusing to remove {version_id}: it is the current version of {url}")
+        if version_id not in V.list_version_ids(url):
+            have = ", ".join(V.list_version_ids(url)) or "none"
+            raise StoreError(f"signal store {url} has no version {version_id!r} (versions: {have})")
+        fs.rm(V.version_url(url, version_id))
