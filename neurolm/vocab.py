@@ -29,6 +29,8 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
+from neurolm.errors import BadInputError, ConfigError
+
 VOCAB_VERSION = "neurolm-standard_1020-139-v1"
 
 _TEN_TEN = [
@@ -157,8 +159,6 @@ def _is_biosemi_layout(cleaned: list[str]) -> bool:
 
 def _normalize_allowed(allowed: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """Allowed names in vocabulary spelling; unknown names are a user error."""
-    from neurolm.errors import ConfigError
-
     out: list[str] = []
     for a in allowed:
         ch = normalize_channel_name(a)
@@ -187,9 +187,11 @@ def select_channels(
     23-channel TUAB order, the 4 HMC and 19 Workload orders) and a missing
     allowed channel raises ``BadInputError("missing channels: ...")``: a sample
     with a hole in a fixed montage cannot be fed to a fixed-montage task.
-    """
-    from neurolm.errors import BadInputError, ConfigError
 
+    BioSemi label sets (``A1``..``A32``, ``B1``.. with BioSemi-only names among
+    them) are recognised as a whole and their positions dropped, never read as
+    10-20 ``A1``/``C3`` (see the module docstring).
+    """
     if reorder and allowed is None:
         raise ConfigError("select_channels(reorder=True) needs the allowed channel order")
     allowed_names = None if allowed is None else _normalize_allowed(allowed)
