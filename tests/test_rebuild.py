@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,7 +60,7 @@ def store(tmp_path):
 
 
 def test_rebuild_new_notch_switches_at_the_end(store):
-    url, _ = store
+    url, src = store
     old = SignalStore.open(url)
     rid = sorted(old.committed_ids())[0]
     before = old.read_signal(rid)
@@ -98,6 +99,11 @@ def test_rebuild_new_notch_switches_at_the_end(store):
         return spec[np.argmin(abs(f - 50))]
 
     assert hum(after) < hum(before) / 20
+    # exactly what a fresh ingest under the new config stores
+    fresh_url = str(Path(url).parent / "fresh")
+    fresh = _ingest(src, fresh_url, StandardizeConfig(notch_hz=50.0))
+    assert fresh.version_id == new.version_id
+    assert fresh.content_hash(tables=[]) == new.content_hash(tables=[])
     # tables carried over: same recordings, same splits, same windows
     for name, df in old_tables.items():
         got = new.read_table(name)
