@@ -83,3 +83,19 @@ def test_state_recovers_rows_from_commit_markers(src, tmp_path):
     assert set(store.read_table("catalog")["status"]) == {"ingested", "quarantined"}
     assert SignalStore.open(store.url).version_meta["status"] == "complete"
     assert len(store.read_table("windows")) == 2  # 80 s and 70 s, 19 ch: one 53-s window each after the crop
+
+
+def test_remote_fsspec_source_is_read_through_a_local_copy(src, tmp_path):
+    import fsspec
+
+    mem = fsspec.filesystem("memory")
+    mem.pipe("/neurolm-worker-src/s1/a.edf", (src / "s1" / "a.edf").read_bytes())
+    try:
+        files = discover("memory://neurolm-worker-src", "m")
+        assert [f.item.path for f in files] == ["memory://neurolm-worker-src/s1/a.edf"]
+        store = open_store(str(tmp_path / "store"))
+        row = process_batch([files[0].item], store.url, store.version_id)[0]
+        assert row["status"] == "ingested" and row["catalog_row"]["size_bytes"] == (src / "s1" / "a.edf").stat().st_size
+        assert store.verify_recording(row["recording_id"])
+    finally:
+        mem.rm("/neurolm-worker-src", recursive=True)

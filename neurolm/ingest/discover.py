@@ -133,8 +133,7 @@ def _walk(root: str) -> list[tuple[str, str, int, float]]:
                 continue
             if any(part.startswith(".") for part in rel.split("/")):
                 continue
-            out.append((f"{proto}://{p.lstrip('/')}" if proto != "memory" else f"memory://{p}",
-                        rel, int(info.get("size") or 0), _mtime(info)))
+            out.append((f"{proto}://{p.lstrip('/')}", rel, int(info.get("size") or 0), _mtime(info)))
     out.sort(key=lambda t: t[1])
     return out
 
