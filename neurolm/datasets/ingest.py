@@ -21,6 +21,7 @@ label file or another split mode takes effect without re-ingesting signals.
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections import Counter
@@ -35,6 +36,8 @@ from neurolm.datasets import DATASETS, REFERENCE_COUNTS, get_adapter
 from neurolm.datasets.base import DatasetAdapter, Problem, relpath
 from neurolm.errors import ConfigError
 from neurolm.ingest.discover import SourceFile, format_for, recording_id_for
+
+_WHERE = re.compile(r"^(event [\d.]+-[\d.]+ s|epoch at [\d.]+ s|clip \d+ \([^)]*\))[: ]*")
 
 #: (batches, store_url, version_id, run_id, known_hashes) -> row lists, yielded as batches finish
 MapBatches = Callable[[list, str, str, str, dict], Iterable[list[dict]]]
@@ -212,9 +215,9 @@ def nested_counts(labels: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 def skip_summary(problems: list[Problem], skipped: list[Problem], quarantined: list[Problem]) -> dict:
     """Counts by reason kind and the per-file list, for the report."""
-    def kind(reason: str) -> str:
-        return reason.split(":", 1)[-1].strip().split("(")[0].strip() if reason.startswith("event") or \
-            reason.startswith("epoch") or reason.startswith("clip") else reason.split(":")[0]
+    def kind(reason: str) -> str:  # "event 5-6 s: unknown label code 9 (expected 1-6)" -> "unknown label code N"
+        tail = _WHERE.sub("", reason).split(":")[0]
+        return " ".join(re.sub(r"\d+(\.\d+)?", "N", re.sub(r"\([^)]*\)", "", tail)).split())
 
     per_file: dict[str, list[str]] = {}
     for path, reason in [*problems, *quarantined, *skipped]:
