@@ -188,3 +188,19 @@ def test_source_configs_example_and_errors(tmp_path: Path):
     src = SourceConfig(name="tuab", root=str(tmp_path), layout="tuh")
     p = _touch(tmp_path, "edf/train/normal/01_tcp_ar/aaaaaaav_s004_t000.edf")
     assert metadata_for(src, p)["dataset"] == "tuab"
+
+
+def test_bids_on_an_object_store():
+    """BIDS detection and participants.tsv through fsspec (e.g. OpenNeuro on S3), here memory://."""
+    import fsspec
+
+    mem = fsspec.filesystem("memory")
+    mem.pipe("/oneuro/dataset_description.json", b'{"Name": "Open Set", "BIDSVersion": "1.8.0"}')
+    mem.pipe("/oneuro/participants.tsv", b"participant_id\tage\nsub-07\t31\n")
+    path = "memory://oneuro/sub-07/ses-2/eeg/sub-07_ses-2_task-rest_eeg.edf"
+    mem.pipe(path, b"")
+    meta = infer_metadata("memory://oneuro", path)
+    assert (meta["layout"], meta["subject"], meta["session"]) == ("bids", "07", "2")
+    assert meta["subject_key"] == "bids:open_set:07" and meta["extra"]["participant_age"] == "31"
+    tuh = "memory://tuh/edf/train/normal/01_tcp_ar/aaaaaaav_s004_t000.edf"
+    assert infer_metadata("memory://tuh", tuh)["subject_key"] == "tuh:aaaaaaav"

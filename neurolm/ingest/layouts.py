@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import json
 import os
 import re
@@ -117,33 +118,42 @@ def load_source_configs(path: str | os.PathLike[str]) -> dict[str, SourceConfig]
 # ----------------------------------------------------------------------------- detection
 
 
+def _read_text(root: str, name: str) -> str | None:
+    """A small file at the root of a local tree or an fsspec URL (OpenNeuro on S3); None when absent."""
+    from storage import fs
+
+    try:
+        return fs.read_bytes(fs.join(fs.normalize_url(root), name)).decode("utf-8", errors="replace")
+    except OSError:  # absent, a directory, unreachable: not a BIDS root as far as we can tell
+        return None
+
+
 @functools.lru_cache(maxsize=256)
 def _bids_description(root: str) -> dict | None:
     """Parsed dataset_description.json of a BIDS root, or None (cached: called per file)."""
-    p = Path(root) / "dataset_description.json"
-    if not p.is_file():
+    text = _read_text(root, "dataset_description.json")
+    if text is None:
         return None
     try:
-        return json.loads(p.read_text(encoding="utf-8")) or {}
-    except (OSError, ValueError):
+        return json.loads(text) or {}
+    except ValueError:
         return {}  # a BIDS root with a broken description is still a BIDS root
 
 
 @functools.lru_cache(maxsize=256)
 def _participants(root: str) -> dict[str, dict[str, str]]:
     """participants.tsv rows keyed by bare subject label ("01"), n/a values dropped."""
-    p = Path(root) / "participants.tsv"
-    if not p.is_file():
+    text = _read_text(root, "participants.tsv")
+    if text is None:
         return {}
     rows: dict[str, dict[str, str]] = {}
-    with open(p, encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            pid = (row.pop("participant_id", "") or "").strip()
-            if not pid:
-                continue
-            sub = pid[4:] if pid.startswith("sub-") else pid
-            rows[sub] = {k.strip(): v.strip() for k, v in row.items()
-                         if k and v is not None and v.strip() not in ("", "n/a")}
+    for row in csv.DictReader(io.StringIO(text, newline=""), delimiter="\t"):
+        pid = (row.pop("participant_id", "") or "").strip()
+        if not pid:
+            continue
+        sub = pid[4:] if pid.startswith("sub-") else pid
+        rows[sub] = {k.strip(): v.strip() for k, v in row.items()
+                     if k and v is not None and v.strip() not in ("", "n/a")}
     return rows
 
 
