@@ -64,7 +64,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from scipy import fft as sfft
 
 from neurolm import quality
@@ -81,7 +81,7 @@ _CACHE_MAX_FFT = 2**22  # responses of longer transforms (> ~5 h at 256 Hz) are 
 class StandardizeConfig(BaseModel):
     """How every recording of a store version is standardized (hashed into the version id)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     sfreq: float = Field(200.0, gt=0, description="output rate (NeuroLM: 200 Hz, 1-s patches of 200 samples)")
     l_freq: float | None = Field(0.1, gt=0)
@@ -98,6 +98,11 @@ class StandardizeConfig(BaseModel):
     extreme_uv: float = Field(800.0, gt=0, description="robust amplitude (p99 |x|, µV) above -> extreme")
     nan_max_fraction: float = Field(0.5, ge=0, le=1, description="more non-finite than this -> channel dead")
     mostly_flat_fraction: float = Field(0.5, gt=0, le=1)
+
+    @field_validator("notch_hz")
+    @classmethod
+    def _zero_is_off(cls, v: float | None) -> float | None:
+        return v or None  # 0 and None mean the same: one spelling, one config hash
 
     @model_validator(mode="after")
     def _check_bands(self) -> StandardizeConfig:

@@ -233,6 +233,7 @@ def test_config_hash_stable_and_sensitive() -> None:
     changed = {StandardizeConfig(notch_hz=50.0).config_hash(), StandardizeConfig(h_freq=70.0).config_hash(),
                StandardizeConfig(flat_uv=0.2).config_hash(), StandardizeConfig(crop_end_s=10).config_hash()}
     assert len(changed) == 4 and a.config_hash() not in changed
+    assert StandardizeConfig(notch_hz=0).config_hash() == StandardizeConfig(notch_hz=None).config_hash()
     assert a.notch_hz == 60.0 and a.sfreq == 200.0 and (a.l_freq, a.h_freq) == (0.1, 75.0)
     with pytest.raises(Exception):
         a.notch_hz = 50.0  # frozen
@@ -247,6 +248,7 @@ def test_config_hash_stable_and_sensitive() -> None:
     ({"clip_fraction": 2}, "clip_fraction"),
     ({"method": "scipy"}, "method"),
     ({"notchhz": 50}, "notchhz"),
+    ({"l_freq": float("nan")}, "l_freq"),
 ])
 def test_invalid_config_is_config_error(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
