@@ -16,9 +16,10 @@ from neurolm.ingest.splits import load_heldout
 from storage.signal_store import SignalStore
 
 
-def hashed_side(seed, key, fractions):
-    u = int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "big") / 2.0**64
-    return "test" if u < fractions[2] else ("val" if u < fractions[2] + fractions[1] else "train")
+def hashed_side(seed, dataset, subject, fractions):
+    """sha256("seed:dataset:subject") -> u in [0, 1); train | val | test edges in that order."""
+    u = int.from_bytes(hashlib.sha256(f"{seed}:{dataset}:{subject}".encode()).digest()[:8], "big") / 2.0**64
+    return "train" if u < fractions[0] else ("val" if u < fractions[0] + fractions[1] else "test")
 
 
 def test_hmc_and_tusl_into_one_store(tmp_path):
@@ -30,8 +31,11 @@ def test_hmc_and_tusl_into_one_store(tmp_path):
     want = {f["path"]: sum(s is not None for s in f["stages"]) for f in hmc["files"]}
     assert labels.groupby("source").size().to_dict() == want
     for src, grp in labels.groupby("source"):
-        key = next(f["subject_key"] for f in hmc["files"] if f["path"] == src)
-        assert set(grp["split"]) == {hashed_side(4, key, (0.66, 0.17, 0.17))}
+        subject = Path(src).stem  # HMC subject = recording name
+        assert set(grp["split"]) == {hashed_side(4, "hmc", subject, (0.66, 0.17, 0.17))}
+    rec = store.read_table("recordings").set_index("recording_id")
+    for rid, sp in labels.groupby("recording_id")["split"].first().items():
+        assert rec.loc[rid, "split"] == sp  # one split per recording in RECORDINGS and LABELS
     cat = store.read_table("catalog").set_index("path")
     sn010 = str(Path(hmc["root"]) / "SN010.edf")
     assert cat.loc[sn010, "status"] == "quarantined" and "no scoring file" in cat.loc[sn010, "reason"]

@@ -94,31 +94,48 @@ def test_tuab_paper_per_class_seeded_80_20():
     assert [r["split"] for r in out if r["official"] == "eval"] == ["test"]
 
 
-def expected_side(seed, subject, fractions):
-    u = int.from_bytes(hashlib.sha256(f"{seed}:{subject}".encode()).digest()[:8], "big") / 2.0**64
-    f_train, f_val, f_test = fractions
-    return "test" if u < f_test else ("val" if u < f_test + f_val else "train")
+def expected_side(seed, dataset, subject, fractions):
+    """The hash rule written out: u = sha256("seed:dataset:subject"), train | val | test edges in that order."""
+    u = int.from_bytes(hashlib.sha256(f"{seed}:{dataset}:{subject}".encode()).digest()[:8], "big") / 2.0**64
+    f_train, f_val, _ = fractions
+    return "train" if u < f_train else ("val" if u < f_train + f_val else "test")
 
 
 def test_seeded_split_is_a_stable_subject_hash():
     adapter = get_adapter("hmc")
-    subs = [f"hmc:SN{i:03d}" for i in range(400)]
-    rows = [{"subject": s, "official": "", "source": s} for s in subs for _ in range(2)]
+    subs = [f"SN{i:03d}" for i in range(400)]
+    rows = [{"subject": f"hmc:{s}", "subject_id": s, "dataset": "hmc", "official": "", "source": s}
+            for s in subs for _ in range(2)]
     out = adapter.split(rows, "seeded", seed=5)
-    side = {r["subject"]: r["split"] for r in out}
-    assert all(side[s] == expected_side(5, s, adapter.seeded_fractions) for s in subs)
+    side = {r["subject_id"]: r["split"] for r in out}
+    assert all(side[s] == expected_side(5, "hmc", s, adapter.seeded_fractions) for s in subs)
     assert len({(r["subject"], r["split"]) for r in out}) == 400  # subject-wise: both rows agree
     frac = Counter(side.values())
     assert abs(frac["train"] / 400 - 0.66) < 0.08 and frac["val"] > 40 and frac["test"] > 40
-    more = adapter.split(rows + [{"subject": "hmc:SN999", "official": "", "source": "x"}], "seeded", seed=5)
-    assert {r["subject"]: r["split"] for r in more if r["subject"] != "hmc:SN999"} == side  # nobody moves
+    extra = {"subject": "hmc:SN999", "subject_id": "SN999", "dataset": "hmc", "official": "", "source": "x"}
+    more = adapter.split(rows + [extra], "seeded", seed=5)
+    assert {r["subject_id"]: r["split"] for r in more if r["subject_id"] != "SN999"} == side  # nobody moves
     assert adapter.split(rows, "seeded", seed=6) != out
 
 
+def test_seeded_split_matches_the_recordings_split_of_ingestion():
+    from neurolm.ingest.splits import assign_split
+
+    adapter = get_adapter("workload")
+    rows = [{"subject": f"workload:S{i}", "subject_id": f"S{i}", "dataset": "workload", "official": ""}
+            for i in range(50)]
+    out = adapter.split(rows, "seeded", seed=3)
+    assert [r["split"] for r in out] == [assign_split(3, "workload", f"S{i}", adapter.seeded_fractions)
+                                         for i in range(50)]
+
+
 def test_seeded_split_keeps_official_eval_as_test():
-    rows = [{"subject": f"tuh:s{i:07d}", "official": "train" if i < 50 else "eval", "source": ""} for i in range(60)]
+    rows = [{"subject": f"tuh:s{i:07d}", "subject_id": f"s{i:07d}", "dataset": "tuab",
+             "official": "train" if i < 50 else "eval", "source": ""} for i in range(60)]
     out = get_adapter("tuab").split(rows, "seeded", seed=0)
     assert all(r["split"] == "test" for r in out if r["official"] == "eval")
+    assert [r["split"] for r in out if r["official"] == "train"] == [
+        expected_side(0, "tuab", r["subject_id"], (0.8, 0.2, 0.0)) for r in rows if r["official"] == "train"]
     assert {r["split"] for r in out if r["official"] == "train"} == {"train", "val"}
     with pytest.raises(ConfigError):
         get_adapter("tuab").split(rows, "random")

@@ -162,6 +162,8 @@ class DatasetAdapter(ABC):
             "task": self.task,
             "recording_id": item.recording_id,
             "subject": item.subject_key or item.subject,
+            "dataset": item.dataset,  # with subject_id: the seeded split's hash input (not written)
+            "subject_id": item.subject,
             "start": int(start),
             "length": int(length),
             "label": int(label),

@@ -1,14 +1,16 @@
 """Train/val/test assignment of label rows: seeded (default) and paper rules.
 
-Seeded (default), subject-wise and *stable*: a subject's side depends only on
-``sha256("<seed>:<subject_key>")``, mapped to a number u in [0, 1) and cut at
-the dataset's fractions. Why a hash and not a shuffle: ingestion is
-incremental — when new files arrive the labels table is rebuilt, and a
-shuffle of the grown subject list would move old subjects between train and
-test (leakage between two versions of the same experiment, and a held-out
-registry that no longer matches). With a hash, adding subjects never moves
-existing ones. Where the archive has an official evaluation folder (TUAB,
-TUEV), that folder is the test set and the hash only splits train/val.
+Seeded (default), subject-wise and *stable*: a subject's side is
+`neurolm.ingest.splits.assign_split(seed, dataset, subject, fractions)`, the
+hash rule every ingested recording gets (so a recording has the same split in
+the RECORDINGS and the LABELS table, apart from ``heldout``). Why a hash and
+not a shuffle: ingestion is incremental — when new files arrive the labels
+table is rebuilt, and a shuffle of the grown subject list would move old
+subjects between train and test (leakage between two versions of the same
+experiment, and a held-out registry that no longer matches). With a hash,
+adding subjects never moves existing ones. Where the archive has an official
+evaluation folder (TUAB, TUEV), that folder is the test set and the hash only
+splits the train folder's subjects into train/val.
 
 Paper mode reproduces the reference's deterministic rules (HMC 100/25/rest on
 the sorted file list, Workload [:52]/[52:62]/[62:], SEED trials 0-8/9-11/12-14,
@@ -19,18 +21,12 @@ documents the ones nobody can reproduce (TUAB's unseeded shuffle, TUSL's
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import numpy as np
 
 from neurolm.errors import ConfigError
-
-
-def subject_u(seed: int, subject_key: str) -> float:
-    """Deterministic uniform number in [0, 1) for a subject (same on every machine)."""
-    h = hashlib.sha256(f"{int(seed)}:{subject_key}".encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2.0**64
+from neurolm.ingest.splits import assign_split
 
 
 def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
@@ -40,35 +36,23 @@ def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     return fr  # type: ignore[return-value]
 
 
-def side_of(u: float, fractions: Sequence[float]) -> str:
-    """train/val/test for a subject's u: test = [0, f_test), val = [f_test, f_test+f_val), rest train."""
-    f_train, f_val, f_test = fractions
-    if u < f_test:
-        return "test"
-    if u < f_test + f_val:
-        return "val"
-    return "train"
-
-
 def seeded_split(rows: list[dict], seed: int, fractions: Sequence[float]) -> list[str]:
-    """Subject-wise hash split; rows from an official eval folder are always test.
+    """Subject-wise hash split (rows carry ``dataset`` and ``subject_id``); official eval rows are test.
 
     With an official test set, the train folder's subjects are split train/val
     in the ratio train:val of `fractions`.
     """
     fr = check_fractions(fractions)
     has_official = any(r.get("official") for r in rows)
+    if has_official:
+        total = fr[0] + fr[1]
+        fr = (fr[0] / total, fr[1] / total, 0.0) if total > 0 else (1.0, 0.0, 0.0)
     out = []
     for r in rows:
-        u = subject_u(seed, r["subject"])
-        if has_official:
-            if r.get("official") == "eval":
-                out.append("test")
-                continue
-            val_share = fr[1] / (fr[0] + fr[1]) if fr[0] + fr[1] > 0 else 0.0
-            out.append("val" if u < val_share else "train")
+        if has_official and r.get("official") == "eval":
+            out.append("test")
         else:
-            out.append(side_of(u, fr))
+            out.append(assign_split(seed, r["dataset"], r["subject_id"], fr))
     return out
 
 
