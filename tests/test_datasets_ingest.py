@@ -64,3 +64,26 @@ def test_hmc_and_tusl_into_one_store(tmp_path):
     final = SignalStore.open(store_url).read_table("labels")
     assert set(final.loc[final["task"] == "HMC", "split"]) == {"train"}
     assert final[final["task"] == "TUSL"].reset_index(drop=True).equals(t.reset_index(drop=True))
+
+
+def test_bad_arguments_fail_before_any_work(tmp_path, capsys):
+    import pytest
+
+    from neurolm.cli import main
+    from neurolm.datasets import get_adapter
+    from neurolm.errors import ConfigError
+
+    store = tmp_path / "store"
+    for kwargs, needle in (({"dataset": "tuabx", "root": str(tmp_path)}, "unknown dataset"),
+                           ({"dataset": "tuab", "root": str(tmp_path / "missing")}, "not a directory"),
+                           ({"dataset": "tuab", "root": str(tmp_path), "workers": 0}, "workers must be >= 1"),
+                           ({"dataset": "tuev", "root": str(tmp_path), "tuev_mode": "all"}, "tuev_mode")):
+        with pytest.raises(ConfigError, match=needle):
+            make_dataset_params(store=str(store), **kwargs)
+    with pytest.raises(ConfigError):
+        get_adapter("tuev", mode="every-row")
+    with pytest.raises(ConfigError):
+        synth_dataset("chbmit", tmp_path / "x")
+    assert main(["ingest-dataset", "hmc", str(tmp_path / "nope"), "--store", str(store)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert not store.exists()  # nothing was created
