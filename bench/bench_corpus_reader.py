@@ -5,6 +5,7 @@ Compared in the same run, on the same synthetic NeuroLM-shaped corpus
 
 - ``TokenCorpus.iter_samples``   sequential streaming, shard-level cache
 - ``TokenCorpus.iter_samples(shuffle=True)``   block-shuffled streaming
+- ``TokenIterableDataset`` + ``collate_tokens``: padded [32, 1024] torch batches with targets
 - ``TokenCorpus[i]`` random     random access (LRU of 8 shards; mostly misses on big corpora)
 - naive per-sample zarr         one zarr slice read per array per sample (offsets → codes/ch/time)
 - file per sample (.npy)        NeuroLM's layout (one file per sample; .npy instead of pickle,
@@ -69,6 +70,21 @@ def main() -> None:
     rng = np.random.default_rng(0)
     idx = rng.integers(0, len(tc), args.naive_samples)
     rates["random"] = timed("TokenCorpus[i] random (8-shard LRU)", lambda: consume(tc[int(i)] for i in idx), len(idx))
+
+    from torch.utils.data import DataLoader
+
+    from neurolm.corpus.reader import collate_tokens
+    from neurolm.corpus.torch_data import TokenIterableDataset
+
+    def torch_batches():
+        loader = DataLoader(TokenIterableDataset(url, shuffle=True), batch_size=32, num_workers=0,
+                            collate_fn=collate_tokens)
+        n = tokens = 0
+        for b in loader:
+            n += b["codes"].shape[0]
+            tokens += int(b["mask"].sum())
+        return n, tokens
+    rates["torch"] = timed("TokenIterableDataset+collate (batch 32)", torch_batches, len(tc))
 
     # naive reference 1: per-sample zarr slices, no caching
     import zarr

@@ -160,11 +160,15 @@ class TokenCorpus:
         for pos in order[worker::n_workers]:
             k = int(self.shards[pos])
             arrs = self.shard(k)
+            # one int64 conversion per shard; samples are disjoint views of it (writable, not cached)
+            codes, ch, tm = (a.astype(np.int64) for a in (arrs.codes, arrs.ch, arrs.time))
+            off = arrs.offsets.tolist()
             idx = np.arange(arrs.n_samples)
             if shuffle:
                 rng.shuffle(idx)
-            for j in idx:
-                yield self._sample(arrs, int(j))
+            for j in idx.tolist():
+                a, b = off[j], off[j + 1]
+                yield {"codes": codes[a:b], "ch": ch[a:b], "time": tm[a:b]}
 
 
 def next_second_targets(codes: np.ndarray, time: np.ndarray) -> np.ndarray:
@@ -183,22 +187,30 @@ def next_second_targets(codes: np.ndarray, time: np.ndarray) -> np.ndarray:
 
 
 def collate_tokens(batch: list[dict[str, Any]], max_len: int = MAX_TOKENS) -> dict[str, Any]:
-    """Pad samples to ``max_len`` as torch tensors: codes, ch (pad 136), time (pad 0), mask, targets (−1)."""
+    """Pad samples to ``max_len`` as torch tensors: codes, ch (pad 136), time (pad 0), mask, targets (−1).
+
+    Filled in numpy and wrapped once: per-element torch indexing would cost more
+    than reading the corpus.
+    """
     import torch
 
     b = len(batch)
-    codes = torch.zeros((b, max_len), dtype=torch.long)
-    ch = torch.full((b, max_len), PAD_INDEX, dtype=torch.long)
-    tm = torch.zeros((b, max_len), dtype=torch.long)
-    mask = torch.zeros((b, max_len), dtype=torch.bool)
-    targets = torch.full((b, max_len), -1, dtype=torch.long)
+    codes = np.zeros((b, max_len), dtype=np.int64)
+    ch = np.full((b, max_len), PAD_INDEX, dtype=np.int64)
+    tm = np.zeros((b, max_len), dtype=np.int64)
+    mask = np.zeros((b, max_len), dtype=bool)
+    targets = np.full((b, max_len), -1, dtype=np.int64)
     for r, s in enumerate(batch):
-        n = len(s["codes"])
+        c, t = np.asarray(s["codes"]), np.asarray(s["time"])
+        n = len(c)
         if n > max_len:
             raise StoreError(f"sample of {n} tokens exceeds max_len={max_len}")
-        codes[r, :n] = torch.as_tensor(np.asarray(s["codes"]))
-        ch[r, :n] = torch.as_tensor(np.asarray(s["ch"]))
-        tm[r, :n] = torch.as_tensor(np.asarray(s["time"]))
+        codes[r, :n] = c
+        ch[r, :n] = np.asarray(s["ch"])
+        tm[r, :n] = t
         mask[r, :n] = True
-        targets[r, :n] = torch.as_tensor(next_second_targets(np.asarray(s["codes"]), np.asarray(s["time"])))
-    return {"codes": codes, "ch": ch, "time": tm, "mask": mask, "targets": targets}
+        if n:
+            n_ch = int(np.count_nonzero(t == t[0]))
+            targets[r, : n - n_ch] = c[n_ch:]
+    return {k: torch.from_numpy(v) for k, v in
+            (("codes", codes), ("ch", ch), ("time", tm), ("mask", mask), ("targets", targets))}
