@@ -11,7 +11,8 @@ adapter produces, so every dataset gets the same resumability and error
 handling for free.
 
 Label rows are plain dicts (they go straight into a DataFrame and the LABELS
-table): ``task, recording_id, subject, start, length, label, label_name`` plus
+table): ``task, recording_id, subject, start, length, label, label_name`` (with
+``subject`` = the subject key, e.g. ``tuh:aaaaaaab``, unique across datasets) plus
 the columns the split rules need (``source``: path relative to the root,
 ``official``: the archive's own train/eval folder, ``trial``: SEED clip index).
 ``start``/``length`` are samples at 200 Hz of the stored recording.
@@ -176,7 +177,7 @@ class DatasetAdapter(ABC):
         return out
 
 
-def check_root(root: str | os.PathLike, *required: str) -> Path:
+def check_root(root: str | os.PathLike) -> Path:
     """The dataset root as a Path; `ConfigError` when it does not exist (a user error)."""
     p = Path(os.fspath(root))
     if not p.is_dir():

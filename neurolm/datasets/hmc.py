@@ -16,7 +16,6 @@ import csv
 import os
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from neurolm.datasets.base import DatasetAdapter, Problem, check_root, drop_overlaps, n_samples_of, sample_at, sorted_files
