@@ -212,3 +212,27 @@ def test_build_without_switch_then_switch(store):
     switched = rebuild_store(make_rebuild_params(store=url, notch_hz=50.0), map_batches=record)
     assert switched.status == "switched" and switched.n_resumed == 4 and calls == [0]
     assert V.read_store_meta(url)["current"] == built.new_version
+
+
+def test_labelled_recordings_keep_their_channel_list(store):
+    """A downstream-dataset recording (it has labels) keeps its channel list through a rebuild."""
+    import pandas as pd
+
+    from neurolm.ingest.rebuild import items_from_version
+
+    url, _ = store
+    st = SignalStore.open(url)
+    rids = sorted(st.committed_ids())
+    st.write_table("labels", pd.DataFrame([{"task": "toy", "recording_id": rids[0], "subject": "toy:S0",
+                                            "start": 0, "length": 2000, "label": 1, "label_name": "yes",
+                                            "split": "train"}]))
+    items, removed = items_from_version(url, st.version_id)
+    by_id = {it.recording_id: it for it in items}
+    assert removed == [] and sorted(by_id) == rids
+    assert by_id[rids[0]].channels == tuple(st.recording_meta(rids[0])["ch_names"]) == ("FP1", "FP2", "CZ")
+    assert all(by_id[r].channels is None for r in rids[1:])
+    assert {it.subject_key for it in items} == {"toy:S0", "toy:S1"}
+    result = rebuild_store(make_rebuild_params(store=url, notch_hz=50.0))
+    new = SignalStore.open(url)
+    assert result.status == "switched" and len(new.read_table("labels")) == 1
+    assert new.recording_meta(rids[0])["ch_names"] == ["FP1", "FP2", "CZ"]

@@ -152,6 +152,23 @@ def _old_table(url: str, vid: str, name: str) -> pd.DataFrame:
                       missing_ok=True)
 
 
+def _labelled_channels(dataset: str, stored: list[str] | None) -> list[str] | None:
+    """The channel list a labelled recording was ingested with: its adapter's, else what was stored.
+
+    Why: the worker's commit marker does not record ``SourceItem.channels``; without
+    this a rebuild would store every vocabulary channel of a TUAB file instead of
+    the 23 in NeuroLM's order, and labels/models would no longer line up.
+    """
+    try:
+        from neurolm.datasets import DATASETS, get_adapter
+
+        if dataset in DATASETS:
+            return list(get_adapter(dataset).channels) or stored
+    except (ImportError, ConfigError):
+        pass
+    return stored
+
+
 def items_from_version(url: str, vid: str, source_notch: str = "keep") -> tuple[list[SourceItem], list[dict]]:
     """(items to re-ingest, catalog rows already ``removed``) from version ``vid``'s catalog and markers."""
     cat = _old_table(url, vid, "catalog")
@@ -165,6 +182,8 @@ def items_from_version(url: str, vid: str, source_notch: str = "keep") -> tuple[
         ds = (a.get("catalog_row") or {}).get("dataset")
         if ds is not None and "notch_hz" in a:
             ds_notch.setdefault(ds, Counter())[json.dumps(a["notch_hz"])] += 1
+    # Recordings of labelled downstream datasets keep their fixed channel list and order.
+    labelled = set(_old_table(url, vid, "labels")["recording_id"])
     items, removed = [], []
     for r in sorted(rows, key=lambda r: str(r.get("recording_id") or r["path"])):
         if r["status"] == "removed" or not r.get("recording_id"):
@@ -183,6 +202,8 @@ def items_from_version(url: str, vid: str, source_notch: str = "keep") -> tuple[
         else:
             notch = None
         channels = a.get("channels")
+        if channels is None and r["recording_id"] in labelled:
+            channels = _labelled_channels(r["dataset"], (markers.get(r["recording_id"]) or {}).get("ch_names"))
         items.append(SourceItem(
             path=r["path"], recording_id=r["recording_id"], dataset=r["dataset"], subject=r["subject"] or "",
             session=r["session"] or "", subject_key=str(key),
