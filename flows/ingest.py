@@ -75,7 +75,8 @@ def _run_batches(state: IngestState, batches: list, known: dict[str, str], param
             n_q = sum(r["status"] == "quarantined" for r in rows)
             logger.info("batch %d/%d: %d files, %d quarantined", done, len(batches), len(rows), n_q)
             _emit({"event": "batch", "done": done, "total": len(batches), "files": len(rows),
-                   "quarantined": n_q, "statuses": [r["status"] for r in rows]})
+                   "quarantined": n_q, "statuses": [r["status"] for r in rows],
+                   "worker_seconds": sum(float(r.get("seconds") or 0.0) for r in rows)})
     finally:
         state.flush(force=True)  # whatever finished is in the tables, even if a batch failed
 

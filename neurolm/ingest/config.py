@@ -43,7 +43,9 @@ class IngestParams(BaseModel):
     heldout_policy: HeldoutPolicy = Field(default="exclude", description="'exclude' held-out subjects from windows")
     crop_end_s: float = Field(default=10.0, description="seconds dropped from each recording's end before windowing")
     lock_timeout_s: float = Field(default=30.0, description="how long to wait for another run holding the store")
-    table_flush_s: float = Field(default=30.0, description="seconds between incremental table writes (progress view only: commit markers make every committed recording crash-safe)")
+    table_flush_s: float = Field(
+        default=30.0, description="seconds between incremental table writes (for readers watching a run; the "
+                                  "commit markers alone make every committed recording crash-safe)")
 
     @field_validator("workers", "batch_size")
     @classmethod
