@@ -168,3 +168,33 @@ def train_preset(name: str, **overrides) -> TrainConfig:
         return TrainConfig(**{**_TRAIN_PRESETS[name], **overrides})
     except ValueError as exc:
         raise ConfigError(f"invalid training config: {exc}") from exc
+
+
+def load_configs(name_or_path: str, **train_overrides) -> tuple[TokenizerConfig, TrainConfig]:
+    """(model, training) config from a preset name ("tiny", "base") or a YAML file.
+
+    YAML layout: ``model: {preset: tiny, <field>: value ...}`` and
+    ``train: {preset: tiny, <field>: value ...}``; unknown fields are errors.
+    ``train_overrides`` whose value is None are ignored (unset CLI options).
+    """
+    overrides = {k: v for k, v in train_overrides.items() if v is not None}
+    if name_or_path in _PRESETS:
+        return preset(name_or_path), train_preset(name_or_path, **overrides)
+    import os
+
+    import yaml
+
+    if not os.path.exists(name_or_path):
+        raise ConfigError(f"--config {name_or_path!r} is neither a preset {sorted(_PRESETS)} nor an existing file")
+    try:
+        with open(name_or_path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name_or_path} is not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict) or set(doc) - {"model", "train"}:
+        raise ConfigError(f"{name_or_path}: expected top-level keys 'model' and/or 'train'")
+    model = dict(doc.get("model") or {})
+    train = dict(doc.get("train") or {})
+    cfg = preset(model.pop("preset", "base"), **model)
+    tcfg = train_preset(train.pop("preset", cfg.name if cfg.name in _TRAIN_PRESETS else "base"), **{**train, **overrides})
+    return cfg, tcfg

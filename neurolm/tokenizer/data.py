@@ -122,11 +122,9 @@ class StoreSampleDataset(Dataset):
         self.max_tokens, self.freq_bins, self.time_rows = max_tokens, freq_bins, time_rows
         store = self._open()
         self.version_id = store.version_id
-        try:
-            windows = store.read_table("windows")
-        except FileNotFoundError as exc:
-            raise StoreError(f"store {store_url} has no windows table; run ingestion first") from exc
-        windows = windows[windows["split"] == split].sort_values(["recording_id", "start"], kind="stable")
+        windows = store.read_table("windows")  # an unwritten table reads as empty
+        windows = windows[(windows["split"] == split) & windows["recording_id"].isin(set(store.committed_ids()))]
+        windows = windows.sort_values(["recording_id", "start"], kind="stable")
         if windows.empty:
             raise StoreError(f"store {store_url} (version {store.version_id}) has no {split!r} windows")
         self.rows = [(str(r), int(s), int(n)) for r, s, n in
@@ -137,10 +135,7 @@ class StoreSampleDataset(Dataset):
     def _open(self):
         from storage.signal_store import SignalStore  # storage is our sibling package; imported lazily
 
-        try:
-            return SignalStore.open(self.store_url, version=self.version)
-        except FileNotFoundError as exc:
-            raise StoreError(f"no signal store at {self.store_url}") from exc
+        return SignalStore.open(self.store_url, version=self.version)  # StoreError when absent
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

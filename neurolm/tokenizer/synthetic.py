@@ -41,3 +41,36 @@ def rhythm_dataset(n: int = 48, n_ch: int = 4, seconds: int = 8, seed: int = 0, 
                    freq_bins: int = 100) -> ArraySampleDataset:
     windows, _ = rhythm_windows(n, n_ch, seconds, seed)
     return ArraySampleDataset(windows, max_tokens=max_tokens, freq_bins=freq_bins)
+
+
+def write_rhythm_store(url: str, n_recordings: int = 3, n_ch: int = 8, seconds: int = 130, seed: int = 0,
+                       val_every: int = 3) -> list[str]:
+    """A small signal store of rhythm recordings with a WINDOWS table (NeuroLM sample windows).
+
+    Every ``val_every``-th recording is a validation recording. Returns the recording ids.
+    Uses the store's own API, so it exercises the real contract the tokenizer reads.
+    """
+    import pandas as pd
+
+    from neurolm.standardize import StandardizedRecording
+    from neurolm.vocab import VOCAB
+    from storage.signal_store import SignalStore, sample_seconds
+
+    store = SignalStore.open(url, create=True)
+    rng = np.random.default_rng(seed)
+    ch_idx = tuple(DEFAULT_CHANNELS[:n_ch])
+    ids, rows = [], []
+    names = list(RHYTHMS)
+    for i in range(n_recordings):
+        rid = f"synth-rhythm-{i:03d}"
+        data = np.concatenate([rhythm_window(names[(i + k) % 3], n_ch, 10, rng) for k in range(-(-seconds // 10))],
+                              axis=1)[:, : seconds * 200]
+        rec = StandardizedRecording(data=data, ch_names=tuple(VOCAB[c] for c in ch_idx), ch_indices=ch_idx,
+                                    orig_sfreq=200.0, duration_s=float(seconds), channel_flags={}, flags=())
+        store.write_recording(rid, rec, {"dataset": "synth-rhythm"})
+        win = sample_seconds(n_ch) * 200
+        split = "val" if (i + 1) % val_every == 0 else "train"
+        rows += [(rid, k * win, win, split) for k in range(data.shape[1] // win)]
+        ids.append(rid)
+    store.write_table("windows", pd.DataFrame(rows, columns=["recording_id", "start", "length", "split"]))
+    return ids
