@@ -65,6 +65,15 @@ def test_hmc_and_tusl_into_one_store(tmp_path):
     assert set(final.loc[final["task"] == "HMC", "split"]) == {"train"}
     assert final[final["task"] == "TUSL"].reset_index(drop=True).equals(t.reset_index(drop=True))
 
+    # A scoring file deleted after ingestion: its labels go, its stored signal and rows stay.
+    (Path(hmc["root"]) / "SN001_sleepscoring.txt").unlink()
+    s4 = ingest_dataset(make_dataset_params(dataset="hmc", root=hmc["root"], store=store_url))
+    after = SignalStore.open(store_url)
+    assert "SN001.edf" not in set(after.read_table("labels")["source"])
+    assert any("no scoring file" in r for r in s4["skips"]["per_file"][str(Path(hmc["root"]) / "SN001.edf")])
+    rid = next(r for r in after.read_table("recordings")["recording_id"] if "sn001" in r)
+    assert after.is_committed(rid)
+
 
 def test_bad_arguments_fail_before_any_work(tmp_path, capsys):
     import pytest
@@ -87,3 +96,24 @@ def test_bad_arguments_fail_before_any_work(tmp_path, capsys):
     assert main(["ingest-dataset", "hmc", str(tmp_path / "nope"), "--store", str(store)]) == 2
     assert "not a directory" in capsys.readouterr().err
     assert not store.exists()  # nothing was created
+
+
+def test_file_renamed_out_of_the_layout(tmp_path):
+    """A renamed file is rejected with its reason; the old path is 'removed' with its signal kept."""
+    m = synth_dataset("workload", tmp_path / "wl", seed=5)
+    store_url = str(tmp_path / "store")
+    params = make_dataset_params(dataset="workload", root=m["root"], store=store_url)
+    first = ingest_dataset(params)
+    assert first["n_labels"] == 29 * len(m["files"])
+    victim = Path(m["root"]) / m["files"][0]["path"]
+    victim.rename(victim.with_name("Subject00.edf"))  # renamed: no longer a SubjectXX_{1,2}.edf
+    second = ingest_dataset(params)
+    assert second["n_ingested"] == 0  # the renamed file is rejected by discovery, nothing to read
+    store = SignalStore.open(store_url)
+    cat = store.read_table("catalog").set_index("path")
+    assert cat.loc[str(victim), "status"] == "removed"  # its committed signal is kept
+    assert cat.loc[str(victim.with_name("Subject00.edf")), "status"] == "quarantined"
+    labels = store.read_table("labels")
+    assert len(labels) == 29 * (len(m["files"]) - 1) and m["files"][0]["path"] not in set(labels["source"])
+    reasons = second["skips"]["per_file"][str(victim.with_name("Subject00.edf"))]
+    assert any("not a Workload recording name" in r for r in reasons)

@@ -264,7 +264,9 @@ def ingest_dataset(params: DatasetIngestParams, map_batches: MapBatches | None =
         files, problems = plan_dataset(adapter, params.root)
         previous_catalog = state.catalog.copy()
         diff = state.plan(files, adapter.name)
-        state.add(problem_rows(adapter, params.root, problems, run_id, previous_catalog))
+        committed = set(store.committed_ids())  # a stored signal whose label file broke keeps its rows
+        state.add([r for r in problem_rows(adapter, params.root, problems, run_id, previous_catalog)
+                   if r["recording_id"] not in committed])
         batches = make_batches(diff.to_ingest, params.batch_size)
         say(f"{adapter.task}: {len(files)} recordings ({len(diff.to_ingest)} to ingest in {len(batches)} batches), "
             f"{len(problems)} rejected by discovery")
