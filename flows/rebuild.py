@@ -50,7 +50,8 @@ def rebuild_batches(batches: list[list[SourceItem]], store_url: str, version_id:
     return out
 
 
-def _markdown(r: RebuildResult) -> str:
+def _markdown(r: RebuildResult, figures: list[str]) -> str:
+    links = [f"- [{u.rsplit('/', 1)[-1]}]({u if '://' in u else 'file://' + u})" for u in figures]
     return "\n".join([
         f"# Rebuild of `{r.store_url}`", "",
         f"**{r.status}**: {r.message}", "",
@@ -59,6 +60,7 @@ def _markdown(r: RebuildResult) -> str:
         f"| items | {r.n_items} |", f"| re-ingested | {r.n_ingested} |", f"| resumed | {r.n_resumed} |",
         f"| quarantined | {r.n_quarantined} |", f"| removed | {r.n_removed} |",
         f"| wall time | {r.seconds:.1f} s |",
+        *(["", "QC figures of the new version:", *links] if links else []),
     ])
 
 
@@ -78,9 +80,18 @@ def rebuild_flow(params: RebuildParams) -> dict:
 
     result = rebuild_store(params, map_batches=on_dask, run_id=run_id)
     logger.info(result.message)
-    create_markdown_artifact(_markdown(result), key="neurolm-rebuild-report",
+    figures: list[str] = []
+    if result.status != "up_to_date":
+        try:  # QC of the new version; a plotting problem must not fail a finished rebuild
+            from neurolm.ingest.qc import publish_qc_figures
+            from storage.signal_store import SignalStore
+
+            figures = publish_qc_figures(SignalStore.open(result.store_url, version=result.new_version))
+        except Exception as exc:
+            logger.warning("QC figures not written: %s", exc)
+    create_markdown_artifact(_markdown(result, figures), key="neurolm-rebuild-report",
                              description=f"rebuild of {result.store_url}")
-    return asdict(result)
+    return {**asdict(result), "qc_figures": figures}
 
 
 def run_rebuild(params: RebuildParams) -> dict:

@@ -163,6 +163,8 @@ def test_ui_registers_deployments_and_runs_one(ui, tmp_path):
         os.environ.pop("PREFECT_API_URL", None)
     new = SignalStore.open(str(store))
     assert new.version_id != old.version_id and new.config.notch_hz == 50.0
+    assert sorted(os.listdir(Path(new.version_url) / "qc")) == \
+        ["qc_amplitude.png", "qc_channel_coverage.png", "qc_psd.png"]  # QC of the new version
     assert new.committed_ids() == old.committed_ids()
     assert {v["version_id"]: v["current"] for v in version_summaries(str(store))} == \
         {old.version_id: False, new.version_id: True}

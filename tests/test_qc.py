@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurolm.ingest.qc import collect_qc_sample, make_qc_figures
+from neurolm.ingest.qc import collect_qc_sample, make_qc_figures, publish_qc_figures
 from neurolm.standardize import StandardizeConfig, StandardizedRecording
 from neurolm.vocab import index_of
 from storage.signal_store import SignalStore
@@ -89,3 +89,14 @@ def test_empty_store_still_draws(tmp_path):
     SignalStore.open(url, create=True, config=StandardizeConfig())
     paths = make_qc_figures(SignalStore.open(url), tmp_path / "out")
     assert all(p.is_file() and p.stat().st_size > 1000 for p in paths)
+
+
+def test_published_beside_the_version(store):
+    from storage import fs
+
+    urls = publish_qc_figures(store, max_recordings=4, seconds=5)
+    assert urls == [fs.join(store.version_url, "qc", n)
+                    for n in ("qc_channel_coverage.png", "qc_amplitude.png", "qc_psd.png")]
+    assert all(fs.read_bytes(u)[:4] == b"\x89PNG" for u in urls)
+    mem = publish_qc_figures(store, "memory://qc-out", max_recordings=2, seconds=2)
+    assert all(fs.exists(u) for u in mem) and mem[0].startswith("memory://")

@@ -190,3 +190,25 @@ def make_qc_figures(store, out_dir: str | os.PathLike[str], *, max_recordings: i
         _amplitude_figure(q, out / "qc_amplitude.png"),
         _psd_figure(q, out / "qc_psd.png"),
     ]
+
+
+def publish_qc_figures(store, dest_url: str | None = None, **kw) -> list[str]:
+    """:func:`make_qc_figures`, stored next to the data: ``<version>/qc/*.png`` by default.
+
+    Why beside the version: the figures describe *that* version's signals, so a
+    rebuilt version gets its own, and they travel with the store to any fsspec
+    location (each PNG is one atomic object write). Returns the URLs written,
+    for the run report to link.
+    """
+    import tempfile
+
+    from storage import fs
+
+    dest = dest_url or fs.join(store.version_url, "qc")
+    with tempfile.TemporaryDirectory(prefix="neurolm-qc-") as tmp:
+        out = []
+        for p in make_qc_figures(store, tmp, **kw):
+            url = fs.join(dest, p.name)
+            fs.atomic_write_bytes(url, p.read_bytes())
+            out.append(url)
+    return out
