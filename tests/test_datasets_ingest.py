@@ -117,3 +117,25 @@ def test_file_renamed_out_of_the_layout(tmp_path):
     assert len(labels) == 29 * (len(m["files"]) - 1) and m["files"][0]["path"] not in set(labels["source"])
     reasons = second["skips"]["per_file"][str(victim.with_name("Subject00.edf"))]
     assert any("not a Workload recording name" in r for r in reasons)
+
+
+def test_tuev_wrapped_windows_read_back(tmp_path):
+    """A border event's 5-s window continues at the recording's start (the reference's 3x tiling)."""
+    import numpy as np
+
+    from neurolm.datasets.windows import iter_label_windows
+
+    m = synth_dataset("tuev", tmp_path / "tuev", seed=6)
+    store_url = str(tmp_path / "store")
+    ingest_dataset(make_dataset_params(dataset="tuev", root=m["root"], store=store_url, tuev_mode="reference"))
+    store = SignalStore.open(store_url)
+    rows = list(iter_label_windows(store, "TUEV"))
+    assert len(rows) == sum(len(f["events"]) for f in m["files"])
+    wrapped = [(r, w) for r, w in rows if r["wrap"]]
+    assert wrapped and all(w.shape == (23, 1000) for _, w in rows)
+    for r, w in wrapped:
+        full = store.read_signal(r["recording_id"])
+        n = full.shape[1]
+        tiled = np.concatenate([full, full, full], axis=1)  # the reference's border handling
+        assert np.array_equal(w, tiled[:, n + r["start"]:n + r["start"] + 1000])
+        assert full[:, r["start"]:r["start"] + 1000].shape[1] < 1000  # a naive read would come up short
