@@ -53,6 +53,21 @@ def test_random_access_matches_shards(corpus_url):
     assert list(cold._cache) == [2]
 
 
+def test_split_selection(corpus_url):
+    full = TokenCorpus.open(corpus_url)
+    val = TokenCorpus.open(corpus_url, splits=["val"])
+    want = [i for i in range(45) if i % 5 == 4]
+    assert len(val) == 9 and list(val.selected) == want
+    assert val.n_tokens == int(full.manifest["n_tokens"].to_numpy()[want].sum())
+    for j, i in enumerate(want):
+        np.testing.assert_array_equal(val[j]["codes"], full[i]["codes"])
+    streamed = [s["codes"].tobytes() for s in val.iter_samples(shuffle=True, seed=4)]
+    assert sorted(streamed) == sorted(full[i]["codes"].tobytes() for i in want)
+    assert len(TokenDataset(corpus_url, splits=("train",))) == 36
+    with pytest.raises(Exception, match="no samples of split"):
+        TokenCorpus.open(corpus_url, splits=["test"])
+
+
 def test_open_by_version_dir(corpus_url):
     tc = TokenCorpus.open(corpus_url)
     tc2 = TokenCorpus.open(tc.version.url)

@@ -22,7 +22,7 @@ from storage.token_corpus import TokenCorpusStore
 def inputs(tmp_path_factory):
     d = tmp_path_factory.mktemp("tok")
     store, ckpt = str(d / "store"), str(d / "tok")
-    build_signal_store(store, n_recordings=3, n_ch=16, seed=0)
+    build_signal_store(store, n_recordings=4, n_ch=16, seed=0, splits=("train", "train", "val", "heldout"))
     save_random_tokenizer(ckpt, "tiny", seed=0)
     return d, store, ckpt
 
@@ -65,7 +65,7 @@ def test_codes_equal_direct_encode_codes(inputs, built):
     assert list(s0["time"][:17]) == [0] * 16 + [1] and len(set(s0["ch"][:16])) == 16
     # each 64-s store window is covered by 4 consecutive 16-s samples (tiny tokenizer: 256 tokens)
     win = store.read_table("windows")
-    assert win["length"].tolist() == [64 * 200] * 3
+    assert win["length"].tolist() == [64 * 200] * 4
     starts = man[man["recording_id"] == "rec-000"]["window_start"].tolist()
     assert starts == [0, 3200, 6400, 9600]
     assert len(np.unique(np.concatenate([tc[i]["codes"] for i in range(12)]))) > 20  # not a constant code
@@ -105,6 +105,10 @@ def test_new_checkpoint_and_selection_make_new_versions(inputs, built):
     tokenize_local(sel)
     man = TokenCorpus.open(corpus).manifest
     assert set(man["dataset"]) == {"dsa"} and set(man["split"]) == {"train"} and len(man) == 4
+    # held-out recordings (rec-003) only when asked for by name
+    assert "rec-003" not in set(a.manifest["recording_id"])
+    held = prepare_job(store_url, ckpt, corpus, splits=["heldout"], shard_size=5)
+    assert held.n_samples == 4 and {s.recording_id for p in held.plans for s in p.samples} == {"rec-003"}
     # the same selection through a file:// URL of the same store is the same version
     same = prepare_job("file://" + store_url, ckpt, corpus, datasets=["dsa"], splits=["train"], shard_size=5)
     assert same.version_id == sel.version_id

@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", required=True, help="tokenizer run dir, checkpoint dir or weights file")
     p.add_argument("--out", required=True, help="token corpus root URL")
     p.add_argument("--datasets", default=None, help="comma-separated datasets (default: all)")
-    p.add_argument("--splits", default=None, help="comma-separated splits, e.g. train,val (default: all)")
+    p.add_argument("--splits", default=None,
+                   help="comma-separated splits, e.g. train,val (default: train,val,test; heldout only by name)")
     p.add_argument("--store-version", default=None, help="signal store version (default: current)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],

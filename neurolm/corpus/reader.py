@@ -36,14 +36,25 @@ class TokenCorpus:
 
     ``TokenCorpus.open(url)`` accepts a corpus root (opens its current version,
     or ``version=``) or a version directory ``ROOT/versions/c-...``.
+    ``splits=("train",)`` restricts indexing and streaming to those splits
+    (``manifest`` keeps every row; ``selected`` lists the chosen global samples).
     """
 
-    def __init__(self, version: CorpusVersion, cache_shards: int = 8) -> None:
+    def __init__(self, version: CorpusVersion, cache_shards: int = 8,
+                 splits: tuple[str, ...] | None = None) -> None:
         self.version = version
         self.version_id = version.version_id
         self.status = version.status()
         man = version.manifest()
         self.manifest = man
+        if splits:
+            unknown = sorted(set(splits) - set(man["split"]))
+            if unknown and len(unknown) == len(set(splits)):
+                raise StoreError(f"corpus {version.version_id} has no samples of split(s) {unknown}")
+            self._sel = man["split"].isin(list(splits)).to_numpy()
+        else:
+            self._sel = np.ones(len(man), dtype=bool)
+        self.selected: np.ndarray = np.flatnonzero(self._sel)
         counts = man.groupby("shard", sort=True).size()
         self.shards: np.ndarray = counts.index.to_numpy(dtype=np.int64)
         # first global sample index of each shard (+ total at the end)
@@ -59,23 +70,24 @@ class TokenCorpus:
         self._last_shard: int | None = None
 
     @classmethod
-    def open(cls, url: str, version: str | None = None, cache_shards: int = 8) -> "TokenCorpus":
+    def open(cls, url: str, version: str | None = None, cache_shards: int = 8,
+             splits: tuple[str, ...] | list[str] | None = None) -> "TokenCorpus":
         from storage import fs
 
         url = fs.normalize_url(url)
         parent = url.rsplit("/", 2) if "://" in url else url.rstrip("/").rsplit("/", 2)
         if len(parent) == 3 and parent[1] == "versions" and parent[2].startswith("c-") and version is None:
             store = TokenCorpusStore.open(parent[0])
-            return cls(store.resolve(parent[2]), cache_shards)
-        return cls(TokenCorpusStore.open(url).resolve(version), cache_shards)
+            return cls(store.resolve(parent[2]), cache_shards, tuple(splits or ()) or None)
+        return cls(TokenCorpusStore.open(url).resolve(version), cache_shards, tuple(splits or ()) or None)
 
     # -- sizes ----------------------------------------------------------------
     def __len__(self) -> int:
-        return int(self.starts[-1])
+        return int(len(self.selected))
 
     @property
     def n_tokens(self) -> int:
-        return int(self.manifest["n_tokens"].sum())
+        return int(self._ntok[self.selected].sum())
 
     @property
     def lineage(self) -> dict[str, Any]:
@@ -113,15 +125,16 @@ class TokenCorpus:
         b = a + int(self._ntok[i])
         return {n: h[n][a:b].astype(np.int64) for n in ("codes", "ch", "time")}
 
-    def locate(self, i: int) -> tuple[int, int]:
-        """(shard id, index within the shard) of global sample ``i``."""
+    def locate(self, i: int) -> tuple[int, int, int]:
+        """(shard id, index within the shard, global sample id) of selected sample ``i``."""
         n = len(self)
         if i < 0:
             i += n
         if not 0 <= i < n:
             raise IndexError(f"sample {i} out of range for a corpus of {n} samples")
-        pos = int(np.searchsorted(self.starts, i, side="right")) - 1
-        return int(self.shards[pos]), i - int(self.starts[pos])
+        g = int(self.selected[i])
+        pos = int(np.searchsorted(self.starts, g, side="right")) - 1
+        return int(self.shards[pos]), g - int(self.starts[pos]), g
 
     @staticmethod
     def _sample(arrs: ShardArrays, j: int) -> dict[str, np.ndarray]:
@@ -137,13 +150,12 @@ class TokenCorpus:
         access (random sampling) reads just the sample's slice, because loading
         a ~1 M-token shard for one sample is ~100x the work.
         """
-        i = int(i)
-        k, j = self.locate(i)
+        k, j, g = self.locate(int(i))
         if k in self._cache or self._last_shard == k:
             self._last_shard = k
             return self._sample(self.shard(k), j)
         self._last_shard = k
-        return self._slice_read(k, i + len(self) if i < 0 else i)
+        return self._slice_read(k, g)
 
     def iter_samples(self, shuffle: bool = False, seed: int = 0, worker: int = 0,
                      n_workers: int = 1) -> Iterator[dict[str, np.ndarray]]:
@@ -158,12 +170,15 @@ class TokenCorpus:
         if shuffle:
             rng.shuffle(order)
         for pos in order[worker::n_workers]:
+            local = np.flatnonzero(self._sel[self.starts[pos]:self.starts[pos + 1]])
+            if not len(local):
+                continue
             k = int(self.shards[pos])
             arrs = self.shard(k)
             # one int64 conversion per shard; samples are disjoint views of it (writable, not cached)
             codes, ch, tm = (a.astype(np.int64) for a in (arrs.codes, arrs.ch, arrs.time))
             off = arrs.offsets.tolist()
-            idx = np.arange(arrs.n_samples)
+            idx = local
             if shuffle:
                 rng.shuffle(idx)
             for j in idx.tolist():

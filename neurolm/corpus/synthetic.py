@@ -26,7 +26,8 @@ def synthetic_shard(rng: np.random.Generator, n_samples: int, first_sample: int 
         tm.append(np.repeat(np.arange(n_sec, dtype=np.int64), n_ch))
         off.append(off[-1] + n_ch * n_sec)
         rows.append({"recording_id": f"syn-{(first_sample + i) // 8:06d}", "window_start": ((first_sample + i) % 8) * n_sec * 200,
-                     "n_tokens": n_ch * n_sec, "split": "train", "dataset": "synthetic"})
+                     "n_tokens": n_ch * n_sec, "split": "val" if (first_sample + i) % 5 == 4 else "train",
+                     "dataset": "synthetic"})
     arrs = ShardArrays(np.concatenate(codes), np.concatenate(ch), np.concatenate(tm), np.asarray(off, dtype=np.int64))
     return arrs, pd.DataFrame(rows)
 

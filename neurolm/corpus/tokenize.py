@@ -38,6 +38,9 @@ from storage import fs
 from storage.token_corpus import CorpusLineage, ShardArrays, TokenCorpusStore
 
 SPLITS = ("train", "val", "test", "heldout")
+# Held-out subjects (e.g. TUAB/TUEV test subjects registered in the store) stay out of a
+# pretraining corpus unless asked for by name (NeuroLM#5: TUEG pretraining leaked them).
+DEFAULT_SPLITS = ("test", "train", "val")
 
 # One tokenizer per (checkpoint, device) per process: Dask workers take many shards.
 _TOKENIZERS: dict[tuple[str, str], Any] = {}
@@ -167,8 +170,8 @@ def prepare_job(store_url: str, checkpoint: str, corpus_url: str, *, datasets: S
 
     if not 1 <= int(shard_size) <= 65536:
         raise ConfigError(f"--shard-size must be between 1 and 65536 samples, not {shard_size}")
-    splits = tuple(sorted(set(splits))) if splits else None
-    bad = [s for s in splits or () if s not in SPLITS]
+    splits = tuple(sorted(set(splits))) if splits else DEFAULT_SPLITS
+    bad = [s for s in splits if s not in SPLITS]
     if bad:
         raise ConfigError(f"unknown split(s) {bad}; choose from {list(SPLITS)}")
     datasets = tuple(sorted(set(datasets))) if datasets else None
@@ -195,8 +198,7 @@ def prepare_job(store_url: str, checkpoint: str, corpus_url: str, *, datasets: S
         if missing:
             raise ConfigError(f"dataset(s) {missing} not in store version {store.version_id}; it has {have}")
         windows = windows[windows["recording_id"].map(rec_ds).isin(datasets)]
-    if splits:
-        windows = windows[windows["split"].isin(splits)]
+    windows = windows[windows["split"].isin(splits)]
     samples = plan_samples(windows, recordings, cfg.max_tokens, cfg.time_rows)
     if not samples:
         raise StoreError(f"no windows of store version {store.version_id} match datasets={datasets} splits={splits}")

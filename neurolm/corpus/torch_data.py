@@ -29,15 +29,17 @@ def _to_torch(sample: dict) -> dict[str, torch.Tensor]:
 class TokenDataset(Dataset):
     """Map-style: ``ds[i]`` → dict of int64 tensors ``codes``, ``ch``, ``time``."""
 
-    def __init__(self, url: str, version: str | None = None, cache_shards: int = 8) -> None:
-        self.url, self.version, self.cache_shards = url, version, cache_shards
+    def __init__(self, url: str, version: str | None = None, cache_shards: int = 8,
+                 splits: tuple[str, ...] | None = None) -> None:
+        self.url, self.version, self.cache_shards, self.splits = url, version, cache_shards, splits
         self._corpus: TokenCorpus | None = None
         self._len = len(self.corpus)
 
     @property
     def corpus(self) -> TokenCorpus:
         if self._corpus is None:
-            self._corpus = TokenCorpus.open(self.url, version=self.version, cache_shards=self.cache_shards)
+            self._corpus = TokenCorpus.open(self.url, version=self.version, cache_shards=self.cache_shards,
+                                            splits=self.splits)
         return self._corpus
 
     def __getstate__(self) -> dict:
@@ -55,8 +57,9 @@ class TokenDataset(Dataset):
 class TokenIterableDataset(IterableDataset):
     """Streaming: shards split across workers, block-shuffled per ``epoch`` when ``shuffle``."""
 
-    def __init__(self, url: str, version: str | None = None, shuffle: bool = True, seed: int = 0) -> None:
-        self.url, self.version, self.shuffle, self.seed = url, version, shuffle, seed
+    def __init__(self, url: str, version: str | None = None, shuffle: bool = True, seed: int = 0,
+                 splits: tuple[str, ...] | None = None) -> None:
+        self.url, self.version, self.shuffle, self.seed, self.splits = url, version, shuffle, seed, splits
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -65,6 +68,6 @@ class TokenIterableDataset(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        corpus = TokenCorpus.open(self.url, version=self.version, cache_shards=2)
+        corpus = TokenCorpus.open(self.url, version=self.version, cache_shards=2, splits=self.splits)
         for s in corpus.iter_samples(shuffle=self.shuffle, seed=self.seed + self.epoch, worker=wid, n_workers=nw):
             yield _to_torch(s)
