@@ -76,7 +76,9 @@ def _run_batches(state: IngestState, batches: list, known: dict[str, str], param
             logger.info("batch %d/%d: %d files, %d quarantined", done, len(batches), len(rows), n_q)
             _emit({"event": "batch", "done": done, "total": len(batches), "files": len(rows),
                    "quarantined": n_q, "statuses": [r["status"] for r in rows],
-                   "worker_seconds": sum(float(r.get("seconds") or 0.0) for r in rows)})
+                   "worker_seconds": sum(float(r.get("seconds") or 0.0) for r in rows),
+                   "t_start": min((r["t_start"] for r in rows), default=None),
+                   "t_end": max((r["t_end"] for r in rows), default=None)})
     finally:
         state.flush(force=True)  # whatever finished is in the tables, even if a batch failed
 

@@ -134,3 +134,22 @@ def test_merge_rows_replaces_and_sorts():
     out = merge_rows(prev, [{"recording_id": "b", "v": 2}, {"recording_id": "c", "v": 3}], "recording_id")
     assert out.to_dict("records") == [{"recording_id": "a", "v": 1}, {"recording_id": "b", "v": 2},
                                       {"recording_id": "c", "v": 3}]
+
+
+def test_cli_rejects_bad_arguments_before_any_work(tmp_path, capsys):
+    from neurolm.cli import main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    store = tmp_path / "store"
+    assert main(["ingest", str(tmp_path / "missing"), "--store", str(store)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["ingest", str(src), "--store", str(store), "--workers", "0"]) == 2
+    assert "workers must be >= 1" in capsys.readouterr().err
+    assert main(["ingest", str(src), "--store", str(store), "--splits", "0.7,0.2,0.2"]) == 2
+    assert "sum to 1" in capsys.readouterr().err
+    assert main(["ingest", str(src), "--store", str(store), "--dask-address", "localhost:8786"]) == 2
+    assert "tcp://" in capsys.readouterr().err
+    assert not store.exists()  # nothing was created
+    assert main(["inspect", str(store)]) == 2
+    assert "no signal store" in capsys.readouterr().err

@@ -158,7 +158,7 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
 
 def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | None = None) -> dict:
     """Ingest one item into an open store; always returns a row dict (see :func:`process_batch`)."""
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     size, mtime, chash, fmt = 0, 0.0, "", None
     try:
         try:
@@ -187,6 +187,7 @@ def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | No
                "catalog_row": _catalog_row(item, size, mtime, chash, fmt, "quarantined", reason, run_id),
                "recording_row": None, "duration_s": 0.0}
     out["seconds"] = time.perf_counter() - t0
+    out["t_start"], out["t_end"] = started, time.time()  # epoch: lets a caller measure worker utilisation
     out["size_bytes"] = int(size)
     return out
 
@@ -199,7 +200,7 @@ def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, 
     committed, same source and settings) | ``quarantined``), ``reason``,
     ``catalog_row`` (a CATALOG row), ``recording_row`` (a RECORDINGS row without
     ``split``, None when quarantined), ``duration_s``, ``seconds`` (wall time),
-    ``size_bytes``. Never raises for a file problem.
+    ``size_bytes``, ``t_start``/``t_end`` (epoch seconds). Never raises for a file problem.
     """
     from storage.signal_store import SignalStore
 
