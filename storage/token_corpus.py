@@ -384,6 +384,17 @@ class TokenCorpusStore:
         self.url = fs.normalize_url(url)
 
     @classmethod
+    def check_location(cls, url: str) -> None:
+        """StoreError unless ``url`` is a token corpus, absent, or an empty directory. Creates nothing."""
+        url = fs.normalize_url(url)
+        if fs.exists(fs.join(url, ROOT_FILE)):
+            cls.open(url)
+        elif fs.exists(url) and not fs.isdir(url):
+            raise StoreError(f"{url} is a file, not a token corpus directory")
+        elif [n for n in fs.listdir(url) if not n.startswith(".")]:
+            raise StoreError(f"{url} exists, is not empty and is not a token corpus; refusing to write there")
+
+    @classmethod
     def open(cls, url: str, create: bool = False) -> "TokenCorpusStore":
         """Open (or with ``create`` initialise) a root; StoreError for a non-corpus directory."""
         store = cls(url)

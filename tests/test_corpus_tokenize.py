@@ -146,3 +146,8 @@ def test_bad_inputs_fail_before_any_work(inputs, tmp_path):
     with pytest.raises(StoreError, match="no windows of store"):
         prepare_job(store_url, ckpt, out, datasets=["dsb"], splits=["val"])
     assert not fs.exists(out)
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "thesis.tex").write_text("precious")
+    with pytest.raises(StoreError, match="not a token corpus"):
+        prepare_job(store_url, ckpt, str(tmp_path / "foreign"))
+    assert os.listdir(tmp_path / "foreign") == ["thesis.tex"]

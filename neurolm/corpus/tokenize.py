@@ -184,6 +184,7 @@ def prepare_job(store_url: str, checkpoint: str, corpus_url: str, *, datasets: S
     datasets = tuple(sorted(set(datasets))) if datasets else None
     device = check_device(device)
     precision = resolve_precision(device, precision)
+    TokenCorpusStore.check_location(corpus_url)
     store = SignalStore.open(store_url, version=store_version)  # StoreError when missing
     ckpt, sha = resolve_checkpoint(checkpoint)
     tok = get_tokenizer(ckpt, "cpu")  # full load: catches undecodable weights, gives the config
