@@ -236,3 +236,22 @@ def test_labelled_recordings_keep_their_channel_list(store):
     new = SignalStore.open(url)
     assert result.status == "switched" and len(new.read_table("labels")) == 1
     assert new.recording_meta(rids[0])["ch_names"] == ["FP1", "FP2", "CZ"]
+
+
+def test_ingest_after_a_rebuild_writes_the_current_version(store):
+    """The next incremental ingest adds to the rebuilt version (its config), not to the old one."""
+    from neurolm.ingest import open_store
+
+    url, src = store
+    result = rebuild_store(make_rebuild_params(store=url, notch_hz=50.0))
+    _write_source(src / "late", n=1)  # a file that arrives after the rebuild
+    store2 = open_store(url)
+    assert store2.version_id == result.new_version and store2.config.notch_hz == 50.0
+    state = IngestState.load(store2, "run-late")
+    diff = state.plan(discover(str(src), "toy"), "toy")
+    assert len(diff.to_ingest) == 1  # the rebuilt catalog knows the four older files
+    for batch in make_batches(diff.to_ingest, 8):
+        state.add(process_batch(batch, store2.url, store2.version_id, run_id="run-late"))
+    state.finalize()
+    assert len(SignalStore.open(url).committed_ids()) == 5
+    assert len(SignalStore.open(url, version=result.old_version).committed_ids()) == 4
