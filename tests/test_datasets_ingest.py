@@ -125,9 +125,19 @@ def test_tuev_wrapped_windows_read_back(tmp_path):
 
     from neurolm.datasets.windows import iter_label_windows
 
+    from neurolm.datasets.ingest import run_batches_locally
+
     m = synth_dataset("tuev", tmp_path / "tuev", seed=6)
     store_url = str(tmp_path / "store")
-    ingest_dataset(make_dataset_params(dataset="tuev", root=m["root"], store=store_url, tuev_mode="reference"))
+    seen = []
+
+    def batches_after_checking_registry(*args):  # held out BEFORE any signal is written (kill-safe)
+        seen.append(load_heldout(store_url))
+        yield from run_batches_locally(*args)
+
+    ingest_dataset(make_dataset_params(dataset="tuev", root=m["root"], store=store_url, tuev_mode="reference"),
+                   batches_after_checking_registry)
+    assert seen == [{"tuh:tuev_eval_032"}]
     store = SignalStore.open(store_url)
     rows = list(iter_label_windows(store, "TUEV"))
     assert len(rows) == sum(len(f["events"]) for f in m["files"])

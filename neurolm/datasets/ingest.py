@@ -157,6 +157,25 @@ def build_labels(adapter: DatasetAdapter, files: list[SourceFile], recordings: p
     return to_frame(rows), skipped
 
 
+def planned_test_subjects(adapter: DatasetAdapter, files: list[SourceFile], mode: str, seed: int) -> list[str]:
+    """Subject keys the split will put in test, known before any signal is read.
+
+    Why: held-out subjects must be registered *before* the first table flush,
+    or a run killed mid-way leaves their pretraining windows in the WINDOWS
+    table. One stand-in row per recording is enough for every subject- or
+    file-level rule (TUAB/TUEV eval folders, hash splits, sorted file cuts).
+    """
+    rows = []
+    for sf in files:
+        ex = dict(sf.item.extra)
+        label = int(ex.get("label", 0))
+        rows.append({**adapter.row(sf.item, 0, 1, label), "trial": -1})
+    if not rows:
+        return []
+    out = adapter.split(rows, mode, seed, [sf.rel_path for sf in files])
+    return sorted({r["subject"] for r in out if r["split"] == "test"})
+
+
 def to_frame(rows: list[dict]) -> pd.DataFrame:
     """Rows → a DataFrame with exactly `LABEL_COLUMNS` (missing optional columns get their default)."""
     df = pd.DataFrame([{k: r.get(k, d) for k, d in LABEL_COLUMNS.items()} for r in rows],
@@ -267,6 +286,9 @@ def ingest_dataset(params: DatasetIngestParams, map_batches: MapBatches | None =
         committed = set(store.committed_ids())  # a stored signal whose label file broke keeps its rows
         state.add([r for r in problem_rows(adapter, params.root, problems, run_id, previous_catalog)
                    if r["recording_id"] not in committed])
+        early = planned_test_subjects(adapter, files, params.split, params.seed) if adapter.heldout_test else []
+        if early:
+            register_heldout(store.url, early, f"{adapter.task} test subject", f"datasets.{adapter.name}")
         batches = make_batches(diff.to_ingest, params.batch_size)
         say(f"{adapter.task}: {len(files)} recordings ({len(diff.to_ingest)} to ingest in {len(batches)} batches), "
             f"{len(problems)} rejected by discovery")
@@ -289,7 +311,7 @@ def ingest_dataset(params: DatasetIngestParams, map_batches: MapBatches | None =
             "tuev_mode": params.tuev_mode if adapter.name == "tuev" else None,
             "n_recordings": len(files), "n_ingested": state.counts.get("ingested", 0),
             "n_skipped_unchanged": len(files) - len(diff.to_ingest) + state.counts.get("skipped", 0),
-            "n_labels": int(len(labels)), "n_heldout_registered": len(held),
+            "n_labels": int(len(labels)), "n_heldout_registered": len(set(held) | set(early)),
             "counts": split_counts(adapter, labels),
             "label_counts": nested_counts(labels),
             "skips": skip_summary(problems, skipped, quarantined_files(state.catalog, adapter.name, problems)),
