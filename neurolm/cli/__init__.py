@@ -18,6 +18,7 @@ from neurolm.errors import NeurolmError
 COMMAND_MODULES = (
     "neurolm.cli.synth",
     "neurolm.cli.ingest",
+    "neurolm.cli.rebuild",
     "neurolm.cli.datasets",
     "neurolm.cli.tokenizer",
     "neurolm.cli.tokens",
