@@ -35,7 +35,7 @@ from neurolm.corpus.encode import PATCH, SampleRef, encode_samples
 from neurolm.errors import ConfigError, StoreError
 from neurolm.vocab import VOCAB_VERSION
 from storage import fs
-from storage.token_corpus import CorpusLineage, ShardArrays, TokenCorpusStore
+from storage.token_corpus import CorpusLineage, TokenCorpusStore
 
 SPLITS = ("train", "val", "test", "heldout")
 # Held-out subjects (e.g. TUAB/TUEV test subjects registered in the store) stay out of a
