@@ -81,6 +81,16 @@ def test_kill_mid_run_then_rerun_equals_uninterrupted(inputs):
         again = run_tokenize(params.model_copy(update={"workers": 0}))
         assert again["nothing_to_do"] and again["shards_done_now"] == 0
         assert again["content_hash"] == reference["content_hash"]
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        with get_client(sync_client=True) as client:
+            arts = client.read_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["neurolm-tokenize-report", "neurolm-tokenize-progress"])))
+        kinds = {(a.key, a.type) for a in arts}
+        assert ("neurolm-tokenize-report", "markdown") in kinds and ("neurolm-tokenize-progress", "progress") in kinds
+        report = [a for a in arts if a.key == "neurolm-tokenize-report"]
+        assert any(reference["version_id"] in str(a.data) and "perplexity" in str(a.data) for a in report)
 
 
 def test_cli_nothing_to_do_inspect_and_errors(inputs, capsys):
