@@ -86,3 +86,46 @@ def test_lr_schedule_warmup_then_cosine_to_min():
     assert lr_at(9, 100, 1.0, 0.1, 10) == pytest.approx(1.0)
     assert lr_at(55, 100, 1.0, 0.1, 10) == pytest.approx(0.55)
     assert lr_at(100, 100, 1.0, 0.1, 10) == pytest.approx(0.1)
+
+
+KILL_SCRIPT = """
+import sys, time, torch
+torch.set_num_threads(1)
+from neurolm.tokenizer import preset, train_preset
+from neurolm.tokenizer.synthetic import rhythm_dataset
+from neurolm.tokenizer.train import train
+tc = train_preset("tiny", steps=8, batch_size=2, log_every=1, ckpt_every=2, warmup_steps=2, dead_code_every=3,
+                  text_seq_len=16)
+train(preset("tiny", max_tokens=32), tc, rhythm_dataset(12, n_ch=4, seconds=8, max_tokens=32), sys.argv[1],
+      on_step=lambda s, n: time.sleep(0.4))  # slow steps: the test kills it mid-run
+"""
+
+
+def test_kill_9_mid_run_then_resume_equals_uninterrupted(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    script = tmp_path / "train_script.py"
+    script.write_text(KILL_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(out)], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    while not (out / "ckpt-000000004" / "manifest.json").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.time() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stderr.close()
+    done = [s for s, _ in list_checkpoints(str(out))]
+    assert done and done[-1] < 8, done  # really killed before the end
+    tc = train_preset("tiny", steps=8, batch_size=2, log_every=1, ckpt_every=2, warmup_steps=2, dead_code_every=3,
+                      text_seq_len=16)
+    ds = rhythm_dataset(12, n_ch=4, seconds=8, max_tokens=32)
+    resumed = train(CFG, tc, ds, str(out))
+    full = train(CFG, tc, ds, str(tmp_path / "full"))
+    assert _losses(resumed.history) == _losses(full.history)

@@ -11,9 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from neurolm.tokenizer.data import ArraySampleDataset
+from neurolm.vocab import index_of
 
 RHYTHMS = {"slow": (1.0, 3.0), "alpha": (8.0, 12.0), "beta": (18.0, 25.0)}
-DEFAULT_CHANNELS = (0, 2, 17, 21, 39, 43, 61, 65)  # FP1 FP2 F3 F4 C3 C4 P3 P4
+# The 19 channels of the 10-20 system (vocabulary indices), frontal-central-parietal first.
+DEFAULT_CHANNELS = tuple(index_of(n) for n in ("FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2",
+                                                "F7", "F8", "T7", "T8", "P7", "P8", "FZ", "CZ", "PZ"))
 
 
 def rhythm_window(rhythm: str, n_ch: int, seconds: int, rng: np.random.Generator, sfreq: float = 200.0) -> np.ndarray:
