@@ -99,6 +99,21 @@ def test_cli_nothing_to_do_inspect_and_errors(inputs, capsys):
     tokenize_local(prepare_job(store, ckpt, corpus, shard_size=1))
     assert cli_main(["tokenize", "--store", store, "--tokenizer", ckpt, "--out", corpus, "--shard-size", "1"]) == 0
     assert "nothing to do" in capsys.readouterr().out
+    # --verify: a flipped byte in a committed shard is reported, exit 2
+    import shutil
+
+    import zarr
+
+    from storage import fs
+    broken = str(d / "broken")
+    shutil.copytree(corpus, broken)
+    assert cli_main(["tokens", "inspect", broken, "--verify"]) == 0
+    assert "12 shards verified" in capsys.readouterr().out
+    v = TokenCorpusStore.open(broken).resolve()
+    g = zarr.open_group(fs.zarr_store(v.shard_url(5)), mode="r+")
+    g["codes"][3] = (int(g["codes"][3]) + 1) % 512
+    assert cli_main(["tokens", "inspect", broken, "--verify"]) == 2
+    assert "corrupt" in capsys.readouterr().err
     assert cli_main(["tokens", "inspect", corpus, "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["n_samples"] == 12 and rep["n_tokens"] == 12 * 256 and rep["status"] == "complete"

@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--version", default=None, help="corpus version (default: current)")
     i.add_argument("--top", type=int, default=10, help="how many most frequent codes to list")
     i.add_argument("--max-shards", type=int, default=None, help="count codes over at most this many shards")
+    i.add_argument("--verify", action="store_true", help="re-check every shard's sha256 against its commit marker")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(func=cmd_inspect)
 
@@ -100,6 +101,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from neurolm.corpus.inspect import inspect_corpus, render_text
 
-    summary = inspect_corpus(args.corpus, version=args.version, top=args.top, max_shards=args.max_shards)
+    summary = inspect_corpus(args.corpus, version=args.version, top=args.top, max_shards=args.max_shards,
+                             verify=args.verify)
     print(json.dumps(summary, indent=1, default=str) if args.json else render_text(summary))
     return 0

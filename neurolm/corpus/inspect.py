@@ -18,13 +18,17 @@ import numpy as np
 from neurolm.corpus.reader import TokenCorpus
 
 
-def code_histogram(corpus: TokenCorpus, max_shards: int | None = None) -> tuple[np.ndarray, int]:
-    """Counts of every code over (the first ``max_shards``) shards, and how many shards were read."""
+def code_histogram(corpus: TokenCorpus, max_shards: int | None = None,
+                   verify: bool = False) -> tuple[np.ndarray, int]:
+    """Counts of every code over (the first ``max_shards``) shards, and how many shards were read.
+
+    ``verify`` re-hashes every array read against its commit marker (StoreError on the first corrupt shard).
+    """
     size = corpus.codebook_size or 65536
     counts = np.zeros(size, dtype=np.int64)
     shards = corpus.shards if max_shards is None else corpus.shards[:max_shards]
     for k in shards:
-        codes = corpus.version.read_shard(int(k)).codes
+        codes = corpus.version.read_shard(int(k), verify=verify).codes
         counts += np.bincount(codes, minlength=size)[:size]
     return counts, len(shards)
 
@@ -46,14 +50,15 @@ def code_stats(counts: np.ndarray, top: int = 10) -> dict[str, Any]:
     }
 
 
-def inspect_corpus(url: str, version: str | None = None, top: int = 10, max_shards: int | None = None) -> dict[str, Any]:
-    """Summary of a complete corpus version (JSON-serialisable)."""
+def inspect_corpus(url: str, version: str | None = None, top: int = 10, max_shards: int | None = None,
+                   verify: bool = False) -> dict[str, Any]:
+    """Summary of a complete corpus version (JSON-serialisable); ``verify`` checks shard checksums."""
     tc = TokenCorpus.open(url, version=version)
     man = tc.manifest
     def groups(col: str) -> dict[str, dict[str, int]]:
         g = man.groupby(col)["n_tokens"].agg(["size", "sum"])
         return {str(k): {"samples": int(r["size"]), "tokens": int(r["sum"])} for k, r in g.iterrows()}
-    counts, read = code_histogram(tc, max_shards)
+    counts, read = code_histogram(tc, max_shards, verify)
     lineage = tc.lineage
     return {
         "url": tc.version.root_url, "version_id": tc.version_id, "status": tc.status.get("status"),
@@ -67,6 +72,7 @@ def inspect_corpus(url: str, version: str | None = None, top: int = 10, max_shar
         "lineage": lineage.get("identity", {}),
         "provenance": {k: v for k, v in lineage.get("info", {}).items() if k != "tokenizer_config"},
         "content_hash": tc.status.get("content_hash"),
+        "verified_shards": read if verify else 0,
     }
 
 
@@ -83,6 +89,8 @@ def render_text(s: dict[str, Any]) -> str:
         + (f" ({100 * c.get('codes_used_fraction', 0):.1f} %)" if c["tokens_counted"] else "")
         + f"; perplexity {c['perplexity']:.1f} (entropy {c['entropy_nats']:.3f} nats)"
         + (f"; from {c['shards_read']} of {s['n_shards']} shards" if c["shards_read"] < s["n_shards"] else ""),
+        *([f"- checksums: {s['verified_shards']} shards verified against their commit markers"]
+          if s.get("verified_shards") else []),
         "", "| dataset | samples | tokens |", "|---|---:|---:|",
     ]
     lines += [f"| {k} | {v['samples']:,} | {v['tokens']:,} |" for k, v in s["by_dataset"].items()]
