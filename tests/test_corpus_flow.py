@@ -54,6 +54,9 @@ def test_kill_mid_run_then_rerun_equals_uninterrupted(inputs):
         deadline = time.time() + 240
         while not _markers(corpus) and proc.poll() is None and time.time() < deadline:
             time.sleep(0.02)
+        if proc.poll() is not None:  # finished or crashed before we could kill it
+            pytest.fail(f"neurolm tokenize exited ({proc.returncode}) before the kill:\n"
+                        + proc.communicate()[0].decode(errors="replace"))
         os.kill(proc.pid, signal.SIGKILL)
         out = proc.communicate()[0].decode(errors="replace")
         committed = len(_markers(corpus))
