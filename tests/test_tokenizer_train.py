@@ -129,3 +129,11 @@ def test_kill_9_mid_run_then_resume_equals_uninterrupted(tmp_path):
     resumed = train(CFG, tc, ds, str(out))
     full = train(CFG, tc, ds, str(tmp_path / "full"))
     assert _losses(resumed.history) == _losses(full.history)
+
+
+def test_gradient_accumulation_consumes_micro_batches(tmp_path):
+    ds = rhythm_dataset(8, n_ch=4, seconds=8, max_tokens=32)
+    tc = train_preset("tiny", steps=2, batch_size=1, grad_accum=3, log_every=1, ckpt_every=2, text_seq_len=8)
+    res = train(CFG, tc, ds, str(tmp_path / "acc"))
+    assert res.patches == 2 * 3 * 1 * 32 and len(res.history) == 2
+    assert all(torch.isfinite(torch.tensor(h["total"])) for h in res.history)

@@ -12,8 +12,6 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-import torch
-
 from neurolm.errors import ConfigError
 from neurolm.tokenizer.config import TokenizerConfig, TrainConfig, load_configs
 from neurolm.tokenizer.data import StoreSampleDataset
@@ -91,9 +89,3 @@ def metrics_markdown(history: list[dict], max_rows: int = 20) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
-
-
-def set_threads_for(device: str) -> None:
-    """Nothing to do on GPU; on CPU keep torch's default (the caller may pin threads)."""
-    if device == "cpu" and os.environ.get("NEUROLM_TORCH_THREADS"):
-        torch.set_num_threads(int(os.environ["NEUROLM_TORCH_THREADS"]))

@@ -104,8 +104,9 @@ class VQTokenizer(nn.Module):
         """Codes [B, L] long for patches x [B, L, 200]; padded positions get code -1."""
         valid = mask.bool()
         feats = self.VQ.encoder(x.float(), ch.long(), time.long(), valid)
-        z = F.normalize(self.VQ.encode_task_layer(feats.float()), dim=-1)
-        codes = self.VQ.quantize.codes(z)
+        with torch.autocast(device_type=x.device.type, enabled=False):  # code assignment in fp32, as in training
+            z = F.normalize(self.VQ.encode_task_layer(feats.float()), dim=-1)
+            codes = self.VQ.quantize.codes(z)
         return torch.where(valid, codes, torch.full_like(codes, -1))
 
     @torch.no_grad()
