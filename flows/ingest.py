@@ -22,6 +22,7 @@ Why each choice:
 
 from __future__ import annotations
 
+import collections
 import time
 import uuid
 from collections.abc import Callable
@@ -60,12 +61,26 @@ def _run_batches(state: IngestState, batches: list, known: dict[str, str], param
     store = state.store
     progress = create_progress_artifact(0.0, key="neurolm-ingest-progress",
                                         description=f"{len(batches)} batches of {params.dataset_name}")
-    futures = [ingest_batch.submit(b, store.url, store.version_id, state.run_id,
-                                   {it.recording_id: known[it.recording_id] for it in b if it.recording_id in known})
-               for b in batches]
+    # A sliding window of in-flight tasks, not all at once: an archive of 70k files is ~9k batches,
+    # and thousands of pending Prefect task runs load the API and the Dask scheduler (prefect#8579).
+    window = 4 * params.workers if not params.dask_address else 64
+    queue = collections.deque(batches)
+    in_flight: set = set()
+
+    def submit_next() -> None:
+        b = queue.popleft()
+        hashes = {it.recording_id: known[it.recording_id] for it in b if it.recording_id in known}
+        in_flight.add(ingest_batch.submit(b, store.url, store.version_id, state.run_id, hashes))
+
+    while queue and len(in_flight) < window:
+        submit_next()
     done = 0
     try:
-        for fut in as_completed(futures):
+        while in_flight:
+            fut = next(as_completed(list(in_flight)))
+            in_flight.discard(fut)
+            if queue:
+                submit_next()
             rows = fut.result()
             state.add(rows)
             done += 1

@@ -51,8 +51,23 @@ def prefect_server(timeout_s: int = 120) -> Iterator[str]:
         with temporary_settings(updates={PREFECT_API_URL: url}):
             yield url
     finally:
+        _drain_prefect_services()
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
+
+
+def _drain_prefect_services(timeout_s: float = 10.0) -> None:
+    """Send queued events and logs while the server still runs (else they fail noisily at exit)."""
+    try:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+    except ImportError:  # pragma: no cover - other Prefect layouts
+        return
+    for service in (APILogWorker, EventsWorker):
+        try:
+            service.drain_all(timeout=timeout_s)
+        except Exception:  # draining is best effort; stopping the server must still happen
+            pass
 
 
 @contextlib.contextmanager

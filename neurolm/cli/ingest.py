@@ -32,7 +32,9 @@ def register(subparsers) -> None:
                     "broken files with a reason. Rerunning does only what changed; an interrupted run resumes.")
     p.add_argument("source", help="archive root (directory or fsspec URL)")
     p.add_argument("--store", required=True, help="signal store path/URL (created if absent)")
-    p.add_argument("--dataset", default=None, help="dataset name (default: slug of the source folder name)")
+    p.add_argument("--dataset", default=None,
+                   help="dataset name, one per archive (default: slug of the source folder name); files of this "
+                        "dataset that are no longer under SOURCE are marked 'removed' (their signals are kept)")
     p.add_argument("--mains", type=float, default=None, metavar="HZ",
                    help="mains frequency to notch, 50 or 60 (default: the store's, 60 Hz)")
     p.add_argument("--layout", choices=("auto", "bids", "tuh", "generic"), default="auto")
