@@ -48,7 +48,7 @@ def test_heldout_registry_roundtrip_and_split(tmp_path):
 
 def test_window_rule_matches_neurolm():
     assert window_seconds(19) == 53 and window_seconds(23) == 44 and window_seconds(32) == 32
-    assert window_seconds(4) == 256 and window_seconds(139) == 7  # no cap: the corpus stage sub-samples
+    assert window_seconds(4) == 64 and window_seconds(139) == 7  # capped at the 64-row temporal embedding
     from storage.signal_store import sample_seconds
 
     assert all(window_seconds(n) == sample_seconds(n) for n in range(1, 140))  # = the store's chunk

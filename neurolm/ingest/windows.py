@@ -5,11 +5,12 @@ channels of one recording for ``floor(1024 / n_ch)`` seconds (so at most 1,024
 patch tokens), windows are non-overlapping from the start, the last 10 s of
 the recording are cropped first and the remainder is dropped.
 
-No cap for recordings with fewer than 16 channels (whose windows are longer
-than the tokenizer's 64-row temporal embedding): the window stays NeuroLM's
-(and the signal store's chunk, ``storage.signal_store.sample_seconds``); the
-token-corpus stage cuts such windows into sub-samples the tokenizer can take
-(``neurolm.corpus.tokenize.plan_samples``).
+One deviation, for safety: the window is capped at 64 s because the
+tokenizer's temporal embedding has 64 rows (``time_embed = nn.Embedding(64,
+...)``); NeuroLM would index past it for recordings with fewer than 16 channels.
+For 16+ channels (every NeuroLM corpus) the rule is unchanged. The signal
+store chunks by the same rule (``storage.signal_store.sample_seconds``; a test
+keeps the two equal), so one window is one chunk.
 
 Windows are a table (recording_id, start, length, split), not copies of data:
 the store reads one window in one slice. Held-out recordings (split
@@ -22,6 +23,7 @@ import pandas as pd
 
 SFREQ = 200
 MAX_TOKENS = 1024
+MAX_SECONDS = 64  # rows of NeuroLM's temporal embedding
 WINDOW_COLUMNS = ["recording_id", "start", "length", "split"]
 
 
@@ -29,7 +31,7 @@ def window_seconds(n_channels: int) -> int:
     """Seconds per pretraining sample for a recording with ``n_channels`` channels."""
     if n_channels < 1:
         raise ValueError(f"n_channels must be >= 1, got {n_channels}")
-    return max(1, MAX_TOKENS // n_channels)
+    return max(1, min(MAX_TOKENS // n_channels, MAX_SECONDS))
 
 
 def window_samples(n_channels: int, sfreq: int = SFREQ) -> int:
