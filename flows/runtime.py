@@ -22,13 +22,15 @@ and its ``storage/`` spill folder would shadow our ``storage`` package.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-              "NUMEXPR_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+              "NUMEXPR_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+              "DASK_LOGGING__DISTRIBUTED": os.environ.get("DASK_LOGGING__DISTRIBUTED", "warning")}
 
 
 @contextlib.contextmanager
@@ -83,6 +85,11 @@ def dask_runner(workers: int = 2, address: str | None = None) -> Iterator[object
     if address:
         yield DaskTaskRunner(address=address)
         return
+    if not os.environ.get("DASK_LOGGING__DISTRIBUTED"):
+        # The scheduler and nannies live in this process: their INFO chatter (start, retire, close
+        # for every run) would bury the progress bar and the report. DASK_LOGGING__DISTRIBUTED=info
+        # brings it back.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     scratch = tempfile.mkdtemp(prefix="neurolm-dask-")
     dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
     for key, value in WORKER_ENV.items():

@@ -36,7 +36,7 @@ def run_summary(state, diff, n_files: int, *, dataset: str, source: str, wall_s:
         "new": len(diff.new), "changed": len(diff.changed), "unchanged": len(diff.unchanged_rows),
         "removed": len(diff.removed_rows), "recovered": state.recovered,
         "ingested": c.get("ingested", 0), "skipped": c.get("skipped", 0), "quarantined": c.get("quarantined", 0),
-        "quarantine": [{"path": p, "reason": r} for p, r in state.quarantined],
+        "quarantine": [{"path": p, "reason": r} for p, r in sorted(state.quarantined)],
         "hours_ingested": round(hours, 4), "wall_s": round(wall_s, 2),
         "files_per_s": round(len(diff.to_ingest) / wall_s, 3) if wall_s > 0 else 0.0,
         "eeg_hours_per_hour": round(hours * 3600 / wall_s, 1) if wall_s > 0 else 0.0,
