@@ -2,11 +2,32 @@
 
 Public entry points::
 
-    cfg = preset("tiny")                                  # or "base"
+    cfg = preset("tiny")                                  # or "base" (the paper's tokenizer)
     model = VQTokenizer(cfg)
     tok = load_tokenizer("runs/vq", device="cpu")         # run dir, checkpoint dir or weights file
     codes = tok.encode_codes(x, ch, time, mask)           # [B, L] long, -1 at padding
     sample = build_sample(signal, ch_indices)             # time-major, padded to 1024 tokens
+    model, report = import_published("VQ.pt")             # the original checkpoint
+
+Modules: ``config`` (presets, YAML), ``model`` (patch transformer), ``quantizer``
+(normalised EMA VQ), ``vq`` (encoder → codes → two decoders + domain head), ``data``
+(samples, targets, store dataset), ``text`` (frozen text embeddings), ``train`` (the loop),
+``metrics``, ``weights`` (loading, published import), ``run`` (checked run setup + report),
+``synthetic`` (rhythm corpus for tests and demos).
+
+Deliberate differences from the reference implementation (each documented where it lives):
+
+- ``encoder_attention="causal-by-second"`` by default: no look-ahead across seconds, so
+  stage-2 inputs do not leak the targets (reference §3.4). ``"full"`` reproduces the original.
+- The conv stem's GroupNorm takes its statistics from valid patches only (and, causally,
+  from seconds ≤ t): the original's statistics span the whole sample *including padding*,
+  which is a second, unreported leak and makes codes depend on the amount of padding.
+  Identical to the original when a sample has no padding and attention is ``full``.
+- Padding is excluded from the codebook EMA, k-means init, commitment and reconstruction
+  losses (the original averages zeros of padded positions into the losses).
+- Dead codes can be re-seeded from recent encoder outputs (``TrainConfig.dead_code_every``).
+- The frozen GPT-2 table is not stored in checkpoints (rebuilt from ``text_embedding``).
+- TemporalConv pads (0, 7) as the original code does (the reference text says (1, 7)).
 """
 
 from neurolm.tokenizer.config import TokenizerConfig, TrainConfig, preset, train_preset
