@@ -19,7 +19,7 @@ import pytest
 from neurolm.errors import StoreError
 from neurolm.ingest import make_params
 from neurolm.ingest.report import inspect_store
-from neurolm.ingest.splits import register_heldout
+from neurolm.ingest.splits import load_heldout
 from neurolm.synth import synth_corpus
 from storage.lock import StoreLock
 from storage.signal_store import SignalStore
@@ -164,8 +164,10 @@ def test_heldout_subjects_get_no_pretraining_windows(ingested, corpus):
     store = SignalStore.open(store_url)
     rec = store.read_table("recordings")
     subject = rec["subject"].iloc[0]
-    register_heldout(store_url, [f"synth:{subject}"], "test subject of a downstream task", "test")
-    run_ingest(make_params(source=corpus.root, store=store_url, dataset="synth"))
+    # through the flow's parameter (what `neurolm ingest --heldout synth:ID` passes)
+    run_ingest(make_params(source=corpus.root, store=store_url, dataset="synth",
+                           heldout_subjects=(f"synth:{subject}",)))
+    assert f"synth:{subject}" in load_heldout(store_url)
     rec = store.read_table("recordings")
     win = store.read_table("windows")
     held = set(rec.loc[rec["subject"] == subject, "recording_id"])
