@@ -57,13 +57,24 @@ def ingest_key(config_hash: str, item: SourceItem) -> str:
 
 @contextlib.contextmanager
 def _thread_limit() -> Iterator[None]:
+    """One BLAS/OpenMP thread (and one torch thread, if torch is loaded) for the duration of a batch."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    prev = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(1)
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - sklearn brings it
-        yield
-        return
-    with threadpool_limits(limits=1):
-        yield
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - sklearn brings it
+            yield
+            return
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        if torch is not None and prev:
+            torch.set_num_threads(prev)
 
 
 @contextlib.contextmanager
