@@ -123,7 +123,8 @@ class StoreSampleDataset(Dataset):
         store = self._open()
         self.version_id = store.version_id
         windows = store.read_table("windows")  # an unwritten table reads as empty
-        windows = windows[(windows["split"] == split) & windows["recording_id"].isin(set(store.committed_ids()))]
+        windows = windows[(windows["split"] == split) & (windows["length"] >= PATCH)  # < 1 patch: nothing to learn
+                          & windows["recording_id"].isin(set(store.committed_ids()))]
         windows = windows.sort_values(["recording_id", "start"], kind="stable")
         if windows.empty:
             raise StoreError(f"store {store_url} (version {store.version_id}) has no {split!r} windows")
@@ -156,7 +157,7 @@ class StoreSampleDataset(Dataset):
         if self._store is None:
             self._store = self._open()
         rec, start, length = self.rows[i]
-        sig = self._store.read_signal(rec, start, start + length)
         ch = self.channels(rec)
         n_sec = min(length // PATCH, seconds_per_sample(len(ch), self.max_tokens, self.time_rows))
-        return training_sample(sig[:, : n_sec * PATCH], ch, self.max_tokens, self.freq_bins)
+        sig = self._store.read_signal(rec, start, start + n_sec * PATCH)  # only what the model can take
+        return training_sample(sig, ch, self.max_tokens, self.freq_bins)
