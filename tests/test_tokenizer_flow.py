@@ -62,7 +62,18 @@ def test_cli_runs_the_flow_resumes_and_refuses_no_resume(store, tmp_path, capsys
     from flows.runtime import prefect_server
 
     with prefect_server():  # one API server for the three runs (each would otherwise start its own)
-        _cli_runs(store, tmp_path, capsys)
+        sha = _cli_runs(store, tmp_path, capsys)
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        keys = ["neurolm-tokenizer-progress", "neurolm-tokenizer-metrics", "neurolm-tokenizer-report"]
+        with get_client(sync_client=True) as client:
+            arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    kinds = {(a.key, a.type) for a in arts}
+    assert {("neurolm-tokenizer-progress", "progress"), ("neurolm-tokenizer-metrics", "table"),
+            ("neurolm-tokenizer-report", "markdown")} <= kinds
+    reports = [str(a.data) for a in arts if a.key == "neurolm-tokenizer-report"]
+    assert any(sha in r and "loss_curve.png" in r and "store_version" in r for r in reports)
 
 
 def _cli_runs(store, tmp_path, capsys):
@@ -84,3 +95,4 @@ def _cli_runs(store, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "already holds checkpoints" in err
     assert np.isfinite(float(load_tokenizer(out).VQ.quantize.embedding.weight.sum()))
+    return checkpoint_sha256(out)
