@@ -15,7 +15,7 @@ from neurolm.tokenizer import load_tokenizer
 from neurolm.tokenizer.data import StoreSampleDataset, build_sample
 from neurolm.tokenizer.run import prepare_run
 from neurolm.tokenizer.synthetic import DEFAULT_CHANNELS, write_rhythm_store
-from storage.checkpoints import checkpoint_sha256, list_checkpoints
+from storage.checkpoints import checkpoint_sha256, list_checkpoints, load_latest_good
 from storage.signal_store import SignalStore, sample_seconds
 
 
@@ -81,6 +81,9 @@ def _cli_runs(store, tmp_path, capsys):
     args = ["train-tokenizer", "--store", store, "--config", "tiny", "--out", out, "--steps", "4", "--batch-size", "2"]
     assert main(args) == 0
     assert [s for s, _ in list_checkpoints(out)] == [4]
+    lineage = load_latest_good(out).lineage  # the token corpus checks this against the store
+    assert lineage["vocab_version"] == SignalStore.open(store).vocab_version
+    assert lineage["store_version"] == SignalStore.open(store).version_id
     assert os.path.exists(os.path.join(out, "loss_curve.png")) and os.path.exists(os.path.join(out, "metrics.md"))
     tok = load_tokenizer(out)
     ds = StoreSampleDataset(store, max_tokens=256, freq_bins=100)

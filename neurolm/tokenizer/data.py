@@ -122,6 +122,7 @@ class StoreSampleDataset(Dataset):
         self.max_tokens, self.freq_bins, self.time_rows = max_tokens, freq_bins, time_rows
         store = self._open()
         self.version_id = store.version_id
+        self.vocab_version = store.vocab_version
         windows = store.read_table("windows")  # an unwritten table reads as empty
         windows = windows[(windows["split"] == split) & (windows["length"] >= PATCH)  # < 1 patch: nothing to learn
                           & windows["recording_id"].isin(set(store.committed_ids()))]

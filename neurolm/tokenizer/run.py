@@ -48,7 +48,8 @@ def prepare_run(store: str, out: str, config: str = "tiny", *, steps: int | None
         raise ConfigError(f"{out} already holds checkpoints (latest step {ckpt[-1][0]}); "
                           "use --resume or a new --out")
     rows = "\n".join(f"{r},{s},{n}" for r, s, n in ds.rows).encode()
-    lineage = {"store_url": fs.normalize_url(store), "store_version": ds.version_id, "split": split,
+    lineage = {"store_url": fs.normalize_url(store), "store_version": ds.version_id,
+               "vocab_version": ds.vocab_version, "split": split,
                "windows": len(ds), "windows_sha256": hashlib.sha256(rows).hexdigest()}
     return PreparedRun(cfg, tcfg, ds, lineage, out, device)
 
