@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     _run("synthesize a mixed-format corpus",
          ["synth", str(src), "--recordings", "24", "--formats", "edf,bdf,gdf,fif,brainvision,eeglab",
-          "--minutes", "2", "--malformed", "5", "--seed", "0", "--layout", "tuh"])
+          "--minutes", "2", "--malformed", "5", "--seed", "0", "--layout", "flat"])
     _run("ingest (Prefect flow on local Dask)", ["ingest", str(src), "--store", str(store), "--workers", workers])
     _run("inspect the signal store", ["inspect", str(store)])
     _run("synthesize a labeled dataset (HMC layout)", ["synth", "--dataset", "hmc", str(hmc)])
