@@ -6,9 +6,10 @@ fold rows into the tables as batches finish (flushed every few seconds) →
 splits, windows, tables, version complete → markdown report artifact.
 
 Why each choice:
-- Coarse tasks (``--batch-size`` files each): a Prefect task costs ~0.1 s, and
-  thousands of tiny tasks are a known Prefect failure mode (prefect#5977,
-  #8579). Tasks return small row dicts only (prefect#12668).
+- Coarse tasks (``--batch-size`` files each): a Prefect task costs ~0.1-0.3 s,
+  and thousands of tiny tasks are a known Prefect failure mode (prefect#5977,
+  #8579), so at most ``4 x workers`` tasks are in flight (a sliding window).
+  Tasks return small row dicts only (prefect#12668).
 - No Prefect result caching (``NO_CACHE``): the store itself is the cache. Each
   recording's commit marker holds its source hash and rows, so a rerun after a
   crash skips committed recordings and rebuilds the tables from the markers,

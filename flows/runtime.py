@@ -46,7 +46,14 @@ def prefect_server(timeout_s: int = 120) -> Iterator[str]:
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
-    server.start(timeout=timeout_s)
+    try:
+        server.start(timeout=timeout_s)
+    except Exception as exc:  # a clear one-liner for the CLI instead of a traceback
+        from neurolm.errors import NeurolmError
+
+        server.stop()
+        raise NeurolmError(f"could not start a local Prefect server ({type(exc).__name__}: {exc}); "
+                           "start one with `prefect server start` and set PREFECT_API_URL") from exc
     url = server.api_url
     os.environ["PREFECT_API_URL"] = url  # inherited by Dask worker processes spawned from here on
     try:
