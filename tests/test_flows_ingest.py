@@ -83,8 +83,14 @@ def test_mixed_corpus_ingested_and_malformed_quarantined_with_reasons(ingested, 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
+    from uuid import UUID
+
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    # Only this run's artifacts: the session's Prefect database also holds other tests' runs.
+    this_run = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(s["run_id"])]))
     with get_client(sync_client=True) as client:
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
+        arts = client.read_artifacts(flow_run_filter=this_run, artifact_filter=ArtifactFilter(
             key=ArtifactFilterKey(any_=["neurolm-ingest-report", "neurolm-ingest-progress"])))
     assert {a.key for a in arts} == {"neurolm-ingest-report", "neurolm-ingest-progress"}
     report = [a for a in arts if a.key == "neurolm-ingest-report"][0].data
