@@ -65,7 +65,7 @@ def prefect_server(timeout_s: int = 120) -> Iterator[str]:
         server.stop()
 
 
-def _drain_prefect_services(timeout_s: float = 10.0) -> None:
+def _drain_prefect_services(timeout_s: float = 30.0) -> None:
     """Send queued events and logs while the server still runs (else they fail noisily at exit)."""
     try:
         from prefect.events.worker import EventsWorker

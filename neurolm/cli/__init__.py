@@ -48,6 +48,22 @@ def main(argv: list[str] | None = None) -> int:
     except NeurolmError as exc:
         print(f"neurolm {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        _quiet_exit_time_logging()
+
+
+def _quiet_exit_time_logging() -> None:
+    """Keep interpreter shutdown quiet once the command's own output is complete.
+
+    Prefect's background log/event workers flush at exit; when the embedded
+    server of the run has already stopped, each queued item would print a
+    "Logging error" traceback after the summary. Everything the run had to say
+    (and record on the server) was said before this point; the stdlib's advice
+    for production code is ``raiseExceptions = False``.
+    """
+    import logging
+
+    logging.raiseExceptions = False
 
 
 if __name__ == "__main__":  # pragma: no cover
