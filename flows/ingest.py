@@ -3,7 +3,8 @@
 validate → lock the store → recover rows of a killed run → discover → diff
 with the catalog → one Prefect task per *batch* of files on a DaskTaskRunner →
 fold rows into the tables as batches finish (flushed every few seconds) →
-splits, windows, tables, version complete → markdown report artifact.
+splits, windows, tables, version complete → QC figures under the version's
+``qc/`` folder → markdown report artifact linking them.
 
 Why each choice:
 - Coarse tasks (``--batch-size`` files each): a Prefect task costs ~0.1-0.3 s,
@@ -40,6 +41,7 @@ from neurolm.ingest.splits import register_heldout
 from storage.lock import StoreLock
 
 _listeners: list[Callable[[dict], None]] = []
+QC_FIGURES = ("qc_channel_coverage.png", "qc_amplitude.png", "qc_psd.png")  # what publish_qc_figures writes
 
 
 def _emit(event: dict) -> None:
@@ -99,6 +101,26 @@ def _run_batches(state: IngestState, batches: list, known: dict[str, str], param
         state.flush(force=True)  # whatever finished is in the tables, even if a batch failed
 
 
+def _publish_qc(store, signals_changed: bool) -> tuple[list[str], str | None]:
+    """(URLs of the version's QC figures, error) — a QC problem never fails an ingestion.
+
+    Redrawn only when this run changed signals (or the figures are missing): a
+    nightly run with nothing new links the figures already there.
+    """
+    from neurolm.ingest.qc import publish_qc_figures
+    from storage import fs
+
+    try:
+        existing = [fs.join(store.version_url, "qc", n) for n in QC_FIGURES]
+        if not signals_changed and all(fs.exists(u) for u in existing):
+            return existing, None
+        return publish_qc_figures(store), None
+    except Exception as exc:  # plotting/IO trouble: the store itself is complete and correct
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        get_run_logger().warning("QC figures not written: %s", reason)
+        return [], reason
+
+
 @flow(name="neurolm-ingest")
 def ingest_flow(params: IngestParams) -> dict:
     """Ingest ``params.source`` into ``params.store`` incrementally; returns the run summary."""
@@ -126,8 +148,10 @@ def ingest_flow(params: IngestParams) -> dict:
         else:
             logger.info("nothing new in %s: %d files already in the store, no work done", params.source, len(files))
         state.finalize()
+        figures, qc_error = _publish_qc(store, signals_changed=bool(batches) or bool(state.recovered))
         summary = run_summary(state, diff, len(files), dataset=dataset, source=params.source,
                               wall_s=time.perf_counter() - t0)
+        summary["qc_figures"], summary["qc_error"] = figures, qc_error
     create_markdown_artifact(render_run_markdown(summary), key="neurolm-ingest-report",
                              description=f"ingestion of {dataset}")
     _emit({"event": "done", "summary": summary})

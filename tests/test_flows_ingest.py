@@ -95,6 +95,14 @@ def test_mixed_corpus_ingested_and_malformed_quarantined_with_reasons(ingested, 
     assert {a.key for a in arts} == {"neurolm-ingest-report", "neurolm-ingest-progress"}
     report = [a for a in arts if a.key == "neurolm-ingest-report"][0].data
     assert "Quarantined" in report and "truncated" in report
+    # QC figures of this store version, written under its qc/ folder and linked from the report
+    qc_dir = Path(store.version_url) / "qc"
+    names = ["qc_amplitude.png", "qc_channel_coverage.png", "qc_psd.png"]
+    assert sorted(os.listdir(qc_dir)) == names and s["qc_error"] is None
+    assert sorted(Path(u).name for u in s["qc_figures"]) == names
+    for name in names:
+        assert (qc_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"[{name}](file://{qc_dir / name})" in report
     info = inspect_store(store_url)
     assert info["recordings"] == 6 and info["catalog"] == {"ingested": 6, "quarantined": 8}
     assert len(info["quarantined"]) == 8 and info["channel_coverage"]["FP1"] == 6
@@ -108,6 +116,7 @@ def test_rerun_with_nothing_new_does_no_work(ingested, corpus):
     events = []
     s = run_ingest(make_params(source=corpus.root, store=store_url, dataset="synth", workers=2), events.append)
     assert s["nothing_to_do"] and s["ingested"] == 0 and s["unchanged"] == 14
+    assert [Path(u).name for u in s["qc_figures"]] == ["qc_channel_coverage.png", "qc_amplitude.png", "qc_psd.png"]
     assert [e["event"] for e in events] == ["plan", "done"]
     assert SignalStore.open(store_url).content_hash() == before
 

@@ -69,7 +69,22 @@ def render_run_markdown(s: dict[str, Any]) -> str:
     if s["channel_coverage"]:
         lines += ["## Channel coverage (recordings per channel)", "",
                   ", ".join(f"{k} {v}" for k, v in s["channel_coverage"].items()), ""]
+    lines += render_qc_links(s.get("qc_figures") or [], s.get("qc_error"))
     return "\n".join(lines)
+
+
+def render_qc_links(figures: list[str], error: str | None = None) -> list[str]:
+    """Markdown lines linking the store version's QC figures (or saying why there are none).
+
+    Local paths become ``file://`` links so the Prefect UI renders them as links.
+    """
+    if not figures and not error:
+        return []
+    lines = ["## QC figures", ""]
+    lines += [f"- [{u.rsplit('/', 1)[-1]}]({u if '://' in u else 'file://' + u})" for u in figures]
+    if error:
+        lines.append(f"- QC figures not written (the ingestion itself succeeded): {error}")
+    return [*lines, ""]
 
 
 def render_run_text(s: dict[str, Any]) -> str:
@@ -86,6 +101,10 @@ def render_run_text(s: dict[str, Any]) -> str:
     out.append(f"{s['hours_ingested']:.3f} h of EEG in {s['wall_s']:.1f} s ({s['eeg_hours_per_hour']} EEG-h/h); "
                f"dataset {s['dataset']}: {s['dataset_recordings']} recordings, {s['dataset_hours']:.3f} h")
     out += [f"  quarantined {q['path']}: {q['reason']}" for q in s["quarantine"]]
+    if s.get("qc_figures"):
+        out.append(f"QC figures: {s['qc_figures'][0].rsplit('/', 1)[0]}/")
+    elif s.get("qc_error"):
+        out.append(f"QC figures not written: {s['qc_error']}")
     return "\n".join(out)
 
 
