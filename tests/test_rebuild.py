@@ -255,3 +255,40 @@ def test_ingest_after_a_rebuild_writes_the_current_version(store):
     state.finalize()
     assert len(SignalStore.open(url).committed_ids()) == 5
     assert len(SignalStore.open(url, version=result.old_version).committed_ids()) == 4
+
+
+def test_channel_list_crop_and_subject_key_survive_a_rebuild(tmp_path):
+    """The commit marker keeps the item's channel list (and order), end crop and subject key; a rebuild
+    re-ingests with them, so the new version stores the same channels in the same order and length."""
+    from dataclasses import replace
+
+    from neurolm.ingest.rebuild import items_from_version
+
+    src = tmp_path / "src"
+    _write_source(src, n=2)
+    url = str(tmp_path / "store")
+    store = SignalStore.open(url, create=True, config=StandardizeConfig(notch_hz=60.0))
+    state = IngestState.load(store, "run-0")
+    items = sorted((f.item for f in state.plan(discover(str(src), "toy"), "toy").to_ingest),
+                   key=lambda it: it.recording_id)
+    special = replace(items[0], channels=("CZ", "FP1"), crop_end_s=5.0, subject_key="site:patient-7")
+    state.add(process_batch([special, items[1]], store.url, store.version_id, run_id="run-0"))
+    state.finalize()
+    rid, plain = special.recording_id, items[1].recording_id
+    attrs = store.recording_meta(rid)["attrs"]
+    assert (attrs["channels"], attrs["crop_end_s"], attrs["subject_key"]) == (["CZ", "FP1"], 5.0, "site:patient-7")
+    before = {r: store.recording_meta(r) for r in (rid, plain)}
+    assert before[rid]["ch_names"] == ["CZ", "FP1"] and before[plain]["ch_names"] == ["FP1", "FP2", "CZ"]
+    assert before[plain]["n_samples"] - before[rid]["n_samples"] == 5 * 200  # 5 s cut at 200 Hz
+
+    got = {it.recording_id: it for it in items_from_version(url, store.version_id)[0]}
+    assert got[rid].channels == ("CZ", "FP1") and got[rid].crop_end_s == 5.0
+    assert got[rid].subject_key == "site:patient-7" and got[plain].channels is None
+    result = rebuild_store(make_rebuild_params(store=url, notch_hz=50.0))
+    new = SignalStore.open(url)
+    assert result.status == "switched" and new.version_id != store.version_id
+    for r in (rid, plain):
+        meta = new.recording_meta(r)
+        assert (meta["ch_names"], meta["n_samples"]) == (before[r]["ch_names"], before[r]["n_samples"])
+    rec = new.read_table("recordings").set_index("recording_id")
+    assert rec.loc[rid, "subject_key"] == "site:patient-7" and rec.loc[rid, "ch_names"] == "CZ,FP1"

@@ -15,8 +15,8 @@ ingest key are not redone (their catalog/recordings rows come back from their
 commit markers), so a crashed rebuild continues where it stopped.
 
 What is carried over from the old version: per-item settings recorded in the
-commit markers (subject key, per-source notch, layout metadata, and channel
-list / end crop when the worker records them), each recording's split (a
+commit markers (subject key, per-source notch, layout metadata, channel list
+and order, end crop), each recording's split (a
 rebuild must never move a subject between train and test), and the labels
 table. Files that vanished from the source since the last ingest cannot be
 rebuilt: they become ``removed`` rows in the new catalog.
@@ -155,9 +155,10 @@ def _old_table(url: str, vid: str, name: str) -> pd.DataFrame:
 def _labelled_channels(dataset: str, stored: list[str] | None) -> list[str] | None:
     """The channel list a labelled recording was ingested with: its adapter's, else what was stored.
 
-    Why: the worker's commit marker does not record ``SourceItem.channels``; without
-    this a rebuild would store every vocabulary channel of a TUAB file instead of
-    the 23 in NeuroLM's order, and labels/models would no longer line up.
+    For markers without a channel list (written before the worker recorded
+    ``SourceItem.channels``, or ingested unrestricted): without this a rebuild of
+    such a store could keep every vocabulary channel of a TUAB file instead of the
+    23 in NeuroLM's order, and labels/models would no longer line up.
     """
     try:
         from neurolm.datasets import DATASETS, get_adapter
@@ -202,7 +203,7 @@ def items_from_version(url: str, vid: str, source_notch: str = "keep") -> tuple[
         else:
             notch = None
         channels = a.get("channels")
-        if channels is None and r["recording_id"] in labelled:
+        if channels is None and r["recording_id"] in labelled:  # e.g. a marker older than the channels attr
             channels = _labelled_channels(r["dataset"], (markers.get(r["recording_id"]) or {}).get("ch_names"))
         items.append(SourceItem(
             path=r["path"], recording_id=r["recording_id"], dataset=r["dataset"], subject=r["subject"] or "",

@@ -15,7 +15,9 @@ written at all) propagate: retrying those per file would be pointless.
 
 Idempotence (why a rerun after ``kill -9`` redoes nothing committed): the
 commit marker's attrs hold the source hash, the ingest key (store config hash +
-per-item notch/crop/channels) and the item's catalog and recordings rows. An
+per-item notch/crop/channels), the item's catalog and recordings rows, and its
+per-item settings (notch, end crop, channel list, subject key, layout extras) so
+a rebuild can re-create the item exactly. An
 item already committed with the same hash and key is skipped and its rows are
 returned from the marker; one committed with another hash/key is rewritten.
 
@@ -161,6 +163,10 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
     }
     attrs = {"source_hash": chash, "ingest_key": key, "catalog_row": cat, "recording_row": row,
              "notch_hz": item.notch_hz, "extra": dict(item.extra),
+             # the rest of the item's settings, so a rebuild re-ingests it exactly as here
+             "crop_end_s": float(item.crop_end_s),
+             "channels": list(item.channels) if item.channels is not None else None,
+             "subject_key": row["subject_key"],
              "dropped_channels": [list(d) for d in sel.dropped]}
     store.write_recording(item.recording_id, rec, attrs)
     return {"recording_id": item.recording_id, "status": "ingested", "reason": None, "catalog_row": cat,
