@@ -176,6 +176,13 @@ class DatasetAdapter(ABC):
         out.update(more)
         return out
 
+    def rows_without_overlaps(self, item: SourceItem, events: Sequence[tuple[int, int, int]], length: int,
+                              skipped: list[Problem]) -> list[dict]:
+        """Rows of fixed-length events (start, end, label) after `drop_overlaps`; drops go to `skipped`."""
+        kept, msgs = drop_overlaps(events)
+        skipped += [(item.path, m) for m in msgs]
+        return [self.row(item, s, length, lab) for s, _, lab in kept]
+
 
 def check_root(root: str | os.PathLike) -> Path:
     """The dataset root as a Path; `ConfigError` when it does not exist (a user error)."""

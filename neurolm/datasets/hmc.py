@@ -16,9 +16,12 @@ import csv
 import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from neurolm.datasets.base import DatasetAdapter, Problem, check_root, drop_overlaps, n_samples_of, sample_at, sorted_files
+from neurolm.datasets.base import DatasetAdapter, Problem, check_root, n_samples_of, sample_at
+from neurolm.datasets.common import (EDF_PATTERNS, collect, label_file_problem, past_end, read_labels,
+                                     report_all_past)
 from neurolm.datasets.splits import ordered_cut
 from neurolm.errors import BadInputError
 from neurolm.ingest.items import SourceItem
@@ -73,37 +76,27 @@ class HMC(DatasetAdapter):
     paper_notes = "Sorted recordings: first 100 train, next 25 val, rest test (reproduced exactly)."
 
     def discover(self, root: str | os.PathLike) -> tuple[list[SourceItem], list[Problem]]:
-        base = check_root(root)
-        items: list[SourceItem] = []
-        problems: list[Problem] = []
-        for p in sorted_files(base, ("*.edf", "*.EDF")):
-            if p.stem.lower().endswith("_sleepscoring"):
-                continue  # the EDF+ copy of the scoring, not a recording
-            if not _RECORDING.match(p.stem):
-                problems.append((str(p), "not an HMC recording name SNxxx.edf"))
-                continue
-            scoring = p.with_name(f"{p.stem}_sleepscoring.txt")
-            if not scoring.is_file():
-                problems.append((str(p), f"no scoring file {scoring.name}"))
-                continue
-            try:
-                parse_scoring(scoring)
-            except BadInputError as exc:
-                problems.append((str(p), f"{scoring.name}: {exc.reason}"))
-                continue
-            subject = p.stem.upper()
-            items.append(self.item(base, p, subject=subject, subject_key=f"hmc:{subject}",
-                                   extra={"label_file": str(scoring)}))
-        return items, problems
+        return collect(check_root(root), EDF_PATTERNS, self._classify)
+
+    def _classify(self, base: Path, p: Path) -> SourceItem | str | None:
+        """The item of one EDF, why it is not an HMC recording, or None for the scoring's EDF+ copy."""
+        if p.stem.lower().endswith("_sleepscoring"):
+            return None  # the EDF+ copy of the scoring, not a recording
+        if not _RECORDING.match(p.stem):
+            return "not an HMC recording name SNxxx.edf"
+        scoring = p.with_name(f"{p.stem}_sleepscoring.txt")
+        why = label_file_problem(scoring, parse_scoring, f"no scoring file {scoring.name}")
+        if why is not None:
+            return why
+        subject = p.stem.upper()
+        return self.item(base, p, subject=subject, subject_key=f"hmc:{subject}", extra={"label_file": str(scoring)})
 
     def windows(self, item: SourceItem, recording_meta: Mapping[str, Any],
                 skipped: list[Problem] | None = None) -> list[dict]:
         skipped = skipped if skipped is not None else []
         n = n_samples_of(recording_meta)
-        try:
-            scoring = parse_scoring(dict(item.extra)["label_file"])
-        except BadInputError as exc:
-            skipped.append((item.path, exc.reason))
+        scoring = read_labels(item, "label_file", parse_scoring, skipped)
+        if scoring is None:
             return []
         good, past, epochs = [], 0, 0
         for onset, dur, ann in scoring:
@@ -115,14 +108,11 @@ class HMC(DatasetAdapter):
                 skipped.append((item.path, f"epoch at {onset:g} s: unknown sleep stage {ann!r}"))
             elif s + EPOCH > n:
                 past += 1
-                skipped.append((item.path, f"epoch at {onset:g} s: past the end of the recording ({n / 200:g} s)"))
+                skipped.append((item.path, past_end(f"epoch at {onset:g} s", n)))
             else:
                 good.append((s, s + EPOCH, STAGES[stage]))
-        kept, msgs = drop_overlaps(good)
-        skipped += [(item.path, m) for m in msgs]
-        rows = [self.row(item, s, EPOCH, lab) for s, _, lab in kept]
-        if past and past == epochs:
-            skipped.append((item.path, f"scoring does not match the recording: all {past} epochs are past its end"))
+        rows = self.rows_without_overlaps(item, good, EPOCH, skipped)
+        report_all_past(item, past, epochs, skipped, source="scoring", unit="epochs")
         return rows
 
     def paper_split(self, rows: list[dict], seed: int, universe: Sequence[str] | None = None) -> list[str]:

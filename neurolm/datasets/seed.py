@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from neurolm.datasets.base import DatasetAdapter, Problem, check_root, n_samples_of, sorted_files
+from neurolm.datasets.common import read_labels
 from neurolm.errors import BadInputError
 from neurolm.ingest.items import SourceItem
 
@@ -107,11 +108,10 @@ class SEED(DatasetAdapter):
                 skipped: list[Problem] | None = None) -> list[dict]:
         skipped = skipped if skipped is not None else []
         n = n_samples_of(recording_meta)
-        try:
-            start, end, labels = load_trials(dict(item.extra)["trials_root"])
-        except BadInputError as exc:
-            skipped.append((item.path, exc.reason))
+        trials = read_labels(item, "trials_root", load_trials, skipped)
+        if trials is None:
             return []
+        start, end, labels = trials
         rows = []
         for trial, (s, e, lab) in enumerate(zip(start, end, labels)):
             n_win = ((e - s + 1) * 200 - WINDOW) // STRIDE + 1

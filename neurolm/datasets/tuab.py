@@ -15,22 +15,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from neurolm.datasets.base import DatasetAdapter, Problem, check_root, n_samples_of, sorted_files
+from neurolm.datasets.base import DatasetAdapter, Problem, check_root, n_samples_of
+from neurolm.datasets.common import EDF_PATTERNS, collect, tuh_item
 from neurolm.datasets.splits import legacy_shuffle_cut
 from neurolm.ingest.items import SourceItem
-from neurolm.ingest.layouts import infer_metadata
 from neurolm.vocab import TUH_23
 
 WINDOW = 10 * 200
 _LABELS = {"normal": 0, "abnormal": 1}
-
-
-def tuh_subject(root: str | os.PathLike, path: Path, dataset: str) -> tuple[str, str, str, dict] | None:
-    """(subject, session, subject_key, extra) of a TUH file name, or None when it is not one."""
-    meta = infer_metadata(root, path, layout="tuh", dataset=dataset)
-    if meta["layout"] != "tuh":
-        return None
-    return meta["subject"], meta["session"], meta["subject_key"], meta["extra"]
 
 
 class TUAB(DatasetAdapter):
@@ -53,31 +45,24 @@ class TUAB(DatasetAdapter):
 
     def discover(self, root: str | os.PathLike) -> tuple[list[SourceItem], list[Problem]]:
         base = check_root(root)
-        items: list[SourceItem] = []
-        problems: list[Problem] = []
-        for p in sorted_files(base, ("*.edf", "*.EDF")):
-            dirs = [d.lower() for d in p.relative_to(base).parts[:-1]]
-            official = next((d for d in dirs if d in ("train", "eval")), None)
-            label_dir = next((d for d in dirs if d in _LABELS), None)
-            if official is None or label_dir is None:
-                problems.append((str(p), "not under {train,eval}/{abnormal,normal}/: folder missing or renamed "
-                                         f"({'/'.join(dirs) or 'root'})"))
-                continue
-            montage = next((d for d in dirs if d.startswith("0") and "_tcp_" in d), "01_tcp_ar")
-            if montage != "01_tcp_ar":
-                problems.append((str(p), f"montage {montage}: NeuroLM's TUAB uses 01_tcp_ar only"))
-                continue
-            ids = tuh_subject(base, p, self.name)
-            if ids is None:
-                problems.append((str(p), "file name is not a TUH <id>_sNNN_tNNN name"))
-                continue
-            subject, session, key, _ = ids
-            items.append(self.item(base, p, subject=subject, subject_key=key, session=session,
-                                   extra={"official": official, "label": str(_LABELS[label_dir])}))
+        items, problems = collect(base, EDF_PATTERNS, self._classify)
         for split in ("train", "eval"):
             if not any(dict(i.extra).get("official") == split for i in items):
                 problems.append((str(base / split), f"no recordings in an official '{split}' folder"))
         return items, problems
+
+    def _classify(self, base: Path, p: Path) -> SourceItem | str:
+        """The item of one EDF, or why it is not a TUAB recording (folder, montage, name)."""
+        dirs = [d.lower() for d in p.relative_to(base).parts[:-1]]
+        official = next((d for d in dirs if d in ("train", "eval")), None)
+        label_dir = next((d for d in dirs if d in _LABELS), None)
+        if official is None or label_dir is None:
+            return ("not under {train,eval}/{abnormal,normal}/: folder missing or renamed "
+                    f"({'/'.join(dirs) or 'root'})")
+        montage = next((d for d in dirs if d.startswith("0") and "_tcp_" in d), "01_tcp_ar")
+        if montage != "01_tcp_ar":
+            return f"montage {montage}: NeuroLM's TUAB uses 01_tcp_ar only"
+        return tuh_item(self, base, p, {"official": official, "label": str(_LABELS[label_dir])})
 
     def windows(self, item: SourceItem, recording_meta: Mapping[str, Any],
                 skipped: list[Problem] | None = None) -> list[dict]:

@@ -33,10 +33,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from neurolm.datasets.base import (DatasetAdapter, Problem, check_root, n_samples_of, sample_ceil,
-                                   sorted_files)
+from neurolm.datasets.base import DatasetAdapter, Problem, check_root, n_samples_of, sample_ceil
+from neurolm.datasets.common import (EDF_PATTERNS, collect, label_file_problem, past_end, read_labels,
+                                     report_all_past, tuh_item)
 from neurolm.datasets.splits import legacy_choice
-from neurolm.datasets.tuab import tuh_subject
 from neurolm.errors import BadInputError, ConfigError
 from neurolm.ingest.items import SourceItem
 from neurolm.vocab import TUH_23
@@ -107,41 +107,27 @@ class TUEV(DatasetAdapter):
         self.conflicts = 0  # events whose channels disagree (dedup mode), summed over windows() calls
 
     def discover(self, root: str | os.PathLike) -> tuple[list[SourceItem], list[Problem]]:
-        base = check_root(root)
-        items: list[SourceItem] = []
-        problems: list[Problem] = []
-        for p in sorted_files(base, ("*.edf", "*.EDF")):
-            dirs = [d.lower() for d in p.relative_to(base).parts[:-1]]
-            official = next((d for d in dirs if d in ("train", "eval")), None)
-            if official is None:
-                problems.append((str(p), "not under a train/ or eval/ folder: folder missing or renamed"))
-                continue
-            rec = p.with_suffix(".rec")
-            if not rec.is_file():
-                problems.append((str(p), f"no label file {rec.name} next to the recording"))
-                continue
-            try:
-                parse_rec(rec)
-            except BadInputError as exc:
-                problems.append((str(p), f"{rec.name}: {exc.reason}"))
-                continue
-            ids = tuh_subject(base, p, self.name)
-            if ids is None:
-                problems.append((str(p), "file name is not a TUEV <id>_<NNNNNNNN> name"))
-                continue
-            subject, session, key, _ = ids
-            items.append(self.item(base, p, subject=subject, subject_key=key, session=session,
-                                   extra={"official": official, "label_file": str(rec)}))
-        return items, problems
+        return collect(check_root(root), EDF_PATTERNS, self._classify)
+
+    def _classify(self, base: Path, p: Path) -> SourceItem | str:
+        """The item of one EDF, or why it is not a TUEV recording (folder, label file, name)."""
+        dirs = [d.lower() for d in p.relative_to(base).parts[:-1]]
+        official = next((d for d in dirs if d in ("train", "eval")), None)
+        if official is None:
+            return "not under a train/ or eval/ folder: folder missing or renamed"
+        rec = p.with_suffix(".rec")
+        why = label_file_problem(rec, parse_rec, f"no label file {rec.name} next to the recording")
+        if why is not None:
+            return why
+        return tuh_item(self, base, p, {"official": official, "label_file": str(rec)},
+                        bad_name="file name is not a TUEV <id>_<NNNNNNNN> name")
 
     def windows(self, item: SourceItem, recording_meta: Mapping[str, Any],
                 skipped: list[Problem] | None = None) -> list[dict]:
         skipped = skipped if skipped is not None else []
         n = n_samples_of(recording_meta)
-        try:
-            events = parse_rec(dict(item.extra)["label_file"])
-        except BadInputError as exc:
-            skipped.append((item.path, exc.reason))
+        events = read_labels(item, "label_file", parse_rec, skipped)
+        if events is None:
             return []
         if n < EVENT + 2 * HALF:
             skipped.append((item.path, f"recording shorter than 5 s ({n / 200:.1f} s)"))
@@ -157,11 +143,10 @@ class TUEV(DatasetAdapter):
                 skipped.append((item.path, f"{where}: {(e - s) / 200:g} s long, expected 1 s"))
             elif s < 0 or e > n:
                 past += 1
-                skipped.append((item.path, f"{where}: past the end of the recording ({n / 200:g} s)"))
+                skipped.append((item.path, past_end(where, n)))
             else:
                 by_time[(s, e)].append((chan, raw - 1))
-        if past and past == len(events):
-            skipped.append((item.path, f"label file does not match the recording: all {past} events are past its end"))
+        report_all_past(item, past, len(events), skipped)
         rows = []
         for (s, e), chans in sorted(by_time.items()):
             start, length = (s - HALF) % n, e - s + 2 * HALF

@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from neurolm.datasets.base import DatasetAdapter, Problem, check_root, drop_overlaps, n_samples_of, sample_at, sorted_files
+from neurolm.datasets.base import DatasetAdapter, Problem, check_root, n_samples_of, sample_at
+from neurolm.datasets.common import (EDF_PATTERNS, collect, label_file_problem, past_end, read_labels,
+                                     report_all_past, tuh_item)
 from neurolm.datasets.splits import fraction_cut
-from neurolm.datasets.tuab import tuh_subject
 from neurolm.errors import BadInputError
 from neurolm.ingest.items import SourceItem
 from neurolm.vocab import TUH_23
@@ -66,36 +67,22 @@ class TUSL(DatasetAdapter):
     )
 
     def discover(self, root: str | os.PathLike) -> tuple[list[SourceItem], list[Problem]]:
-        base = check_root(root)
-        items: list[SourceItem] = []
-        problems: list[Problem] = []
-        for p in sorted_files(base, ("*.edf", "*.EDF")):
-            tse = p.with_suffix(".tse_agg")
-            if not tse.is_file():
-                problems.append((str(p), f"no label file {tse.name} next to the recording"))
-                continue
-            try:
-                parse_tse(tse)
-            except BadInputError as exc:
-                problems.append((str(p), f"{tse.name}: {exc.reason}"))
-                continue
-            ids = tuh_subject(base, p, self.name)
-            if ids is None:
-                problems.append((str(p), "file name is not a TUH <id>_sNNN_tNNN name"))
-                continue
-            subject, session, key, _ = ids
-            items.append(self.item(base, p, subject=subject, subject_key=key, session=session,
-                                   extra={"label_file": str(tse)}))
-        return items, problems
+        return collect(check_root(root), EDF_PATTERNS, self._classify)
+
+    def _classify(self, base: Path, p: Path) -> SourceItem | str:
+        """The item of one EDF, or why it is not a TUSL recording (label file, name)."""
+        tse = p.with_suffix(".tse_agg")
+        why = label_file_problem(tse, parse_tse, f"no label file {tse.name} next to the recording")
+        if why is not None:
+            return why
+        return tuh_item(self, base, p, {"label_file": str(tse)})
 
     def windows(self, item: SourceItem, recording_meta: Mapping[str, Any],
                 skipped: list[Problem] | None = None) -> list[dict]:
         skipped = skipped if skipped is not None else []
         n = n_samples_of(recording_meta)
-        try:
-            events = parse_tse(dict(item.extra)["label_file"])
-        except BadInputError as exc:
-            skipped.append((item.path, exc.reason))
+        events = read_labels(item, "label_file", parse_tse, skipped)
+        if events is None:
             return []
         good, past = [], 0
         for t0, t1, lab in events:
@@ -107,14 +94,11 @@ class TUSL(DatasetAdapter):
                 skipped.append((item.path, f"{where}: {(e - s) / 200:g} s long, expected 10 s"))
             elif e > n:
                 past += 1
-                skipped.append((item.path, f"{where}: past the end of the recording ({n / 200:g} s)"))
+                skipped.append((item.path, past_end(where, n)))
             else:
                 good.append((s, e, CODES[lab]))
-        kept, msgs = drop_overlaps(good)
-        skipped += [(item.path, m) for m in msgs]
-        rows = [self.row(item, s, EVENT, lab) for s, _, lab in kept]
-        if past and past == len(events):
-            skipped.append((item.path, f"label file does not match the recording: all {past} events are past its end"))
+        rows = self.rows_without_overlaps(item, good, EVENT, skipped)
+        report_all_past(item, past, len(events), skipped)
         return rows
 
     def paper_split(self, rows: list[dict], seed: int, universe: Sequence[str] | None = None) -> list[str]:

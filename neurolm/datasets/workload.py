@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from neurolm.datasets.base import DatasetAdapter, Problem, check_root, n_samples_of, sorted_files
+from neurolm.datasets.base import DatasetAdapter, Problem, check_root, n_samples_of
+from neurolm.datasets.common import EDF_PATTERNS, collect
 from neurolm.datasets.splits import ordered_cut
 from neurolm.ingest.items import SourceItem
 
@@ -36,18 +38,16 @@ class Workload(DatasetAdapter):
     paper_notes = "Sorted files: [:52] train, [52:62] val, [62:] test (reproduced exactly; subject-wise for 36 subjects)."
 
     def discover(self, root: str | os.PathLike) -> tuple[list[SourceItem], list[Problem]]:
-        base = check_root(root)
-        items: list[SourceItem] = []
-        problems: list[Problem] = []
-        for p in sorted_files(base, ("*.edf", "*.EDF")):
-            m = _FILE.match(p.stem)
-            if m is None:
-                problems.append((str(p), "not a Workload recording name SubjectXX_{1,2}.edf"))
-                continue
-            subject = f"Subject{m['sub']}"
-            items.append(self.item(base, p, subject=subject, subject_key=f"workload:{subject}",
-                                   session=m["cond"], extra={"label": str(int(m["cond"]) - 1)}))
-        return items, problems
+        return collect(check_root(root), EDF_PATTERNS, self._classify)
+
+    def _classify(self, base: Path, p: Path) -> SourceItem | str:
+        """The item of one EDF (label from its _1/_2 suffix), or why it is not a Workload recording."""
+        m = _FILE.match(p.stem)
+        if m is None:
+            return "not a Workload recording name SubjectXX_{1,2}.edf"
+        subject = f"Subject{m['sub']}"
+        return self.item(base, p, subject=subject, subject_key=f"workload:{subject}",
+                         session=m["cond"], extra={"label": str(int(m["cond"]) - 1)})
 
     def windows(self, item: SourceItem, recording_meta: Mapping[str, Any],
                 skipped: list[Problem] | None = None) -> list[dict]:
