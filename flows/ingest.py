@@ -1,8 +1,10 @@
 """The ingestion flow: a thin Prefect wrapper around :mod:`neurolm.ingest`.
 
 validate → lock the store → recover rows of a killed run → discover → diff
-with the catalog → one Prefect task per *batch* of files on a DaskTaskRunner →
-fold rows into the tables as batches finish (flushed every few seconds) →
+with the catalog → a ``neurolm-ingest-batches`` subflow on a DaskTaskRunner
+built from the run's own ``workers``/``dask_address`` (so deployment and UI
+runs use Dask too), one Prefect task per *batch* of files → fold rows into the
+tables as batches finish (flushed every few seconds) →
 splits, windows, tables, version complete → QC figures under the version's
 ``qc/`` folder → markdown report artifact linking them.
 
@@ -16,8 +18,8 @@ Why each choice:
   crash skips committed recordings and rebuilds the tables from the markers,
   whatever happened to Prefect's own state. That is robust to ``kill -9``,
   which Prefect's cache (written after the task returns) is not.
-- Table writes happen only here, in the flow process, under the store lock:
-  one writer per table.
+- Table writes happen only in the parent flow, in its process, under the store
+  lock: one writer per table. The subflow hands each batch's rows back to it.
 - The ``neurolm-ingest-progress`` artifact is updated as batches finish, and
   in-process listeners (the CLI's progress bar) get the same events.
 """
@@ -28,6 +30,7 @@ import collections
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
@@ -59,49 +62,109 @@ def ingest_batch(items: list, store_url: str, version_id: str, run_id: str,
     return process_batch(items, store_url, version_id, run_id=run_id, known_hashes=known_hashes)
 
 
-def _run_batches(state: IngestState, batches: list, known: dict[str, str], params: IngestParams) -> None:
-    logger = get_run_logger()
-    store = state.store
-    progress = create_progress_artifact(0.0, key="neurolm-ingest-progress",
-                                        description=f"{len(batches)} batches of {params.dataset_name}")
-    # A sliding window of in-flight tasks, not all at once: an archive of 70k files is ~9k batches,
-    # and thousands of pending Prefect task runs load the API and the Dask scheduler (prefect#8579).
-    window = 4 * params.workers if not params.dask_address else 64
-    queue = collections.deque(batches)
+@dataclass(frozen=True)
+class _Job:
+    """What a batches subflow works on; kept in this process, never sent to the Prefect API."""
+
+    batches: list
+    known: dict[str, str]
+    on_rows: Callable[[list[dict]], None]
+
+
+# Why a registry instead of flow parameters: Prefect stores every flow-run parameter as JSON in its
+# database; the batches of a 70k-file archive (SourceItems) and their hashes would be tens of MB per
+# run. A subflow runs in its parent's process, so the parent hands it a key into this dict instead.
+_JOBS: dict[str, _Job] = {}
+
+
+@flow(name="neurolm-ingest-batches")
+def ingest_batches(job_id: str, n_batches: int, store_url: str, version_id: str, run_id: str,
+                   window: int = 8) -> int:
+    """Run every batch of job ``job_id`` as ``ingest-batch`` tasks; hand each batch's rows back as it finishes.
+
+    A sliding window of ``window`` tasks in flight, not all at once: an archive of
+    70k files is ~9k batches, and thousands of pending Prefect task runs load the
+    API and the Dask scheduler (prefect#8579). A failed batch fails this subflow
+    (and its parent, after the parent folded every batch that did finish).
+    """
+    job = _JOBS[job_id]
+    queue = collections.deque(job.batches)
     in_flight: set = set()
 
     def submit_next() -> None:
         b = queue.popleft()
-        hashes = {it.recording_id: known[it.recording_id] for it in b if it.recording_id in known}
-        in_flight.add(ingest_batch.submit(b, store.url, store.version_id, state.run_id, hashes))
+        hashes = {it.recording_id: job.known[it.recording_id] for it in b if it.recording_id in job.known}
+        in_flight.add(ingest_batch.submit(b, store_url, version_id, run_id, hashes))
 
-    while queue and len(in_flight) < window:
+    while queue and len(in_flight) < max(1, window):
         submit_next()
     done = 0
+    while in_flight:
+        fut = next(as_completed(list(in_flight)))
+        in_flight.discard(fut)
+        if queue:
+            submit_next()
+        job.on_rows(fut.result())
+        done += 1
+    return done
+
+
+def map_batches_on_dask(batches: list, store_url: str, version_id: str, run_id: str, known: dict[str, str],
+                        on_rows: Callable[[list[dict]], None], *, workers: int = 2,
+                        dask_address: str | None = None) -> None:
+    """Process ``batches`` in a :func:`ingest_batches` subflow on Dask; ``on_rows`` gets each batch's rows here.
+
+    Why a subflow whose task runner is built here, from the run's own
+    ``workers``/``dask_address``: a deployment run (UI, schedule, ``prefect
+    deployment run``) calls the parent flow directly, with no task runner
+    chosen by a caller, and must still fan out on Dask. The local cluster lives
+    only while the batches run, so planning and table writing never hold it.
+    Must be called inside a flow run (it is then a subflow of that run).
+    """
+    from flows.runtime import dask_runner
+
+    if not batches:
+        return
+    job_id = uuid.uuid4().hex
+    _JOBS[job_id] = _Job(list(batches), dict(known), on_rows)
+    window = 4 * int(workers) if not dask_address else 64
     try:
-        while in_flight:
-            fut = next(as_completed(list(in_flight)))
-            in_flight.discard(fut)
-            if queue:
-                submit_next()
-            rows = fut.result()
-            state.add(rows)
-            done += 1
-            state.flush(every_s=params.table_flush_s)
-            update_progress_artifact(progress, 100.0 * done / len(batches),
-                                     description=f"{done}/{len(batches)} batches")
-            n_q = sum(r["status"] == "quarantined" for r in rows)
-            logger.info("batch %d/%d: %d files, %d quarantined", done, len(batches), len(rows), n_q)
-            _emit({"event": "batch", "done": done, "total": len(batches), "files": len(rows),
-                   "quarantined": n_q, "statuses": [r["status"] for r in rows],
-                   "worker_seconds": sum(float(r.get("seconds") or 0.0) for r in rows),
-                   "t_start": min((r["t_start"] for r in rows), default=None),
-                   "t_end": max((r["t_end"] for r in rows), default=None)})
+        with dask_runner(workers, dask_address) as runner:
+            ingest_batches.with_options(task_runner=runner)(job_id, len(batches), store_url, version_id, run_id,
+                                                            window)
+    finally:
+        _JOBS.pop(job_id, None)
+
+
+def _run_batches(state: IngestState, batches: list, known: dict[str, str], params: IngestParams) -> None:
+    """Fold each finished batch into the tables (flushed every few seconds), the progress artifact and listeners."""
+    logger = get_run_logger()
+    progress = create_progress_artifact(0.0, key="neurolm-ingest-progress",
+                                        description=f"{len(batches)} batches of {params.dataset_name}")
+    done = 0
+
+    def on_rows(rows: list[dict]) -> None:
+        nonlocal done
+        state.add(rows)
+        done += 1
+        state.flush(every_s=params.table_flush_s)
+        update_progress_artifact(progress, 100.0 * done / len(batches), description=f"{done}/{len(batches)} batches")
+        n_q = sum(r["status"] == "quarantined" for r in rows)
+        logger.info("batch %d/%d: %d files, %d quarantined", done, len(batches), len(rows), n_q)
+        _emit({"event": "batch", "done": done, "total": len(batches), "files": len(rows),
+               "quarantined": n_q, "statuses": [r["status"] for r in rows],
+               "worker_seconds": sum(float(r.get("seconds") or 0.0) for r in rows),
+               "t_start": min((r["t_start"] for r in rows), default=None),
+               "t_end": max((r["t_end"] for r in rows), default=None)})
+
+    try:
+        map_batches_on_dask(batches, state.store.url, state.store.version_id, state.run_id, known, on_rows,
+                            workers=params.workers, dask_address=params.dask_address)
     finally:
         state.flush(force=True)  # whatever finished is in the tables, even if a batch failed
 
 
-def _publish_qc(store, signals_changed: bool) -> tuple[list[str], str | None]:
+def _publish_qc(store, signals_changed: bool, logger) -> tuple[list[str], str | None]:
     """(URLs of the version's QC figures, error) — a QC problem never fails an ingestion.
 
     Redrawn only when this run changed signals (or the figures are missing): a
@@ -117,7 +180,7 @@ def _publish_qc(store, signals_changed: bool) -> tuple[list[str], str | None]:
         return publish_qc_figures(store), None
     except Exception as exc:  # plotting/IO trouble: the store itself is complete and correct
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        get_run_logger().warning("QC figures not written: %s", reason)
+        logger.warning("QC figures not written: %s", reason)
         return [], reason
 
 
@@ -148,7 +211,7 @@ def ingest_flow(params: IngestParams) -> dict:
         else:
             logger.info("nothing new in %s: %d files already in the store, no work done", params.source, len(files))
         state.finalize()
-        figures, qc_error = _publish_qc(store, signals_changed=bool(batches) or bool(state.recovered))
+        figures, qc_error = _publish_qc(store, bool(batches) or bool(state.recovered), logger)
         summary = run_summary(state, diff, len(files), dataset=dataset, source=params.source,
                               wall_s=time.perf_counter() - t0)
         summary["qc_figures"], summary["qc_error"] = figures, qc_error
@@ -159,18 +222,20 @@ def ingest_flow(params: IngestParams) -> dict:
 
 
 def run_ingest(params: IngestParams, on_event: Callable[[dict], None] | None = None) -> dict:
-    """Run :func:`ingest_flow` with the shared Prefect server and a Dask task runner.
+    """Run :func:`ingest_flow` against the shared Prefect server (started here when none is configured).
 
-    ``on_event`` receives ``{"event": "plan"|"batch"|"done", ...}`` dicts in this
-    process as the run progresses (used by the CLI's progress bar).
+    The flow itself fans the batches out on Dask (``params.workers`` local
+    processes, or ``params.dask_address``). ``on_event`` receives
+    ``{"event": "plan"|"batch"|"done", ...}`` dicts in this process as the run
+    progresses (used by the CLI's progress bar).
     """
-    from flows.runtime import dask_runner, prefect_server
+    from flows.runtime import prefect_server
 
     if on_event is not None:
         _listeners.append(on_event)
     try:
-        with prefect_server(), dask_runner(params.workers, params.dask_address) as runner:
-            return ingest_flow.with_options(task_runner=runner)(params)
+        with prefect_server():
+            return ingest_flow(params)
     finally:
         if on_event is not None:
             _listeners.remove(on_event)

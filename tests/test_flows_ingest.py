@@ -85,14 +85,21 @@ def test_mixed_corpus_ingested_and_malformed_quarantined_with_reasons(ingested, 
 
     from uuid import UUID
 
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
 
     # Only this run's artifacts: the session's Prefect database also holds other tests' runs.
     this_run = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(s["run_id"])]))
     with get_client(sync_client=True) as client:
         arts = client.read_artifacts(flow_run_filter=this_run, artifact_filter=ArtifactFilter(
             key=ArtifactFilterKey(any_=["neurolm-ingest-report", "neurolm-ingest-progress"])))
+        # the batches ran in a Dask subflow of this run (what makes deployment runs use Dask too),
+        # and the run's parameters stayed small (the batches never went to the API)
+        children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[UUID(s["run_id"])])))
+        assert len(children) == 1 and client.read_flow(children[0].flow_id).name == "neurolm-ingest-batches"
     assert {a.key for a in arts} == {"neurolm-ingest-report", "neurolm-ingest-progress"}
+    assert children[0].state.is_completed()
+    assert children[0].parameters["n_batches"] == 5 and "batches" not in children[0].parameters
     report = [a for a in arts if a.key == "neurolm-ingest-report"][0].data
     assert "Quarantined" in report and "truncated" in report
     # QC figures of this store version, written under its qc/ folder and linked from the report
@@ -228,3 +235,37 @@ def test_incremental_add_change_touch_remove(prefect_api, corpus, tmp_path):
     assert rec.loc[rid[changed], "n_channels"] == 20
     s3 = run_ingest(params)
     assert s3["nothing_to_do"] and s3["ingested"] == 0
+
+
+def test_qc_failure_is_a_warning_and_a_report_line(tmp_path):
+    """A store whose QC cannot be drawn: no exception, a warning, and the report says why."""
+    import logging
+
+    from flows.ingest import _publish_qc
+    from neurolm.ingest.report import render_run_markdown
+
+    class Unreadable:
+        version_url = str(tmp_path / "v")
+
+        def committed_ids(self):
+            raise OSError("disk went away")
+
+    warnings: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    logger = logging.getLogger("neurolm-qc-test")
+    logger.addHandler(handler)
+    try:
+        figures, error = _publish_qc(Unreadable(), True, logger)
+    finally:
+        logger.removeHandler(handler)
+    assert figures == [] and "disk went away" in error
+    assert warnings == ["QC figures not written: OSError: disk went away"]
+    summary = {"dataset": "d", "store": "s", "nothing_to_do": False, "files_seen": 1, "new": 1, "changed": 0,
+               "unchanged": 0, "removed": 0, "ingested": 1, "skipped": 0, "quarantined": 0, "recovered": 0,
+               "hours_ingested": 0.1, "wall_s": 1.0, "files_per_s": 1.0, "eeg_hours_per_hour": 360.0,
+               "mb_per_s": 1.0, "dataset_recordings": 1, "dataset_hours": 0.1, "store_recordings": 1,
+               "version_id": "v", "quarantine": [], "channel_coverage": {}, "qc_figures": figures,
+               "qc_error": error}
+    assert "QC figures not written (the ingestion itself succeeded): OSError: disk went away" in \
+        render_run_markdown(summary)
