@@ -27,9 +27,13 @@ Why each choice:
 from __future__ import annotations
 
 import collections
+import contextlib
+import importlib
+import os
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from prefect import flow, get_run_logger, task
@@ -88,13 +92,14 @@ def ingest_batches(job_id: str, n_batches: int, store_url: str, version_id: str,
     (and its parent, after the parent folded every batch that did finish).
     """
     job = _JOBS[job_id]
+    batch_task = importlib.import_module("flows.ingest").ingest_batch  # see _spawn_safe_sys_path
     queue = collections.deque(job.batches)
     in_flight: set = set()
 
     def submit_next() -> None:
         b = queue.popleft()
         hashes = {it.recording_id: job.known[it.recording_id] for it in b if it.recording_id in job.known}
-        in_flight.add(ingest_batch.submit(b, store_url, version_id, run_id, hashes))
+        in_flight.add(batch_task.submit(b, store_url, version_id, run_id, hashes))
 
     while queue and len(in_flight) < max(1, window):
         submit_next()
@@ -107,6 +112,29 @@ def ingest_batches(job_id: str, n_batches: int, store_url: str, version_id: str,
         job.on_rows(fut.result())
         done += 1
     return done
+
+
+@contextlib.contextmanager
+def _spawn_safe_sys_path() -> Iterator[None]:
+    """While a local Dask cluster spawns its workers: no ``flows/`` folder on ``sys.path``, the repo root on it.
+
+    Why: a deployment run loads ``flows/ingest.py`` as a script, and Prefect puts
+    ``flows/`` on ``sys.path`` (importtools.load_script_as_module). Spawned Dask
+    worker processes inherit ``sys.path``, and there ``flows/tokenize.py`` shadows
+    the standard library's ``tokenize`` (imported by Python itself at start-up):
+    every Nanny fails to start. Tasks are therefore submitted from the importable
+    module ``flows.ingest`` (resolved from the repo root), never from the script copy.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    if root not in {os.path.abspath(p or os.curdir) for p in sys.path}:
+        sys.path.append(root)
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
 
 
 def map_batches_on_dask(batches: list, store_url: str, version_id: str, run_id: str, known: dict[str, str],
@@ -129,7 +157,7 @@ def map_batches_on_dask(batches: list, store_url: str, version_id: str, run_id: 
     _JOBS[job_id] = _Job(list(batches), dict(known), on_rows)
     window = 4 * int(workers) if not dask_address else 64
     try:
-        with dask_runner(workers, dask_address) as runner:
+        with _spawn_safe_sys_path(), dask_runner(workers, dask_address) as runner:
             ingest_batches.with_options(task_runner=runner)(job_id, len(batches), store_url, version_id, run_id,
                                                             window)
     finally:
