@@ -5,8 +5,8 @@ the demo exercises exactly the public interface:
 
 1. ``neurolm synth``            a mixed-format corpus with malformed files
 2. ``neurolm ingest``           Prefect flow on a local Dask cluster -> Zarr signal store
-3. ``neurolm inspect``          store summary (recordings, hours, coverage, quarantine)
-4. ``neurolm synth --dataset`` + ``neurolm ingest-dataset``   a labeled downstream dataset (HMC layout)
+3. ``neurolm synth --dataset`` + ``neurolm ingest-dataset``   a labeled downstream dataset (HMC layout)
+4. ``neurolm inspect``          store summary (recordings, hours, coverage, quarantine, labels)
 5. ``neurolm train-tokenizer``  the tiny text-aligned VQ tokenizer
 6. ``neurolm tokenize``         the discrete neural-token corpus
 7. ``neurolm tokens inspect``   corpus summary
@@ -57,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
          ["synth", str(src), "--recordings", "24", "--formats", "edf,bdf,gdf,fif,brainvision,eeglab",
           "--minutes", "2", "--malformed", "5", "--seed", "0", "--layout", "flat"])
     _run("ingest (Prefect flow on local Dask)", ["ingest", str(src), "--store", str(store), "--workers", workers])
-    _run("inspect the signal store", ["inspect", str(store)])
     _run("synthesize a labeled dataset (HMC layout)", ["synth", "--dataset", "hmc", str(hmc)])
     _run("ingest the labeled dataset", ["ingest-dataset", "hmc", str(hmc), "--store", str(store), "--workers", workers])
+    _run("inspect the signal store", ["inspect", str(store)])
     _run("train the tiny tokenizer",
          ["train-tokenizer", "--store", str(store), "--config", "tiny", "--out", str(ckpt), "--steps", str(args.steps)])
     _run("tokenize the store", ["tokenize", "--store", str(store), "--tokenizer", str(ckpt), "--out", str(corpus)])

@@ -158,3 +158,11 @@ def test_cli_dataset_dispatch_reports_clear_errors(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "no_such_dataset" in err or "synth_dataset" in err  # unknown name, or the module is missing
+
+
+def test_cli_dataset_fixture_prints_a_summary_not_the_manifest(tmp_path, capsys):
+    assert cli_main(["synth", "--dataset", "hmc", str(tmp_path / "hmc")]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    edfs = sorted((tmp_path / "hmc").glob("SN*.edf"))
+    edfs = [p for p in edfs if "sleepscoring" not in p.name]
+    assert len(out) == 1 and f"{len(edfs)} recordings" in out[0] and "stages" not in out[0]

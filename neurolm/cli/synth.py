@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         if fn is None:
             raise ConfigError("--dataset needs neurolm.datasets.synth.synth_dataset, which is not available")
         result = fn(args.dataset, out, seed=args.seed)
-        print(f"wrote synthetic {args.dataset} fixture to {out}" + (f": {result}" if result is not None and not hasattr(result, "__dict__") else ""))
+        print(_dataset_summary(args.dataset, out, result))
         return 0
     from neurolm.synth.corpus import DEFAULT_FORMATS, synth_corpus
 
@@ -111,3 +111,16 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     _summary(manifest)
     return 0
+
+
+def _dataset_summary(name: str, out, manifest) -> str:
+    """One line per fixture: file count, subjects, seconds and the bad cases (the manifest is in OUT_DIR)."""
+    if not isinstance(manifest, dict):
+        return f"wrote synthetic {name} fixture to {out}"
+    files = manifest.get("files") or []
+    subjects = {f.get("subject_key") for f in files if isinstance(f, dict)}
+    seconds = sum(float(f.get("seconds") or 0) for f in files if isinstance(f, dict))
+    bad = manifest.get("bad") or []
+    line = (f"wrote synthetic {name} fixture to {out}: {len(files)} recordings, {len(subjects)} subjects, "
+            f"{seconds / 60:.1f} min")
+    return line + (f", {len(bad)} bad-input cases" if bad else "")
