@@ -92,14 +92,13 @@ def ingest_batches(job_id: str, n_batches: int, store_url: str, version_id: str,
     (and its parent, after the parent folded every batch that did finish).
     """
     job = _JOBS[job_id]
-    batch_task = importlib.import_module("flows.ingest").ingest_batch  # see _spawn_safe_sys_path
     queue = collections.deque(job.batches)
     in_flight: set = set()
 
     def submit_next() -> None:
         b = queue.popleft()
         hashes = {it.recording_id: job.known[it.recording_id] for it in b if it.recording_id in job.known}
-        in_flight.add(batch_task.submit(b, store_url, version_id, run_id, hashes))
+        in_flight.add(ingest_batch.submit(b, store_url, version_id, run_id, hashes))
 
     while queue and len(in_flight) < max(1, window):
         submit_next()
@@ -116,19 +115,23 @@ def ingest_batches(job_id: str, n_batches: int, store_url: str, version_id: str,
 
 @contextlib.contextmanager
 def _spawn_safe_sys_path() -> Iterator[None]:
-    """While a local Dask cluster spawns its workers: no ``flows/`` folder on ``sys.path``, the repo root on it.
+    """While a local Dask cluster spawns its workers: ``flows/`` last on ``sys.path``, the repo root on it.
 
     Why: a deployment run loads ``flows/ingest.py`` as a script, and Prefect puts
     ``flows/`` on ``sys.path`` (importtools.load_script_as_module). Spawned Dask
     worker processes inherit ``sys.path``, and there ``flows/tokenize.py`` shadows
     the standard library's ``tokenize`` (imported by Python itself at start-up):
-    every Nanny fails to start. Tasks are therefore submitted from the importable
-    module ``flows.ingest`` (resolved from the repo root), never from the script copy.
+    every Nanny fails to start. Moved behind the standard library it shadows
+    nothing, and workers can still import the script copy (module ``ingest``)
+    that Prefect pickles references to. The subflow and its tasks come from the
+    importable module ``flows.ingest`` where possible (see map_batches_on_dask).
     """
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(here)
     saved = list(sys.path)
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    ours = [p for p in sys.path if os.path.abspath(p or os.curdir) == here]
+    # last, not gone: a worker unpickling a name of the script copy (module ``ingest``) still finds it
+    sys.path[:] = [p for p in sys.path if p not in ours] + ours
     if root not in {os.path.abspath(p or os.curdir) for p in sys.path}:
         sys.path.append(root)
     try:
@@ -153,6 +156,12 @@ def map_batches_on_dask(batches: list, store_url: str, version_id: str, run_id: 
 
     if not batches:
         return
+    canonical = importlib.import_module("flows.ingest")
+    if canonical.map_batches_on_dask is not map_batches_on_dask:
+        # This copy was loaded as a script (a deployment run): what reaches the Dask workers (the
+        # task, the subflow in the task's context) must come from the importable module.
+        return canonical.map_batches_on_dask(batches, store_url, version_id, run_id, known, on_rows,
+                                             workers=workers, dask_address=dask_address)
     job_id = uuid.uuid4().hex
     _JOBS[job_id] = _Job(list(batches), dict(known), on_rows)
     window = 4 * int(workers) if not dask_address else 64
