@@ -27,13 +27,10 @@ Why each choice:
 from __future__ import annotations
 
 import collections
-import contextlib
 import importlib
-import os
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prefect import flow, get_run_logger, task
@@ -113,33 +110,6 @@ def ingest_batches(job_id: str, n_batches: int, store_url: str, version_id: str,
     return done
 
 
-@contextlib.contextmanager
-def _spawn_safe_sys_path() -> Iterator[None]:
-    """While a local Dask cluster spawns its workers: ``flows/`` last on ``sys.path``, the repo root on it.
-
-    Why: a deployment run loads ``flows/ingest.py`` as a script, and Prefect puts
-    ``flows/`` on ``sys.path`` (importtools.load_script_as_module). Spawned Dask
-    worker processes inherit ``sys.path``, and there ``flows/tokenize.py`` shadows
-    the standard library's ``tokenize`` (imported by Python itself at start-up):
-    every Nanny fails to start. Moved behind the standard library it shadows
-    nothing, and workers can still import the script copy (module ``ingest``)
-    that Prefect pickles references to. The subflow and its tasks come from the
-    importable module ``flows.ingest`` where possible (see map_batches_on_dask).
-    """
-    here = os.path.dirname(os.path.abspath(__file__))
-    root = os.path.dirname(here)
-    saved = list(sys.path)
-    ours = [p for p in sys.path if os.path.abspath(p or os.curdir) == here]
-    # last, not gone: a worker unpickling a name of the script copy (module ``ingest``) still finds it
-    sys.path[:] = [p for p in sys.path if p not in ours] + ours
-    if root not in {os.path.abspath(p or os.curdir) for p in sys.path}:
-        sys.path.append(root)
-    try:
-        yield
-    finally:
-        sys.path[:] = saved
-
-
 def map_batches_on_dask(batches: list, store_url: str, version_id: str, run_id: str, known: dict[str, str],
                         on_rows: Callable[[list[dict]], None], *, workers: int = 2,
                         dask_address: str | None = None) -> None:
@@ -166,7 +136,7 @@ def map_batches_on_dask(batches: list, store_url: str, version_id: str, run_id: 
     _JOBS[job_id] = _Job(list(batches), dict(known), on_rows)
     window = 4 * int(workers) if not dask_address else 64
     try:
-        with _spawn_safe_sys_path(), dask_runner(workers, dask_address) as runner:
+        with dask_runner(workers, dask_address) as runner:
             ingest_batches.with_options(task_runner=runner)(job_id, len(batches), store_url, version_id, run_id,
                                                             window)
     finally:

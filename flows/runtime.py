@@ -25,6 +25,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -98,6 +99,7 @@ def dask_runner(workers: int = 2, address: str | None = None) -> Iterator[object
         # brings it back.
         logging.getLogger("distributed").setLevel(logging.WARNING)
     scratch = tempfile.mkdtemp(prefix="neurolm-dask-")
+    restore_path = _flows_dir_last_on_sys_path()
     dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
     for key, value in WORKER_ENV.items():
         dask.config.set({f"distributed.nanny.pre-spawn-environ.{key}": value})
@@ -114,4 +116,26 @@ def dask_runner(workers: int = 2, address: str | None = None) -> Iterator[object
             },
         )
     finally:
+        sys.path[:] = restore_path
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _flows_dir_last_on_sys_path() -> list[str]:
+    """Put ``flows/`` last on ``sys.path`` (and the repo root on it) while local workers spawn; return the old path.
+
+    Why: a deployment run loads a flow file as a script, and Prefect puts
+    ``flows/`` on ``sys.path`` (importtools.load_script_as_module). Spawned Dask
+    worker processes inherit ``sys.path``, so any module in ``flows/`` that is
+    named like a standard-library module would shadow it in every worker (the
+    token-corpus flow was once ``flows/tokenize.py``, and Python imports
+    ``tokenize`` at start-up: every Nanny failed to start). Last, not removed: a
+    worker unpickling a name from the script copy (module ``ingest``) still finds it.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    saved = list(sys.path)
+    ours = [p for p in sys.path if os.path.abspath(p or os.curdir) == here]
+    sys.path[:] = [p for p in sys.path if p not in ours] + ours
+    if root not in {os.path.abspath(p or os.curdir) for p in sys.path}:
+        sys.path.append(root)
+    return saved

@@ -38,7 +38,7 @@ def _markers(corpus: str) -> list[str]:
 
 def test_kill_mid_run_then_rerun_equals_uninterrupted(inputs):
     from flows.runtime import prefect_server
-    from flows.tokenize import run_tokenize
+    from flows.tokenize_corpus import run_tokenize
 
     d, store, ckpt = inputs
     reference = tokenize_local(prepare_job(store, ckpt, str(d / "ref"), shard_size=1))["status"]

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
 from neurolm.ingest import IngestState, discover, make_batches, open_store, process_batch
-from neurolm.ingest.items import SourceItem
 from neurolm.synth import default_ch_names, synth_signal, write_malformed, write_recording
 from storage.signal_store import SignalStore
 

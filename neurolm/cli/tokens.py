@@ -75,7 +75,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         print(json.dumps({"nothing_to_do": True, "version_id": job.version_id}) if args.json else msg)
         return 0
 
-    from flows.tokenize import run_tokenize
+    from flows.tokenize_corpus import run_tokenize
 
     def on_event(ev: dict) -> None:
         if args.json:

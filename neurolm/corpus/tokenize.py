@@ -1,6 +1,6 @@
 """Materialising a token corpus: plan shards, run the frozen tokenizer, commit shards.
 
-Three steps, all pure library code (the Prefect flow in ``flows/tokenize.py``
+Three steps, all pure library code (the Prefect flow in ``flows/tokenize_corpus.py``
 only schedules them):
 
 1. :func:`prepare_job` resolves and checks every input BEFORE any work (store,

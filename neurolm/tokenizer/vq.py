@@ -112,7 +112,6 @@ class VQTokenizer(nn.Module):
     @torch.no_grad()
     def encode_features(self, x, ch, time, mask) -> torch.Tensor:
         """Continuous encoder features [B, L, d] (what NeuroLM stage 2 feeds to the GPT)."""
-        valid = mask.bool()
         return self.VQ.encoder(x.float(), ch.long(), time.long(), mask.bool())
 
     def forward(self, batch: dict[str, torch.Tensor], alpha: float = 0.0,
