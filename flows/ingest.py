@@ -39,21 +39,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
+from flows.runtime import RunEvents
 from neurolm.ingest import IngestParams, IngestState, discover, make_batches, open_store, process_batch
 from neurolm.ingest.report import render_run_markdown, run_summary
 from neurolm.ingest.splits import register_heldout
 from storage.lock import StoreLock
 
-_listeners: list[Callable[[dict], None]] = []
 QC_FIGURES = ("qc_channel_coverage.png", "qc_amplitude.png", "qc_psd.png")  # what publish_qc_figures writes
-
-
-def _emit(event: dict) -> None:
-    for fn in list(_listeners):
-        try:
-            fn(event)
-        except Exception:  # a broken progress display must not fail the ingestion
-            pass
+_events = RunEvents()  # batch progress for the CLI, in this process
+_emit = _events.emit
 
 
 @task(name="ingest-batch", cache_policy=NO_CACHE, retries=0)
@@ -238,11 +232,6 @@ def run_ingest(params: IngestParams, on_event: Callable[[dict], None] | None = N
     """
     from flows.runtime import prefect_server
 
-    if on_event is not None:
-        _listeners.append(on_event)
-    try:
+    with _events.listening(on_event):
         with prefect_server():
             return ingest_flow(params)
-    finally:
-        if on_event is not None:
-            _listeners.remove(on_event)

@@ -27,7 +27,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "NUMEXPR_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -139,3 +139,32 @@ def _flows_dir_last_on_sys_path() -> list[str]:
     if root not in {os.path.abspath(p or os.curdir) for p in sys.path}:
         sys.path.append(root)
     return saved
+
+
+class RunEvents:
+    """Progress events of one flow module, delivered to listeners in the same process (the CLI's progress bar).
+
+    Why not Prefect events: the CLI wants every batch/step as it happens, in-process, with
+    no round trip through the API. A failing listener never fails the run.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[dict], None]] = []
+
+    def emit(self, event: dict) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(event)
+            except Exception:  # a broken progress display must not fail the run
+                pass
+
+    @contextlib.contextmanager
+    def listening(self, fn: Callable[[dict], None] | None) -> Iterator[None]:
+        if fn is None:
+            yield
+            return
+        self._listeners.append(fn)
+        try:
+            yield
+        finally:
+            self._listeners.remove(fn)

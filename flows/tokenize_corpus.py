@@ -29,20 +29,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
+from flows.runtime import RunEvents
 from neurolm.corpus.inspect import inspect_corpus, render_text
 from neurolm.corpus.params import TokenizeParams
 from neurolm.corpus.tokenize import ShardPlan, begin_job, finalize_job, prepare_job, tokenize_shard
 from storage.lock import StoreLock
 
-_listeners: list[Callable[[dict], None]] = []
-
-
-def _emit(event: dict) -> None:
-    for fn in list(_listeners):
-        try:
-            fn(event)
-        except Exception:  # a broken progress display must not fail the run
-            pass
+_events = RunEvents()  # progress for the CLI, in this process
+_emit = _events.emit
 
 
 @task(name="tokenize-shard", cache_policy=NO_CACHE, retries=0)
@@ -109,14 +103,9 @@ def run_tokenize(params: TokenizeParams, on_event: Callable[[dict], None] | None
 
     from flows.runtime import dask_runner, prefect_server
 
-    if on_event is not None:
-        _listeners.append(on_event)
-    try:
+    with _events.listening(on_event):
         with prefect_server():
             if params.n_workers == 0:
                 return tokenize_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=1))(params)
             with dask_runner(params.n_workers, params.dask_address) as runner:
                 return tokenize_flow.with_options(task_runner=runner)(params)
-    finally:
-        if on_event is not None:
-            _listeners.remove(on_event)

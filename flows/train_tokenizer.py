@@ -21,19 +21,13 @@ from prefect.artifacts import (create_markdown_artifact, create_progress_artifac
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
+from flows.runtime import RunEvents
 from neurolm.tokenizer.run import PreparedRun, metrics_markdown, prepare_run, write_report
 from neurolm.tokenizer.train import train
 from storage.checkpoints import checkpoint_sha256
 
-_listeners: list[Callable[[dict], None]] = []
-
-
-def _emit(event: dict) -> None:
-    for fn in list(_listeners):
-        try:
-            fn(event)
-        except Exception:  # a broken progress display must not fail the run
-            pass
+_events = RunEvents()  # progress for the CLI, in this process
+_emit = _events.emit
 
 
 class TrainTokenizerParams(BaseModel):
@@ -111,11 +105,6 @@ def run_train_tokenizer(params: TrainTokenizerParams, on_event: Callable[[dict],
     from flows.runtime import prefect_server
 
     params.prepare()  # errors before a server starts
-    if on_event is not None:
-        _listeners.append(on_event)
-    try:
+    with _events.listening(on_event):
         with prefect_server():
             return train_tokenizer_flow(params)
-    finally:
-        if on_event is not None:
-            _listeners.remove(on_event)
