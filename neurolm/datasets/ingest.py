@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from neurolm.datasets import DATASETS, REFERENCE_COUNTS, get_adapter
 from neurolm.datasets.base import DatasetAdapter, Problem, relpath
 from neurolm.errors import ConfigError
+from neurolm.ingest.config import Count, DaskAddress
 from neurolm.ingest.discover import SourceFile, format_for, recording_id_for
 
 _WHERE = re.compile(r"^(event [\d.]+-[\d.]+ s|epoch at [\d.]+ s|clip \d+ \([^)]*\))[: ]*")
@@ -59,10 +60,10 @@ class DatasetIngestParams(BaseModel):
     store: str = Field(description="signal store URL (created when absent)")
     split: Literal["seeded", "paper"] = "seeded"
     seed: int = 0
-    workers: int = 2
-    batch_size: int = 4
+    workers: Count = 2
+    batch_size: Count = 4
     tuev_mode: Literal["dedup", "reference"] = "dedup"
-    dask_address: str | None = None
+    dask_address: DaskAddress = None
     lock_timeout_s: float = 30.0
 
     @field_validator("dataset")
@@ -71,13 +72,6 @@ class DatasetIngestParams(BaseModel):
         if v.lower() not in DATASETS:
             raise ValueError(f"unknown dataset {v!r}; choose one of {', '.join(DATASETS)}")
         return v.lower()
-
-    @field_validator("workers", "batch_size")
-    @classmethod
-    def _positive(cls, v: int, info) -> int:
-        if v < 1:
-            raise ValueError(f"{info.field_name} must be >= 1, got {v}")
-        return v
 
     def adapter(self) -> DatasetAdapter:
         return get_adapter(self.dataset, mode=self.tuev_mode) if self.dataset == "tuev" else get_adapter(self.dataset)

@@ -14,13 +14,31 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from neurolm.errors import ConfigError
 
 HeldoutPolicy = Literal["exclude", "ignore"]
+
+
+def _at_least_one(v: int, info: ValidationInfo) -> int:
+    if v < 1:
+        raise ValueError(f"{info.field_name} must be >= 1, got {v}")
+    return v
+
+
+def _dask_address(v: str | None) -> str | None:
+    if v and "://" not in v:
+        raise ValueError(f"dask_address must look like tcp://host:port, got {v!r}")
+    return v or None
+
+
+# Shared by every run-parameter model (ingest, rebuild, dataset ingestion): one check, one message.
+Count = Annotated[int, AfterValidator(_at_least_one)]
+DaskAddress = Annotated[str | None, AfterValidator(_dask_address)]
 
 
 class IngestParams(BaseModel):
@@ -34,9 +52,9 @@ class IngestParams(BaseModel):
     mains_hz: float | None = Field(default=None, description="notch frequency for this dataset; None = store default")
     layout: Literal["auto", "bids", "tuh", "generic"] = "auto"
     family: str | None = Field(default=None, description="subject-key family (held-out registry), e.g. 'tuh'")
-    workers: int = Field(default=2, description="local Dask worker processes (ignored with dask_address)")
-    batch_size: int = Field(default=8, description="files per Prefect task")
-    dask_address: str | None = Field(default=None, description="existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    workers: Count = Field(default=2, description="local Dask worker processes (ignored with dask_address)")
+    batch_size: Count = Field(default=8, description="files per Prefect task")
+    dask_address: DaskAddress = Field(default=None, description="existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
     seed: int = Field(default=0, description="split seed")
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     heldout_subjects: tuple[str, ...] = Field(default=(), description="subject keys to register as held-out first")
@@ -47,26 +65,12 @@ class IngestParams(BaseModel):
         default=30.0, description="seconds between incremental table writes (for readers watching a run; the "
                                   "commit markers alone make every committed recording crash-safe)")
 
-    @field_validator("workers", "batch_size")
-    @classmethod
-    def _positive(cls, v: int, info) -> int:
-        if v < 1:
-            raise ValueError(f"{info.field_name} must be >= 1, got {v}")
-        return v
-
     @field_validator("mains_hz")
     @classmethod
     def _mains(cls, v: float | None) -> float | None:
         if v is not None and not 0 < v < 100:
             raise ValueError(f"mains_hz must be in (0, 100) Hz (50 or 60 for power lines), got {v}")
         return v
-
-    @field_validator("dask_address")
-    @classmethod
-    def _address(cls, v: str | None) -> str | None:
-        if v and "://" not in v:
-            raise ValueError(f"dask_address must look like tcp://host:port, got {v!r}")
-        return v or None
 
     @field_validator("dataset")
     @classmethod

@@ -37,10 +37,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from neurolm.errors import ConfigError, StoreError
 from neurolm.ingest.catalog import merge_rows
+from neurolm.ingest.config import DaskAddress
 from neurolm.ingest.items import SourceItem
 from neurolm.ingest.layouts import infer_metadata
 from neurolm.ingest.splits import load_heldout, split_for
@@ -76,19 +77,12 @@ class RebuildParams(BaseModel):
         default="keep", description="'keep' per-source mains frequencies; 'store' apply the store notch to all")
     workers: int = Field(default=2, ge=1, description="local Dask worker processes")
     batch_size: int = Field(default=8, ge=1, description="files per Prefect task")
-    dask_address: str | None = Field(default=None, description="existing Dask scheduler, e.g. tcp://host:8786")
+    dask_address: DaskAddress = Field(default=None, description="existing Dask scheduler, e.g. tcp://host:8786")
     crop_end_s: float = Field(default=10.0, ge=0, description="seconds cropped from each recording's end for windows")
     seed: int = Field(default=0, description="split seed for recordings without a previous split")
     exclude_heldout: bool = Field(default=True, description="no pretraining windows for held-out subjects")
     switch: bool = Field(default=True, description="make the new version current when complete")
     lock_timeout_s: float = Field(default=30.0, ge=0, description="wait for another run holding the store")
-
-    @field_validator("dask_address")
-    @classmethod
-    def _address(cls, v: str | None) -> str | None:
-        if v and "://" not in v:
-            raise ValueError(f"dask_address must look like tcp://host:port, got {v!r}")
-        return v or None
 
 
 def make_rebuild_params(**kwargs) -> RebuildParams:
