@@ -125,7 +125,7 @@ def test_tuev_wrapped_windows_read_back(tmp_path):
 
     from neurolm.datasets.windows import iter_label_windows
 
-    from neurolm.datasets.ingest import run_batches_locally
+    from neurolm.fanout import local_map
 
     m = synth_dataset("tuev", tmp_path / "tuev", seed=6)
     store_url = str(tmp_path / "store")
@@ -133,7 +133,7 @@ def test_tuev_wrapped_windows_read_back(tmp_path):
 
     def batches_after_checking_registry(*args):  # held out BEFORE any signal is written (kill-safe)
         seen.append(load_heldout(store_url))
-        yield from run_batches_locally(*args)
+        local_map(*args)
 
     ingest_dataset(make_dataset_params(dataset="tuev", root=m["root"], store=store_url, tuev_mode="reference"),
                    batches_after_checking_registry)

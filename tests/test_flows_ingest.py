@@ -241,7 +241,7 @@ def test_qc_failure_is_a_warning_and_a_report_line(tmp_path):
     """A store whose QC cannot be drawn: no exception, a warning, and the report says why."""
     import logging
 
-    from flows.ingest import _publish_qc
+    from neurolm.ingest.run import _publish_qc
     from neurolm.ingest.report import render_run_markdown
 
     class Unreadable:
@@ -256,7 +256,7 @@ def test_qc_failure_is_a_warning_and_a_report_line(tmp_path):
     logger = logging.getLogger("neurolm-qc-test")
     logger.addHandler(handler)
     try:
-        figures, error = _publish_qc(Unreadable(), True, logger)
+        figures, error = _publish_qc(Unreadable(), True, logger.warning)
     finally:
         logger.removeHandler(handler)
     assert figures == [] and "disk went away" in error

@@ -25,7 +25,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -36,12 +36,14 @@ from neurolm.datasets import DATASETS, REFERENCE_COUNTS, get_adapter
 from neurolm.datasets.base import DatasetAdapter, Problem, relpath
 from neurolm.errors import ConfigError
 from neurolm.ingest.config import Count, DaskAddress
+from neurolm.fanout import Mapper, local_map
+from neurolm.ingest import IngestState, open_store
 from neurolm.ingest.discover import SourceFile, format_for, recording_id_for
+from neurolm.ingest.run import plan_batches, run_batches
+from neurolm.ingest.splits import register_heldout
+from storage.lock import StoreLock
 
 _WHERE = re.compile(r"^(event [\d.]+-[\d.]+ s|epoch at [\d.]+ s|clip \d+ \([^)]*\))[: ]*")
-
-#: (batches, store_url, version_id, run_id, known_hashes) -> row lists, yielded as batches finish
-MapBatches = Callable[[list, str, str, str, dict], Iterable[list[dict]]]
 
 #: LABELS columns written, with the default of the optional ones.
 LABEL_COLUMNS: dict[str, object] = {
@@ -244,28 +246,16 @@ def skip_summary(problems: list[Problem], skipped: list[Problem], quarantined: l
     }
 
 
-def run_batches_locally(batches: list, store_url: str, version_id: str, run_id: str,
-                        known: dict) -> Iterable[list[dict]]:
-    """The default `MapBatches`: the batch worker in this process, one batch after another."""
-    from neurolm.ingest import process_batch
-
-    for b in batches:
-        yield process_batch(b, store_url, version_id, run_id=run_id,
-                            known_hashes={i.recording_id: known[i.recording_id] for i in b if i.recording_id in known})
-
-
-def ingest_dataset(params: DatasetIngestParams, map_batches: MapBatches | None = None, run_id: str = "",
-                   log: Callable[[str], None] | None = None) -> dict:
+def ingest_dataset(params: DatasetIngestParams, mapper: Mapper = local_map, run_id: str = "",
+                   log: Callable[[str], None] | None = None, warn: Callable[[str], None] | None = None) -> dict:
     """Ingest one downstream dataset: recordings, labels, splits, held-out registry; returns the summary.
 
-    Holds the store lock throughout (one table writer). `map_batches` runs the
-    worker on the batches (default: sequentially here; the Prefect flow fans
-    them out on Dask) and yields each batch's rows as it finishes; tables are
-    flushed every few seconds so a killed run loses nothing committed.
+    Holds the store lock throughout (one table writer). ``mapper`` runs the
+    ingestion worker on the batches (default: one after another here; the
+    Prefect flow fans them out on Dask); tables are flushed every few seconds so
+    a killed run loses nothing committed. ``summary["failed"]`` lists batches
+    whose worker failed; their files are retried by the next run.
     """
-    from neurolm.ingest import IngestState, make_batches, open_store
-    from neurolm.ingest.splits import register_heldout
-    from storage.lock import StoreLock
 
     t0 = time.perf_counter()
     run_id = run_id or str(uuid.uuid4())
@@ -283,16 +273,10 @@ def ingest_dataset(params: DatasetIngestParams, map_batches: MapBatches | None =
         early = planned_test_subjects(adapter, files, params.split, params.seed) if adapter.heldout_test else []
         if early:
             register_heldout(store.url, early, f"{adapter.task} test subject", f"datasets.{adapter.name}")
-        batches = make_batches(diff.to_ingest, params.batch_size)
+        batches = plan_batches(diff, params.batch_size)
         say(f"{adapter.task}: {len(files)} recordings ({len(diff.to_ingest)} to ingest in {len(batches)} batches), "
             f"{len(problems)} rejected by discovery")
-        try:
-            for rows in (map_batches or run_batches_locally)(batches, store.url, store.version_id, run_id,
-                                                             dict(diff.known_hashes)):
-                state.add(rows)
-                state.flush(every_s=5.0)
-        finally:
-            state.flush(force=True)
+        failed = run_batches(state, batches, mapper, flush_s=5.0, log=say, warn=warn)
         labels, skipped = build_labels(adapter, files, state.recordings, mode=params.split, seed=params.seed)
         held = test_subjects(labels) if adapter.heldout_test else []
         if held:
@@ -311,5 +295,6 @@ def ingest_dataset(params: DatasetIngestParams, map_batches: MapBatches | None =
             "skips": skip_summary(problems, skipped, quarantined_files(state.catalog, adapter.name, problems)),
             "paper_notes": adapter.paper_notes if params.split == "paper" else "",
             "tuev_conflicts": getattr(adapter, "conflicts", None),
+            "failed": failed,
             "wall_s": time.perf_counter() - t0,
         }
