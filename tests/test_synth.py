@@ -138,6 +138,21 @@ def test_flat_corpus_matches_its_manifest(flat):
     assert loaded == flat
 
 
+def _pyedflib_labels_rates_duration(path: Path) -> tuple[tuple[str, ...], float, float]:
+    import pyedflib
+
+    with pyedflib.EdfReader(str(path)) as f:
+        return tuple(f.getSignalLabels()), float(max(f.getSampleFrequencies())), float(f.getFileDuration())
+
+
+def test_corpus_edf_and_bdf_files_open_in_pyedflib_as_in_the_manifest(flat):
+    files = [f for f in flat.good if f.format in ("edf", "bdf")]
+    assert {f.format for f in files} == {"edf", "bdf"}
+    for f in files:
+        labels, rate, duration = _pyedflib_labels_rates_duration(Path(flat.root) / f.path)
+        assert labels == f.ch_names and rate == f.sfreq and duration == pytest.approx(f.duration_s, abs=1.0)
+
+
 def test_corpus_is_deterministic_by_seed(tmp_path, flat):
     again = synth_corpus(tmp_path / "again", n_recordings=12, minutes=0.25, n_malformed=8, seed=5)
     assert [(f.path, f.ch_names, f.sfreq, f.malformed) for f in again.files] == [
@@ -157,6 +172,7 @@ def test_tuh_layout(tmp_path):
     for f in m.good:
         assert f.format == "edf" and all(c.startswith("EEG ") and c.endswith("-REF") for c in f.eeg_channels)
         assert read_header(tmp_path / f.path).ch_names == f.ch_names
+        assert _pyedflib_labels_rates_duration(tmp_path / f.path)[:2] == (f.ch_names, f.sfreq)
 
 
 def test_bids_layout_is_readable_by_mne_bids(tmp_path):
