@@ -99,7 +99,7 @@ def test_mixed_corpus_ingested_and_malformed_quarantined_with_reasons(ingested, 
         assert len(children) == 1 and client.read_flow(children[0].flow_id).name == "neurolm-ingest-batches"
     assert {a.key for a in arts} == {"neurolm-ingest-report", "neurolm-ingest-progress"}
     assert children[0].state.is_completed()
-    assert children[0].parameters["n_batches"] == 5 and "batches" not in children[0].parameters
+    assert children[0].parameters["n_items"] == 5 and "items" not in children[0].parameters
     report = [a for a in arts if a.key == "neurolm-ingest-report"][0].data
     assert "Quarantined" in report and "truncated" in report
     # QC figures of this store version, written under its qc/ folder and linked from the report
