@@ -192,3 +192,33 @@ def test_label_rows_validate_against_schema(layouts):
         df = to_frame(adapter.split(rows, "seeded", 0))
         validate(df, LABELS)
         assert isinstance(df, pd.DataFrame) and len(df) == len(rows) > 0
+
+
+# NeuroLM's dataset_maker/prepare_SEED.py clip timings (NEUROLM_REFERENCE §1.4), written out here.
+REF_START = [24, 289, 550, 782, 1049, 1260, 1483, 1747, 1993, 2283, 2550, 2812, 3072, 3332, 3598]
+REF_END = [264, 526, 757, 1023, 1235, 1458, 1722, 1967, 2259, 2525, 2788, 3046, 3308, 3573, 3806]
+REF_LABELS = [1, 0, -1, -1, 0, 1, -1, 0, 1, 1, 0, -1, 0, 1, -1]  # session order, SEED's 1/0/-1
+
+
+def test_seed_reference_timings_give_855_windows_per_session(tmp_path):
+    """A full-length session (3810 s, real CNT at a low rate) through discovery, the CNT header and windows()."""
+    from neurolm.datasets.synth.other import write_seed_cnt
+    from neurolm.readers import read_header
+
+    write_seed_cnt(tmp_path / "1_20131027.cnt", 3810, seed=0, sfreq=20.0, labels=["FP1", "FPZ"])
+    adapter = get_adapter("seed")
+    items, problems = adapter.discover(tmp_path)  # no seed_trials.json: the built-in timings
+    assert problems == [] and len(items) == 1 and dict(items[0].extra)["cnt_format"] == "int32"
+    head = read_header(items[0].path, dict(items[0].extra)["cnt_format"])
+    assert head.format == "cnt" and head.n_samples == 3810 * 20
+    rows = adapter.windows(items[0], {"n_samples": head.n_samples, "sfreq": head.ch_sfreqs[0]})
+    per_clip = Counter(r["trial"] for r in rows)
+    # clip k spans seconds start..end inclusive: (end - start + 1) s cut into 4-s windows, 4-s stride
+    assert [per_clip[k] for k in range(15)] == [(e - s + 1) // 4 for s, e in zip(REF_START, REF_END)]
+    assert len(rows) == 855 and 45 * len(rows) == 38_475  # the paper's SEED count: 45 sessions
+    assert [r["start"] for r in rows if r["trial"] == 0][:2] == [24 * 200, 24 * 200 + 800]
+    assert max(r["start"] + r["length"] for r in rows) == 3806 * 200
+    want = Counter()
+    for s, e, lab in zip(REF_START, REF_END, REF_LABELS):
+        want[{1: "Positive", 0: "Neutral", -1: "Negative"}[lab]] += (e - s + 1) // 4
+    assert Counter(r["label_name"] for r in rows) == want

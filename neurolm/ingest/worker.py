@@ -144,12 +144,13 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
                     "catalog_row": cat, "recording_row": attrs["recording_row"],
                     "duration_s": float(attrs["recording_row"]["duration_s"])}
     fmt = None
+    cnt_format = dict(item.extra).get("cnt_format", "auto")  # SEED: int32, as the reference reads it
     with localized(item.path) as local:
-        header = read_header(local)
+        header = read_header(local, cnt_format)
         fmt = header.format
         sel = _select(item, header.ch_names)
         picks = [header.ch_names[p] for p in sel.positions]
-        raw = read_recording(local, picks=picks)
+        raw = read_recording(local, picks=picks, cnt_format=cnt_format)
     sel = _select(item, raw.ch_names)  # positions relative to what was read
     rec = standardize(raw, sel, store.config, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s)
     del raw
