@@ -202,7 +202,7 @@ def ingest_flow(params: IngestParams) -> dict:
         if state.recovered:
             logger.info("restored %d recordings committed by an interrupted run", state.recovered)
         files = discover(params.source, dataset, notch_hz=params.mains_hz, layout=params.layout,
-                         family=params.family)
+                         family=params.family, tuh_le=params.tuh_le)
         diff = state.plan(files, dataset)
         batches = make_batches(diff.to_ingest, params.batch_size)
         _emit({"event": "plan", "files": len(files), "to_ingest": len(diff.to_ingest), "batches": len(batches),

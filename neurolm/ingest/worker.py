@@ -132,6 +132,7 @@ def _select(item: SourceItem, raw_names: tuple[str, ...]):
 
 
 def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mtime: float) -> dict:
+    from neurolm.ingest.layouts import le_montage_reason
     from neurolm.readers import read_header, read_recording
     from neurolm.standardize import standardize
 
@@ -147,6 +148,9 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
     cnt_format = dict(item.extra).get("cnt_format", "auto")  # SEED: int32, as the reference reads it
     with localized(item.path) as local:
         header = read_header(local, cnt_format)
+        le = le_montage_reason(dict(item.extra), header.ch_names)  # TUH -LE files: skipped like the reference
+        if le is not None:
+            raise BadInputError(le)
         fmt = header.format
         sel = _select(item, header.ch_names)
         picks = [header.ch_names[p] for p in sel.positions]
