@@ -202,3 +202,50 @@ def test_seed_cnt_is_read_as_int32(tmp_path):
     cat = store.read_table("catalog").set_index("path")
     assert cat.loc[str(broken), "status"] == "quarantined" and "cnt reader failed" in cat.loc[str(broken), "reason"]
     assert "split protocol: paper (NeuroLM's evaluation protocol)" in render_text(s)
+
+
+def test_extra_channels_in_fixed_montage_datasets_are_dropped_not_the_file(tmp_path):
+    """A file with channels beyond the fixed montage keeps the montage, in the reference's order.
+
+    The reference drops a hand-written list of channels, reorders only when
+    exactly the montage is left, and logs any other file as an error (excluded).
+    We keep such a file: extra channels are dropped and recorded with a reason
+    (docs/DEVIATIONS.md); a missing montage channel still quarantines it.
+    """
+    from neurolm.datasets import get_adapter
+    from neurolm.datasets.synth.common import write_edf_file
+    from neurolm.ingest import open_store, process_batch
+
+    cases = {  # dataset: (raw labels with extras, shuffled, rate, seconds, the reference's montage written out)
+        "tuab": ([f"EEG {c}-REF" for c in ("OZ", "T2", "FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2",
+                                          "F7", "F8", "T3", "T4", "T5", "T6", "A1", "A2", "FZ", "CZ", "PZ", "T1",
+                                          "EKG1", "FPZ")],
+                 250.0, 12, ["FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "F7", "F8", "T3", "T4",
+                             "T5", "T6", "A1", "A2", "FZ", "CZ", "PZ", "T1", "T2"]),
+        "workload": ([f"EEG {c}" for c in ("Oz", "Fp1", "Fp2", "F3", "F4", "F7", "F8", "T3", "T4", "C3", "C4", "T5",
+                                           "T6", "P3", "P4", "O1", "O2", "Fz", "Cz", "Pz", "A2-A1")] + ["ECG ECG"],
+                     500.0, 62, ["FP1", "FP2", "F3", "F4", "F7", "F8", "T3", "T4", "C3", "C4", "T5", "T6", "P3", "P4",
+                                 "O1", "O2", "FZ", "CZ", "PZ"]),
+        "hmc": (["EEG O1-M2", "EEG C3-M2", "EEG F4-M1", "EMG chin", "EEG C4-M1", "EEG O2-M1", "ECG"],
+                256.0, 35, ["F4", "C4", "O2", "C3"]),
+    }
+    store = open_store(str(tmp_path / "store"))
+    for name, (labels, sfreq, secs, montage) in cases.items():
+        m = synth_dataset(name, tmp_path / name, seed=7)
+        adapter = get_adapter(name)
+        item = adapter.discover(m["root"])[0][0]
+        write_edf_file(item.path, labels, sfreq, secs, seed=11)  # the same file, with extra channels
+        [row] = process_batch([item], store.url, store.version_id, run_id=name)
+        assert row["status"] == "ingested", row["reason"]
+        assert row["recording_row"]["ch_names"].split(",") == montage
+        dropped = dict(store.recording_meta(item.recording_id)["attrs"]["dropped_channels"])
+        extra_site = labels[0]  # OZ / Oz / O1-M2: a real EEG site, but not in the montage
+        assert "not in the selected channel set" in dropped[extra_site]
+        assert len(dropped) == len(labels) - len(montage)
+    short = [lab for lab in cases["hmc"][0] if "C3" not in lab]  # one montage channel missing
+    m = synth_dataset("hmc", tmp_path / "hmc2", seed=7)
+    item = get_adapter("hmc").discover(m["root"])[0][0]
+    write_edf_file(item.path, short, 256.0, 35, seed=12)
+    [row] = process_batch([item], store.url, store.version_id, run_id="short")
+    assert row["status"] == "quarantined" and "missing channels" in row["reason"] and "C3" in row["reason"]
+    assert row["recording_row"] is None  # nothing stored for it

@@ -152,8 +152,8 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
         if le is not None:
             raise BadInputError(le)
         fmt = header.format
-        sel = _select(item, header.ch_names)
-        picks = [header.ch_names[p] for p in sel.positions]
+        chosen = _select(item, header.ch_names)  # its `dropped` names every channel of the file left out
+        picks = [header.ch_names[p] for p in chosen.positions]
         raw = read_recording(local, picks=picks, cnt_format=cnt_format)
     sel = _select(item, raw.ch_names)  # positions relative to what was read
     rec = standardize(raw, sel, store.config, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s)
@@ -172,7 +172,7 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
              "crop_end_s": float(item.crop_end_s),
              "channels": list(item.channels) if item.channels is not None else None,
              "subject_key": row["subject_key"],
-             "dropped_channels": [list(d) for d in sel.dropped]}
+             "dropped_channels": [list(d) for d in chosen.dropped]}
     store.write_recording(item.recording_id, rec, attrs)
     return {"recording_id": item.recording_id, "status": "ingested", "reason": None, "catalog_row": cat,
             "recording_row": row, "duration_s": float(rec.duration_s), "format": fmt}
