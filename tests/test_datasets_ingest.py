@@ -202,6 +202,15 @@ def test_seed_cnt_is_read_as_int32(tmp_path):
     cat = store.read_table("catalog").set_index("path")
     assert cat.loc[str(broken), "status"] == "quarantined" and "cnt reader failed" in cat.loc[str(broken), "reason"]
     assert "split protocol: paper (NeuroLM's evaluation protocol)" in render_text(s)
+    # the forced width is part of what decides the stored samples: a SEED file read before is read again
+    import dataclasses
+
+    from neurolm.datasets import get_adapter
+    from neurolm.ingest.worker import ingest_key
+
+    item = get_adapter("seed").discover(str(root))[0][0]
+    auto = dataclasses.replace(item, extra=tuple(kv for kv in item.extra if kv[0] != "cnt_format"))
+    assert ingest_key("cfg", item) != ingest_key("cfg", auto)
 
 
 def test_extra_channels_in_fixed_montage_datasets_are_dropped_not_the_file(tmp_path):

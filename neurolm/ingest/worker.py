@@ -54,6 +54,9 @@ def ingest_key(config_hash: str, item: SourceItem) -> str:
     """What, besides the file bytes, decides the stored signal of one item."""
     payload = {"config": config_hash, "notch": item.notch_hz, "crop": item.crop_end_s,
                "channels": list(item.channels) if item.channels is not None else None}
+    cnt_format = dict(item.extra).get("cnt_format", "auto")
+    if cnt_format != "auto":  # a forced CNT sample width (SEED) decides the samples; keys of others unchanged
+        payload["cnt_format"] = cnt_format
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
