@@ -45,7 +45,8 @@ def test_hmc_and_tusl_into_one_store(tmp_path):
     assert s1["skips"]["n_events_skipped"] == 5 and s1["skips"]["n_files_rejected"] == 1
     assert s1["n_heldout_registered"] == 0 and load_heldout(store_url) == set()
     text = render_text(s1)
-    assert "split protocol: seeded (subject-wise" in text and "91,248" in text and "SN011.edf" in text and "unknown sleep stage" in text
+    assert "split protocol: seeded (subject-wise" in text
+    assert "91,248" in text and "SN011.edf" in text and "unknown sleep stage" in text
 
     tusl = synth_dataset("tusl", tmp_path / "tusl", seed=3, bad=True)
     s2 = ingest_dataset(make_dataset_params(dataset="tusl", root=tusl["root"], store=store_url, split="paper"))

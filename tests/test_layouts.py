@@ -238,3 +238,19 @@ def test_le_montage_files_are_skipped_like_the_reference_unless_kept(tmp_path: P
     assert le_montage_reason({}, ["EEG FP1-LE"]) is None  # generic/BIDS items carry no TUH policy
     with pytest.raises(ConfigError, match="tuh_le"):
         infer_metadata(tmp_path, root / "flat" / "aaaaaaac_s001_t000.edf", tuh_le="maybe")
+
+
+def test_le_option_defaults_to_skip_everywhere():
+    import argparse
+
+    from neurolm.cli import ingest as cli_ingest
+    from neurolm.ingest.config import IngestParams
+
+    parser = argparse.ArgumentParser()
+    cli_ingest.register(parser.add_subparsers())
+    assert parser.parse_args(["ingest", "/data/tueg", "--store", "s"]).tuh_le == "skip"
+    assert parser.parse_args(["ingest", "/data/tueg", "--store", "s", "--tuh-le", "keep"]).tuh_le == "keep"
+    assert IngestParams(source="/data/tueg", store="s").tuh_le == "skip"
+    assert SourceConfig(name="tueg", layout="tuh").tuh_le == "skip"
+    with pytest.raises(ValueError):
+        SourceConfig(name="tueg", tuh_le="drop")

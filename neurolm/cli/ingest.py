@@ -94,8 +94,8 @@ def cmd_ingest(args) -> int:
 
     params = make_params(
         source=args.source, store=args.store, dataset=args.dataset, mains_hz=args.mains, layout=args.layout,
-        family=args.family, tuh_le=args.tuh_le, workers=args.workers, batch_size=args.batch_size, dask_address=args.dask_address,
-        seed=args.seed, split_fractions=args.splits, heldout_subjects=tuple(args.heldout),
+        family=args.family, tuh_le=args.tuh_le, workers=args.workers, batch_size=args.batch_size,
+        dask_address=args.dask_address, seed=args.seed, split_fractions=args.splits, heldout_subjects=tuple(args.heldout),
         lock_timeout_s=args.lock_timeout,
     )
     from flows.ingest import run_ingest  # Prefect only for this command

@@ -32,7 +32,6 @@ from neurolm.ingest.items import SourceItem
 
 SFREQ = 200  # store rate: every start/length below is in samples at this rate
 SplitMode = str  # "paper" (default: the reference's protocol) | "seeded" (subject-wise hash)
-SPLIT_MODES = ("paper", "seeded")
 Problem = tuple[str, str]  # (path, one-line reason)
 
 #: Published sample counts (NEUROLM_REFERENCE §1.4), by dataset and split.

@@ -5,10 +5,11 @@ M2, VEO, HEO and ECG, which are dropped), 15 subjects x 3 sessions. Sessions
 of a subject are numbered by sorted date.
 
 Every session shows the same 15 clips at the same times, so clip boundaries
-are hard-coded, as in NeuroLM's ``dataset_maker/prepare_SEED.py`` (seconds from
-the recording start, NEUROLM_REFERENCE §1.4). ``<root>/seed_trials.json`` (``{"start_s": [...], "end_s": [...],
-"labels": [...]}``, labels in SEED's 1/0/-1 convention) overrides them for
-variants of the release and for small test fixtures.
+are hard-coded, as in NeuroLM's ``dataset_maker/prepare_SEED.py`` (seconds
+from the recording start, NEUROLM_REFERENCE §1.4). ``<root>/seed_trials.json``
+(``{"start_s": [...], "end_s": [...], "labels": [...]}``, labels in SEED's
+1/0/-1 convention) overrides them for variants of the release and for small
+test fixtures.
 
 Windows: reference rule of NeuroLM's ``SEEDDataset``: a clip [start, end]
 holds ``(end - start + 1) * 200`` samples (end inclusive), cut into 4-s
@@ -18,6 +19,7 @@ session, 38,475 for 45 sessions: the paper's count.
 Reading: the reference reads the ``.cnt`` files with MNE's
 ``data_format='int32'``; our items carry ``cnt_format=int32`` so the reader
 never lets MNE guess the sample width.
+
 Labels: session order [1,0,-1,-1,0,1,-1,0,1,1,0,-1,0,1,-1], 1 = H -> 0
 "Positive", 0 = N -> 1 "Neutral", -1 = S -> 2 "Negative".
 """

@@ -207,9 +207,9 @@ def le_montage_reason(extra: dict[str, str], ch_names: tuple[str, ...] | list[st
 
     Why skip by default: NeuroLM's ``prepare_TUH_pretrain.py`` drops every file
     whose first channel ends in ``-LE`` (only ``-REF`` recordings reach its
-    corpus), so a faithful corpus skips them. The montage comes from the
-    ``02_tcp_le`` folder or, when the path does not say, from the labels.
-    Applies only to items whose ``extra`` carries ``tuh_le = skip`` (TUH layout).
+    corpus), so a faithful corpus skips them. A file is -LE when it sits in a
+    ``02_tcp_le`` folder or its first EEG label ends in ``-LE``. Applies only
+    to items whose ``extra`` carries ``tuh_le = skip`` (the TUH layout's default).
     """
     if extra.get("tuh_le") != "skip":
         return None
