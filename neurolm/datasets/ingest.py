@@ -10,7 +10,8 @@ incremental, quarantining ingestion as any archive. What is added here:
    folder, ...) become ``quarantined`` catalog rows with their reason, so
    `neurolm inspect` shows them next to files the worker quarantined;
 3. `build_labels`: windows of every committed recording of the dataset, the
-   split (seeded or paper), held-out subjects, and the LABELS table rows;
+   split (paper = the reference's protocol by default, or seeded subject-wise),
+   held-out subjects, and the LABELS table rows;
 4. `write_labels`: replaces this task's rows in the store's LABELS table
    (other tasks' rows are kept: one store can hold all six datasets).
 
@@ -60,7 +61,8 @@ class DatasetIngestParams(BaseModel):
     dataset: str = Field(description="tuab | tuev | seed | hmc | workload | tusl")
     root: str = Field(description="the dataset's root folder, as downloaded")
     store: str = Field(description="signal store URL (created when absent)")
-    split: Literal["seeded", "paper"] = "seeded"
+    split: Literal["paper", "seeded"] = Field(
+        default="paper", description="paper: NeuroLM's evaluation protocol (default); seeded: subject-wise hash")
     seed: int = 0
     workers: Count = 2
     batch_size: Count = 4
@@ -132,7 +134,7 @@ def problem_rows(adapter: DatasetAdapter, root: str, problems: list[Problem], ru
 
 
 def build_labels(adapter: DatasetAdapter, files: list[SourceFile], recordings: pd.DataFrame, *,
-                 mode: str = "seeded", seed: int = 0) -> tuple[pd.DataFrame, list[Problem]]:
+                 mode: str = "paper", seed: int = 0) -> tuple[pd.DataFrame, list[Problem]]:
     """Label rows (with splits) of every committed recording among `files`, and the skipped events.
 
     `recordings` is the store's RECORDINGS table (``n_samples`` at 200 Hz per
@@ -293,7 +295,7 @@ def ingest_dataset(params: DatasetIngestParams, mapper: Mapper = local_map, run_
             "counts": split_counts(adapter, labels),
             "label_counts": nested_counts(labels),
             "skips": skip_summary(problems, skipped, quarantined_files(state.catalog, adapter.name, problems)),
-            "paper_notes": adapter.paper_notes if params.split == "paper" else "",
+            "protocol": adapter.protocol(params.split, params.seed),
             "tuev_conflicts": getattr(adapter, "conflicts", None),
             "failed": failed,
             "wall_s": time.perf_counter() - t0,

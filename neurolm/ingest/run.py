@@ -76,7 +76,7 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
         if state.recovered:
             log(f"restored {state.recovered} recordings committed by an interrupted run")
         files = discover(params.source, dataset, notch_hz=params.mains_hz, layout=params.layout,
-                         family=params.family)
+                         family=params.family, tuh_le=params.tuh_le)
         diff = state.plan(files, dataset)
         batches = plan_batches(diff, params.batch_size)
         log(f"{len(files)} files found in {params.source}: {len(diff.new)} new, {len(diff.changed)} changed, "
