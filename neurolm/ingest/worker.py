@@ -51,9 +51,15 @@ log = logging.getLogger(__name__)
 ROW_STATUSES = ("ingested", "skipped", "quarantined")
 
 
+#: Revision of the channel-selection rules (units, BioSemi letters, digitized positions): a change
+#: re-ingests committed recordings, whose stored channels would otherwise follow the old rules.
+SELECTION_REVISION = 2
+
+
 def ingest_key(config_hash: str, item: SourceItem) -> str:
     """What, besides the file bytes, decides the stored signal of one item."""
-    payload = {"config": config_hash, "notch": item.notch_hz, "crop": item.crop_end_s,
+    payload = {"config": config_hash, "selection": SELECTION_REVISION, "notch": item.notch_hz,
+               "crop": item.crop_end_s,
                "channels": list(item.channels) if item.channels is not None else None}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
