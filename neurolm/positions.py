@@ -3,17 +3,20 @@
 Neuromag/MNE FIF files often label EEG electrodes only by number but carry each
 electrode's digitized position (MNE head coordinates). Each such channel is
 mapped to the nearest site of the vocabulary, using MNE's ``standard_1005``
-template (named ``colin27_1005`` since MNE 1.13, same positions) transformed to head coordinates (MNE's own ``set_montage``, which
-aligns the template's fiducials with the head frame), when that site is within
-``MAX_DISTANCE_M``:
+template (named ``colin27_1005`` since MNE 1.13, same positions) transformed
+to head coordinates (MNE's own ``set_montage``, which aligns the template's
+fiducials with the head frame), when that site is within ``MAX_DISTANCE_M``:
 
-- Threshold 15 mm: half the ~30 mm spacing of neighbouring 10-10 sites on an
-  adult head (10 % of a ~350 mm nasion-inion arc is ~35 mm; 10-10 neighbours
-  across the head are 25-40 mm apart), so an electrode is never within reach of
-  two sites, while digitization error (a few mm) and head-size differences from
-  the template (~5-10 mm away from the vertex) stay inside it. Farther
-  electrodes (a cheek or neck electrode, a cap that follows another grid) are
-  dropped with their distance in the reason.
+- Threshold 15 mm: the vocabulary sites of the template are 16.5-38 mm from
+  their nearest neighbour (median 24 mm; the C/CCP/CP rows are the closest).
+  15 mm covers digitization error (a few mm) and the difference between a
+  real head and the template (up to ~10 mm away from the vertex), while an
+  electrode farther from every site (cheek, neck, a cap on another grid) is
+  not named: it is dropped with its distance in the reason.
+- Ambiguity: as neighbours can be 16.5 mm apart, an electrode can be within
+  15 mm of two sites. It is named only when its nearest site is at least
+  ``MIN_MARGIN_M`` (4 mm) closer than the second nearest; otherwise it is
+  dropped as ambiguous rather than given a guessed name.
 - Old 10-20 names (T3/T4/T5/T6) share T7/T8/P7/P8's positions and are never
   the target; reference sites (A1/A2/M1/M2) are not targets either: a signal
   recorded there is a reference, and a position does not make it a brain channel.
@@ -36,6 +39,7 @@ import numpy as np
 from neurolm.vocab import VOCAB, normalize_channel_name
 
 MAX_DISTANCE_M = 0.015
+MIN_MARGIN_M = 0.004
 _NOT_TARGETS = frozenset({"T3", "T4", "T5", "T6", "A1", "A2", "M1", "M2"})
 
 
@@ -85,11 +89,15 @@ def map_positions(ch_names: Sequence[str], locs: Sequence[tuple[float, float, fl
     nearest: dict[str, tuple[str, float]] = {}
     for raw, loc in cands:
         d = np.linalg.norm(pos - loc[None, :], axis=1)
-        i = int(d.argmin())
+        i, j = (int(k) for k in np.argsort(d)[:2])
         site, dist = names[i], float(d[i])
         if dist > max_distance_m:
             unmapped[raw] = (f"electrode position {dist * 1e3:.0f} mm from the nearest site {site} "
                              f"(> {max_distance_m * 1e3:.0f} mm)")
+            continue
+        if d[j] - dist < MIN_MARGIN_M:
+            unmapped[raw] = (f"electrode position ambiguous: {dist * 1e3:.0f} mm from {site}, "
+                             f"{d[j] * 1e3:.0f} mm from {names[j]}")
             continue
         nearest[raw] = (site, dist)
         if site not in best or dist < best[site][1]:

@@ -61,7 +61,8 @@ def test_edf_channel_in_degrees_celsius_is_dropped(tmp_path):
     _set_edf_unit(path, 4, "degC")
     store, row = _ingest_one(path, root, tmp_path)
     assert row["recording_row"]["ch_names"].split(",") == [n.upper() for n in names[:4]]
-    assert ["T1", "unit degC is not a voltage"] in store.recording_meta(row["recording_id"])["attrs"]["dropped_channels"]
+    dropped = store.recording_meta(row["recording_id"])["attrs"]["dropped_channels"]
+    assert ["T1", "unit degC is not a voltage"] in dropped
 
 
 def test_brainvision_channel_declared_in_microsiemens_is_dropped(tmp_path):
@@ -74,7 +75,8 @@ def test_brainvision_channel_declared_in_microsiemens_is_dropped(tmp_path):
                            unit=["µV", "µV", "µV", "µS"], overwrite=True)
     store, row = _ingest_one(root / "gsr.vhdr", root, tmp_path)
     assert row["status"] == "ingested" and row["recording_row"]["ch_names"] == "FP1,CZ,O2"
-    assert ["CP6", "unit µS is not a voltage"] in store.recording_meta(row["recording_id"])["attrs"]["dropped_channels"]
+    dropped = store.recording_meta(row["recording_id"])["attrs"]["dropped_channels"]
+    assert ["CP6", "unit µS is not a voltage"] in dropped
 
 
 def test_only_non_voltage_channels_quarantine_with_the_reason(tmp_path):
@@ -167,7 +169,8 @@ def test_numbered_fif_channels_are_named_by_their_digitized_positions(tmp_path):
 def test_position_mapping_gives_a_site_once_and_keeps_real_labels():
     from neurolm.positions import map_positions
 
-    cz, c3 = _head_positions(["Cz", "C3"])
-    got = map_positions(["EEG 001", "EEG 002", "C3"], [cz + 0.001, cz + 0.006, c3])
+    cz, c3, c5, ccp5 = _head_positions(["Cz", "C3", "C5", "CCP5"])
+    got = map_positions(["EEG 001", "EEG 002", "C3", "EEG 003"], [cz + 0.001, cz + 0.006, c3, (c5 + ccp5) / 2])
     assert got.names == {"EEG 001": "CZ"}  # the closer of two candidates for Cz; "C3" is named by its label
     assert "EEG 001" in got.unmapped["EEG 002"]
+    assert got.unmapped["EEG 003"].startswith("electrode position ambiguous")  # halfway between C5 and CCP5

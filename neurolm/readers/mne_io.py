@@ -72,7 +72,8 @@ def open_raw(path: str, fmt: str) -> mne.io.BaseRaw:
                 what = fif_content(path)  # only on failure: raw files pay nothing for the probe
                 if what is None:
                     raise
-                raise BadInputError(f"not a raw recording: {what}; only continuous raw FIF files are ingested") from None
+                raise BadInputError(f"not a raw recording: {what}; only continuous raw FIF files are ingested"
+                                    ) from None
         if fmt == "brainvision":
             return mne.io.read_raw_brainvision(path, **kw)
         if fmt == "eeglab":
@@ -109,8 +110,9 @@ def mne_ch_units(raw: mne.io.BaseRaw) -> tuple[str, ...]:
         if ch["unit"] == FIFF.FIFF_UNIT_V:
             out.append(orig.get(ch["ch_name"]) or "V")
         else:
-            code = ch["unit"]
-            out.append(orig.get(ch["ch_name"]) or ("degC" if code == FIFF.FIFF_UNIT_CEL else f"(FIFF unit {int(code)})"))
+            code = int(ch["unit"])
+            fallback = "degC" if code == FIFF.FIFF_UNIT_CEL else f"(FIFF unit {code})"
+            out.append(orig.get(ch["ch_name"]) or fallback)
     return tuple(out)
 
 
