@@ -174,3 +174,17 @@ def test_position_mapping_gives_a_site_once_and_keeps_real_labels():
     assert got.names == {"EEG 001": "CZ"}  # the closer of two candidates for Cz; "C3" is named by its label
     assert "EEG 001" in got.unmapped["EEG 002"]
     assert got.unmapped["EEG 003"].startswith("electrode position ambiguous")  # halfway between C5 and CCP5
+
+
+@pytest.mark.parametrize("unit", ["uV", "µV", "μV", "mV", "V", "nV", "", "microvolts", "\xc2\xb5V"])
+def test_voltage_spellings_are_kept(unit):
+    from neurolm.readers.units import is_voltage
+
+    assert is_voltage(unit)  # "\xc2\xb5V" is a UTF-8 µV read as latin-1 from an EDF header
+
+
+@pytest.mark.parametrize("unit", ["µS", "uS", "degC", "°C", "%", "bpm", "Ohm", "mmHg"])
+def test_other_units_are_not_voltages(unit):
+    from neurolm.readers.units import non_voltage_reason
+
+    assert non_voltage_reason(unit) == f"unit {unit} is not a voltage"

@@ -17,7 +17,12 @@ VOLTAGE_UNITS = frozenset(p + w for p in _VOLT_PREFIXES for w in _VOLT_WORDS)
 
 def is_voltage(unit: str | None) -> bool:
     """True for ``uV``/``µV``/``mV``/``V``/``nV`` (any case, ``microvolts``...) and for a blank unit."""
-    u = (unit or "").strip().lower().replace(" ", "").rstrip(".")
+    u = (unit or "").strip()
+    try:  # a UTF-8 "µV" read as latin-1 (EDF headers are ASCII; some writers put UTF-8 there)
+        u = u.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    u = u.lower().replace(" ", "").rstrip(".")
     return u == "" or u in VOLTAGE_UNITS
 
 
