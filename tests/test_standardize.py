@@ -254,3 +254,17 @@ def test_invalid_config_is_config_error(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         StandardizeConfig.from_mapping(kwargs)
     assert StandardizeConfig.from_mapping({"notch_hz": 50}).notch_hz == 50.0
+
+
+@pytest.mark.parametrize("fs", [250.0, 1000.0])
+def test_recordings_shorter_than_half_the_filter_are_flagged(fs: float) -> None:
+    """Below the band-pass half-length (16.5 s) MNE zero-pads: the chains disagree far past EDGE_TOL."""
+    cfg = StandardizeConfig(crop_end_s=0.0)
+    for seconds, short in ((12.0, True), (18.0, False)):
+        raw = _raw(_eeg(fs, seconds, seed=9), fs)
+        sel = select_channels(raw.ch_names)
+        ours = standardize(raw, sel, cfg)
+        ref = mne_reference_chain(raw, sel, cfg, exact_ratio=True)
+        worst = np.abs(ours.data - ref).max() / float(np.sqrt(np.mean(ref.astype(np.float64) ** 2)))
+        assert ("short_edge_effects" in ours.flags) is short
+        assert bool(worst > EDGE_TOL) is short
