@@ -47,7 +47,16 @@ from storage.lock import StoreLock
 
 QC_FIGURES = ("qc_channel_coverage.png", "qc_amplitude.png", "qc_psd.png")  # what publish_qc_figures writes
 _events = RunEvents()  # batch progress for the CLI, in this process
-_emit = _events.emit
+
+
+def _emit(event: dict) -> None:
+    """Send ``event`` to this process's listeners.
+
+    A module-level function, not ``_events.emit``: Prefect ships the running flow's function to Dask
+    by value with every task, and cloudpickle copies the globals it uses. A function is sent by
+    reference; a bound method would send the RunEvents with its listeners (the CLI's tqdm bar).
+    """
+    _events.emit(event)
 
 
 @task(name="ingest-batch", cache_policy=NO_CACHE, retries=0)
@@ -72,6 +81,17 @@ class _Job:
 _JOBS: dict[str, _Job] = {}
 
 
+def _job(job_id: str) -> _Job:
+    """The job registered under ``job_id`` in this process.
+
+    Why a function: Prefect sends the running subflow's function to Dask *by value* with every task
+    (it is in the serialized flow-run context), and cloudpickle then copies each global that function
+    names. A module-level function travels as a reference; naming ``_JOBS`` directly would ship every
+    registered job (all batches, the run's state and its progress listeners) with every task.
+    """
+    return _JOBS[job_id]
+
+
 @flow(name="neurolm-ingest-batches")
 def ingest_batches(job_id: str, n_batches: int, store_url: str, version_id: str, run_id: str,
                    window: int = 8) -> int:
@@ -82,7 +102,7 @@ def ingest_batches(job_id: str, n_batches: int, store_url: str, version_id: str,
     API and the Dask scheduler (prefect#8579). A failed batch fails this subflow
     (and its parent, after the parent folded every batch that did finish).
     """
-    job = _JOBS[job_id]
+    job = _job(job_id)
     queue = collections.deque(job.batches)
     in_flight: set = set()
 

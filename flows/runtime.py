@@ -151,6 +151,12 @@ class RunEvents:
     def __init__(self) -> None:
         self._listeners: list[Callable[[dict], None]] = []
 
+    def __reduce__(self):
+        # Listeners (a progress bar, a closure over the CLI's state) belong to this process and never
+        # travel: should a by-value copy of a flow function reach a Dask worker, its RunEvents
+        # arrives there empty instead of dragging the caller's bar through pickle.
+        return (RunEvents, ())
+
     def emit(self, event: dict) -> None:
         for fn in list(self._listeners):
             try:

@@ -36,7 +36,16 @@ from neurolm.corpus.tokenize import ShardPlan, begin_job, finalize_job, prepare_
 from storage.lock import StoreLock
 
 _events = RunEvents()  # progress for the CLI, in this process
-_emit = _events.emit
+
+
+def _emit(event: dict) -> None:
+    """Send ``event`` to this process's listeners.
+
+    A module-level function, not ``_events.emit``: Prefect ships the running flow's function to Dask
+    by value with every task, and cloudpickle copies the globals it uses. A function is sent by
+    reference; a bound method would send the RunEvents with its listeners (the CLI's tqdm bar).
+    """
+    _events.emit(event)
 
 
 @task(name="tokenize-shard", cache_policy=NO_CACHE, retries=0)

@@ -27,7 +27,16 @@ from neurolm.tokenizer.train import train
 from storage.checkpoints import checkpoint_sha256
 
 _events = RunEvents()  # progress for the CLI, in this process
-_emit = _events.emit
+
+
+def _emit(event: dict) -> None:
+    """Send ``event`` to this process's listeners.
+
+    A module-level function, not ``_events.emit``: Prefect ships the running flow's function to Dask
+    by value with every task, and cloudpickle copies the globals it uses. A function is sent by
+    reference; a bound method would send the RunEvents with its listeners (the CLI's tqdm bar).
+    """
+    _events.emit(event)
 
 
 class TrainTokenizerParams(BaseModel):
