@@ -94,11 +94,15 @@ def test_inspect_default_text(work, capsys):
     assert main(["inspect", work["store"]]) == 0
     out = capsys.readouterr().out
     good = [f for f in work["manifest"].files if not f.malformed]
+    bad = next(f for f in work["manifest"].files if f.malformed)
     hours = sum(f.duration_s for f in good) / 3600  # from the synthetic inputs, not from the store
-    assert str(len(good)) in out and "archive" in out
-    assert f"{hours:.2f}" in out or f"{hours:.3f}" in out or f"{hours:.4f}" in out, out
-    assert Path(next(f for f in work["manifest"].files if f.malformed).path).name in out  # quarantined listed
-    assert SignalStore.open(work["store"]).version_id in out
+    version = SignalStore.open(work["store"]).version_id
+    assert f"version {version} (complete)" in out
+    assert f"{len(good)} recordings, {hours:.3f} h; {len(good)} committed signals" in out, out
+    subjects = len({f.subject for f in good})
+    assert f"dataset archive: {len(good)} recordings, {subjects} subjects, {hours:.3f} h" in out, out
+    assert "catalog: ingested 4, quarantined 1" in out
+    assert re.search(rf"quarantined \S*{re.escape(Path(bad.path).name)}: .*{bad.reason}", out, re.I), out
 
 
 def test_rebuild_default_workers_does_real_work(api, work, capsys):
@@ -183,7 +187,15 @@ def test_tokenize_default_workers_dask(api, work, capsys):
     win = store.read_table("windows")
     pretrain = win[win["split"].isin(["train", "val", "test"])]
     assert len(tc) > 0 and set(tc.manifest["recording_id"]) == set(pretrain["recording_id"])
-    # every sample's codes lie in the codebook, one code per (channel, second) patch of its window
+    # the tiny tokenizer takes 256 tokens: floor(256 / n_ch) one-second patches of every channel per sample,
+    # consecutive samples tiling each stored window
+    n_ch = store.read_table("recordings").set_index("recording_id")["n_channels"]
+    per_sample = {rid: 256 // int(n) for rid, n in n_ch.items()}  # seconds per sample
+    want = sum(int(w.length) // (per_sample[w.recording_id] * 200) for w in pretrain.itertuples())
+    assert len(tc) == want
+    assert all(int(r.n_tokens) == per_sample[r.recording_id] * int(n_ch[r.recording_id])
+               for r in tc.manifest.itertuples())
+    # every sample's codes lie in the codebook
     size = tc.codebook_size
     total = 0
     for i in range(len(tc)):
