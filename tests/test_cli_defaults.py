@@ -112,8 +112,9 @@ def test_rebuild_default_workers_does_real_work(api, work, capsys):
     old = SignalStore.open(work["store"])
     assert old.config.notch_hz == 60.0
     assert main(["rebuild", "--store", work["store"], "--notch", "50"]) == 0  # default: 2 Dask workers
-    capsys.readouterr()
+    out = capsys.readouterr().out
     new = SignalStore.open(work["store"])
+    assert new.version_id in out and "nothing to do" not in out
     assert new.version_id != old.version_id and new.config.notch_hz == 50.0
     assert sorted(new.committed_ids()) == sorted(old.committed_ids())
     assert {v["version_id"]: v["current"] for v in version_summaries(work["store"])} == \
