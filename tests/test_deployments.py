@@ -15,7 +15,9 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -38,16 +40,30 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_prefect_yaml_entrypoints_exist():
-    """Only real flows: every entrypoint names a file and a @flow function in it."""
+def test_prefect_yaml_entrypoints_exist(monkeypatch):
+    """Only real flows: every entrypoint loads the way a worker loads it (the file as a script from the
+    checkout) into a Prefect flow whose single parameter validates the deployment's default values."""
+    from prefect.flows import Flow, load_flow_from_entrypoint
+
     doc = yaml.safe_load((REPO / "prefect.yaml").read_text())
     assert doc["pull"][0]["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ $NEUROLM_REPO }}"
+    monkeypatch.chdir(REPO)  # what the pull step does
+    monkeypatch.setattr(sys, "path", list(sys.path))  # loading a script puts flows/ on sys.path: undone after
+    scripts = {Path(d["entrypoint"].split(":")[0]).stem for d in doc["deployments"]}
+    for name in scripts & set(sys.modules):
+        monkeypatch.delitem(sys.modules, name)
     for dep in doc["deployments"]:
-        path, func = dep["entrypoint"].split(":")
-        src = (REPO / path).read_text()
-        assert f"def {func}(" in src and "@flow" in src, dep["entrypoint"]
+        flow = load_flow_from_entrypoint(dep["entrypoint"], use_placeholder_flow=False)
+        assert isinstance(flow, Flow), dep["entrypoint"]
+        assert list(flow.parameters.properties) == ["params"], dep["entrypoint"]  # one typed pydantic parameter
         assert dep["work_pool"]["name"] == "neurolm-local"
-        assert set(dep["parameters"]) == {"params"}  # one typed pydantic parameter per flow
+        assert set(dep["parameters"]) == {"params"}
+        values = {k: (str(v).replace("{{ $NEUROLM_REPO }}", str(REPO)) if isinstance(v, str) else v)
+                  for k, v in dep["parameters"]["params"].items()}
+        annotation = typing.get_type_hints(flow.fn)["params"]
+        annotation.model_validate(values)  # the shipped defaults are valid parameters of the flow
+    for name in scripts & set(sys.modules):  # the script copies (module "ingest" ...) must not leak into other tests
+        del sys.modules[name]
 
 
 @pytest.fixture(scope="module")
