@@ -2,7 +2,7 @@
 
 What is measured:
 
-- ``job``: the real pipeline (:func:`neurolm.corpus.tokenize.tokenize_local`):
+- ``job``: the real pipeline (:func:`neurolm.corpus.run.tokenize_local`):
   store reads in a background thread, batched ``encode_codes`` under
   ``torch.inference_mode`` (bf16 autocast + pinned memory on CUDA), shard
   writes and commit markers. End to end, tokens committed per second.
@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from neurolm.corpus.fixtures import build_signal_store, save_random_tokenizer
-from neurolm.corpus.tokenize import get_tokenizer, prepare_job, tokenize_local
+from neurolm.corpus.run import tokenize_local
+from neurolm.corpus.tokenize import get_tokenizer, prepare_job
 from neurolm.tokenizer import build_sample
 from storage.signal_store import SignalStore
 

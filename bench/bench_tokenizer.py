@@ -3,7 +3,7 @@
 Comparisons (each prints a ratio against its reference):
 
 1. encoder attention: ``causal-by-second`` (our default) vs ``full`` (the reference's bidirectional mask);
-2. conv-stem norm: our padding/causality-aware ``PatchGroupNorm`` vs plain ``nn.GroupNorm`` (the reference);
+2. conv-stem norm: ``conv_norm="valid-patches"`` (padding-aware) vs ``"reference"`` (plain ``nn.GroupNorm``);
 3. eager vs ``torch.compile`` (when it compiles here);
 4. ``base`` (paper size): a reduced forward/backward estimate on CPU; full size on CUDA when present.
 
@@ -19,7 +19,6 @@ import argparse
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
 import torch
@@ -27,20 +26,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from neurolm.tokenizer import VQTokenizer, preset  # noqa: E402
-from neurolm.tokenizer.model import PatchGroupNorm  # noqa: E402
 from neurolm.tokenizer.synthetic import rhythm_dataset  # noqa: E402
 
 
 def make_batch(n: int, n_ch: int, seconds: int, max_tokens: int, device: str) -> dict[str, torch.Tensor]:
     ds = rhythm_dataset(n, n_ch=n_ch, seconds=seconds, max_tokens=max_tokens)
     return {k: torch.stack([ds[i][k] for i in range(n)]).to(device) for k in ds[0]}
-
-
-def use_plain_groupnorm(model: torch.nn.Module) -> None:
-    """Make the stem use nn.GroupNorm over all patches (the reference's behaviour) on this model only."""
-    for m in model.modules():
-        if isinstance(m, PatchGroupNorm):
-            m.forward = types.MethodType(lambda self, x, *a, **k: torch.nn.GroupNorm.forward(self, x), m)
 
 
 def make_step(model, batch, compile_: bool = False):
@@ -86,12 +77,9 @@ def interleaved(variants: dict, batch, steps: int, warmup: int, repeats: int) ->
     return {n: statistics.median(r) for n, r in rates.items()}
 
 
-def model_for(cfg, dev, plain_gn: bool = False):
+def model_for(cfg, dev):
     torch.manual_seed(0)
-    m = VQTokenizer(cfg).to(dev)
-    if plain_gn:
-        use_plain_groupnorm(m)
-    return m
+    return VQTokenizer(cfg).to(dev)
 
 
 def main() -> int:
@@ -110,9 +98,10 @@ def main() -> int:
     tb = make_batch(8, 8, 32, 256, dev)
     tiny = {
         "tiny causal-by-second (default)": make_step(model_for(preset("tiny"), dev), tb),
-        "tiny full attention (reference mask)": make_step(model_for(preset("tiny", encoder_attention="full"), dev), tb),
+        "tiny full attention (reference mask), valid-patches stem":
+            make_step(model_for(preset("tiny", encoder_attention="full", conv_norm="valid-patches"), dev), tb),
         "tiny full + nn.GroupNorm stem (reference)":
-            make_step(model_for(preset("tiny", encoder_attention="full"), dev, plain_gn=True), tb),
+            make_step(model_for(preset("tiny", encoder_attention="full", conv_norm="reference"), dev), tb),
     }
     if not args.no_compile:
         try:
@@ -125,7 +114,7 @@ def main() -> int:
     results.update(r)
     names = list(r)
     ratios += [("causal / full", r[names[0]] / r[names[1]]),
-               ("full with PatchGroupNorm / full with nn.GroupNorm", r[names[1]] / r[names[2]])]
+               ("full with valid-patches norm / full with nn.GroupNorm", r[names[1]] / r[names[2]])]
     if len(names) > 3:
         ratios.append(("compiled / eager (causal)", r[names[3]] / r[names[0]]))
 

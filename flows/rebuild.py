@@ -1,11 +1,10 @@
 """The rebuild flow: a thin Prefect wrapper around :func:`neurolm.ingest.rebuild.rebuild_store`.
 
 ``rebuild_flow`` (lock, plan, finish, switch) runs in the flow process; the
-batches run in a *subflow* whose task runner is the Dask runner of
-:mod:`flows.runtime`. Why a subflow rather than ``with_options(task_runner=...)``
-at the call site: a deployment run (UI, schedule) calls ``rebuild_flow``
-directly, and must still fan out on Dask with the ``workers``/``dask_address``
-of its own parameters; the subflow builds that runner from them.
+batches run through the one Dask mapper (:class:`flows.fanout.DaskMapper`) in a
+``neurolm-rebuild-batches`` subflow, built from the run's own
+``workers``/``dask_address`` so a deployment run (UI, schedule) fans out on
+Dask too.
 
 Tasks are one per batch of files, return small row dicts, and are not cached
 (the new version's commit markers are the cache: a rerun resumes from them).
@@ -16,38 +15,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
-from neurolm.ingest.items import SourceItem
+from flows.fanout import DaskMapper
 from neurolm.ingest.rebuild import RebuildParams, RebuildResult, rebuild_store
-from neurolm.ingest.worker import process_batch
-
-
-@task(name="rebuild-batch", cache_policy=NO_CACHE, retries=0)
-def rebuild_batch(items: list[SourceItem], store_url: str, version_id: str, run_id: str) -> list[dict]:
-    """Re-ingest one batch into the new version (runs on a Dask worker)."""
-    return process_batch(items, store_url, version_id, run_id=run_id)
-
-
-@flow(name="neurolm-rebuild-batches")
-def rebuild_batches(batches: list[list[SourceItem]], store_url: str, version_id: str,
-                    run_id: str) -> list[list[dict]]:
-    """Submit every batch; collect the ones that finish (a failed batch is logged, then resumed by a rerun)."""
-    logger = get_run_logger()
-    futures = [rebuild_batch.submit(b, store_url, version_id, run_id) for b in batches]
-    out: list[list[dict]] = []
-    for i, fut in enumerate(as_completed(futures), 1):
-        try:
-            out.append(fut.result())
-        except Exception as exc:  # finish_rebuild refuses to switch with missing items
-            logger.error("a rebuild batch failed: %s", exc)
-            continue
-        logger.info("rebuild batch %d/%d done", i, len(batches))
-    return out
 
 
 def _markdown(r: RebuildResult, figures: list[str]) -> str:
@@ -67,18 +40,10 @@ def _markdown(r: RebuildResult, figures: list[str]) -> str:
 @flow(name="neurolm-rebuild")
 def rebuild_flow(params: RebuildParams) -> dict:
     """Build a new store version for a changed config beside the current one; switch when complete."""
-    from flows.runtime import dask_runner
-
     logger = get_run_logger()
     run_id = str(flow_run.get_id() or uuid.uuid4())
-
-    def on_dask(batches, store_url, version_id, rid):
-        if not batches:
-            return []
-        with dask_runner(params.workers, params.dask_address) as runner:
-            return rebuild_batches.with_options(task_runner=runner)(batches, store_url, version_id, rid)
-
-    result = rebuild_store(params, map_batches=on_dask, run_id=run_id)
+    mapper = DaskMapper(params.workers, params.dask_address, name="neurolm-rebuild-batches")
+    result = rebuild_store(params, mapper, run_id=run_id)
     logger.info(result.message)
     figures: list[str] = []
     if result.status != "up_to_date":

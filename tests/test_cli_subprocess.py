@@ -55,7 +55,9 @@ def test_flow_functions_carry_nothing_process_local_to_dask():
     """What Prefect pickles for a Dask task (the task, the running flow) must not drag listeners or jobs."""
     from prefect import Flow, Task
 
+    import flows.fanout as fanout
     import flows.ingest as ingest
+    import flows.ingest_dataset as ingest_dataset
     import flows.rebuild as rebuild
     import flows.tokenize_corpus as tokenize_corpus
     import flows.train_tokenizer as train_tokenizer
@@ -66,8 +68,8 @@ def test_flow_functions_carry_nothing_process_local_to_dask():
         assert unpicklable is not None
 
     job_id = "test-job"
-    ingest._JOBS[job_id] = ingest._Job([["x"] * 1000], {"r": "h"}, lambda rows: unpicklable)
-    modules = (ingest, rebuild, tokenize_corpus, train_tokenizer)
+    fanout._JOBS[job_id] = fanout._Job(len, [["x"] * 1000], ["a"], lambda outcome: unpicklable)
+    modules = (fanout, ingest, ingest_dataset, rebuild, tokenize_corpus, train_tokenizer)
     try:
         with ingest._events.listening(listener), tokenize_corpus._events.listening(listener), \
                 train_tokenizer._events.listening(listener):
@@ -81,4 +83,4 @@ def test_flow_functions_carry_nothing_process_local_to_dask():
                         checked += 1
             assert checked >= 6
     finally:
-        ingest._JOBS.pop(job_id, None)
+        fanout._JOBS.pop(job_id, None)

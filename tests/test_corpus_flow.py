@@ -17,7 +17,8 @@ from neurolm.cli import main as cli_main
 from neurolm.corpus.fixtures import build_signal_store, save_random_tokenizer
 from neurolm.corpus.params import TokenizeParams
 from neurolm.corpus.reader import TokenCorpus
-from neurolm.corpus.tokenize import prepare_job, tokenize_local
+from neurolm.corpus.run import tokenize_local
+from neurolm.corpus.tokenize import prepare_job
 from storage.token_corpus import TokenCorpusStore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

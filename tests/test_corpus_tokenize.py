@@ -10,7 +10,8 @@ import torch
 
 from neurolm.corpus.fixtures import build_signal_store, save_random_tokenizer
 from neurolm.corpus.reader import TokenCorpus
-from neurolm.corpus.tokenize import prepare_job, tokenize_local
+from neurolm.corpus.run import tokenize_local
+from neurolm.corpus.tokenize import prepare_job
 from neurolm.errors import ConfigError, StoreError
 from neurolm.tokenizer import build_sample, load_tokenizer
 from storage import fs

@@ -192,3 +192,89 @@ def test_label_rows_validate_against_schema(layouts):
         df = to_frame(adapter.split(rows, "seeded", 0))
         validate(df, LABELS)
         assert isinstance(df, pd.DataFrame) and len(df) == len(rows) > 0
+
+
+# NeuroLM's dataset_maker/prepare_SEED.py clip timings (NEUROLM_REFERENCE §1.4), written out here.
+REF_START = [24, 289, 550, 782, 1049, 1260, 1483, 1747, 1993, 2283, 2550, 2812, 3072, 3332, 3598]
+REF_END = [264, 526, 757, 1023, 1235, 1458, 1722, 1967, 2259, 2525, 2788, 3046, 3308, 3573, 3806]
+REF_LABELS = [1, 0, -1, -1, 0, 1, -1, 0, 1, 1, 0, -1, 0, 1, -1]  # session order, SEED's 1/0/-1
+
+
+def test_seed_reference_timings_give_855_windows_per_session(tmp_path):
+    """A full-length session (3810 s, real CNT at a low rate) through discovery, the CNT header and windows()."""
+    from neurolm.datasets.synth.other import write_seed_cnt
+    from neurolm.readers import read_header
+
+    write_seed_cnt(tmp_path / "1_20131027.cnt", 3810, seed=0, sfreq=20.0, labels=["FP1", "FPZ"])
+    adapter = get_adapter("seed")
+    items, problems = adapter.discover(tmp_path)  # no seed_trials.json: the built-in timings
+    assert problems == [] and len(items) == 1 and dict(items[0].extra)["cnt_format"] == "int32"
+    head = read_header(items[0].path, dict(items[0].extra)["cnt_format"])
+    assert head.format == "cnt" and head.n_samples == 3810 * 20
+    rows = adapter.windows(items[0], {"n_samples": head.n_samples, "sfreq": head.ch_sfreqs[0]})
+    per_clip = Counter(r["trial"] for r in rows)
+    # clip k spans seconds start..end inclusive: (end - start + 1) s cut into 4-s windows, 4-s stride
+    assert [per_clip[k] for k in range(15)] == [(e - s + 1) // 4 for s, e in zip(REF_START, REF_END)]
+    assert len(rows) == 855 and 45 * len(rows) == 38_475  # the paper's SEED count: 45 sessions
+    assert [r["start"] for r in rows if r["trial"] == 0][:2] == [24 * 200, 24 * 200 + 800]
+    assert max(r["start"] + r["length"] for r in rows) == 3806 * 200
+    want = Counter()
+    for s, e, lab in zip(REF_START, REF_END, REF_LABELS):
+        want[{1: "Positive", 0: "Neutral", -1: "Negative"}[lab]] += (e - s + 1) // 4
+    assert Counter(r["label_name"] for r in rows) == want
+
+
+def test_hmc_uses_only_30_s_rows(tmp_path):
+    """Like the reference, only Duration = 30 rows are epochs: lights off/on (0 s) and other lengths are not."""
+    (tmp_path / "SN001.edf").write_bytes(b"")  # discovery and windows() never open the signal
+    rows = [(0, 0, "Lights off"), (0, 30, "Sleep stage W"), (30, 30, "Sleep stage N1"),
+            (45, 15, "Sleep stage N3"), (60, 30, "Sleep stage N2"), (60, 0, "Arousal"),
+            (90, 30, "Sleep stage ?"), (120, 0, "Lights on")]
+    (tmp_path / "SN001_sleepscoring.txt").write_text(
+        "Date, Time, Recording onset, Duration, Annotation, Linked channel\n"
+        + "".join(f"2001-01-01, 22:00:00, {o}, {d}, {a}, \n" for o, d, a in rows))
+    adapter = get_adapter("hmc")
+    items, problems = adapter.discover(tmp_path)
+    skipped = []
+    got = adapter.windows(items[0], {"n_samples": 120 * 200, "sfreq": 200.0}, skipped)
+    assert problems == [] and [(r["start"], r["label_name"]) for r in got] == [
+        (0, "Wake"), (30 * 200, "NREM-1"), (60 * 200, "NREM-2")]
+    assert [r for _, r in skipped] == ["epoch at 90 s: unknown sleep stage 'Sleep stage ?'"]
+
+
+def test_onset_seconds_to_samples(tmp_path):
+    """How event onsets in seconds become 200-Hz sample indices, per dataset (values worked out by hand).
+
+    TUEV: the first sample at or after the onset (the reference's np.where(times >= t)[0][0]);
+    TUSL and HMC: floor(onset x 200), tolerant of float noise (0.7 x 200 = 139.99999999999997).
+    """
+    tusl = tmp_path / "tusl"
+    tusl.mkdir()
+    (tusl / "aaaaaaab_s001_t000.edf").write_bytes(b"")
+    (tusl / "aaaaaaab_s001_t000.tse_agg").write_text(
+        "version = tse_v1.0.0\n\n0.7 10.7 bckg 1.0\n12.3456 22.3456 seiz 1.0\n")
+    adapter = get_adapter("tusl")
+    items, _ = adapter.discover(tusl)
+    got = adapter.windows(items[0], {"n_samples": 30 * 200, "sfreq": 200.0}, [])
+    assert [(r["start"], r["length"]) for r in got] == [(140, 2000), (2469, 2000)]  # 12.3456 s -> 2469.12
+
+    tuev = tmp_path / "tuev" / "train" / "aaaaaaab"
+    tuev.mkdir(parents=True)
+    (tuev / "aaaaaaab_00000001.edf").write_bytes(b"")
+    (tuev / "aaaaaaab_00000001.rec").write_text("0,5.0021,6.0021,1\n1,10.0,11.0,6\n")
+    adapter = get_adapter("tuev")
+    items, _ = adapter.discover(tmp_path / "tuev")
+    got = adapter.windows(items[0], {"n_samples": 30 * 200, "sfreq": 200.0}, [])
+    # 5.0021 s = sample 1000.42 -> 1001 (first sample at or after it), window = event +- 2 s
+    assert [(r["start"], r["length"]) for r in got] == [(1001 - 400, 1000), (2000 - 400, 1000)]
+
+    hmc = tmp_path / "hmc"
+    hmc.mkdir()
+    (hmc / "SN002.edf").write_bytes(b"")
+    (hmc / "SN002_sleepscoring.txt").write_text(
+        "Date, Time, Recording onset, Duration, Annotation, Linked channel\n"
+        "2001-01-01, 22:00:00, 0.7, 30, Sleep stage W, \n2001-01-01, 22:00:30, 30.7049, 30, Sleep stage R, \n")
+    adapter = get_adapter("hmc")
+    items, _ = adapter.discover(hmc)
+    got = adapter.windows(items[0], {"n_samples": 90 * 200, "sfreq": 200.0}, [])
+    assert [r["start"] for r in got] == [140, 6140]  # 30.7049 s = sample 6140.98 -> 6140

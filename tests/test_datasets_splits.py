@@ -1,4 +1,4 @@
-"""Split rules: seeded (stable subject-wise hash) and the reference's paper rules.
+"""Split rules: the reference's paper protocol (default) and seeded (stable subject-wise hash).
 
 Paper rules are checked on synthetic row lists (HMC's 151 recordings need no
 files); the expected splits are written out from the reference's rule here.
@@ -52,12 +52,44 @@ def test_workload_paper_52_62():
     assert all(len({side[n] for n in names if subj(n) == s}) == 1 for s in {subj(n) for n in names})
 
 
-def test_tusl_paper_60_20_20_on_sorted_files():
+def test_tusl_paper_60_20_20_on_seeded_shuffle_of_sorted_files():
     names = [f"f{i:02d}.edf" for i in range(10)]
-    out = get_adapter("tusl").split(rows_for(names[::-1]), "paper")
-    side = {r["source"]: r["split"] for r in out}
-    assert [side[n] for n in names] == ["train"] * 6 + ["test"] * 2 + ["val"] * 2
-    assert "not reproducible" in get_adapter("tusl").paper_notes
+    for seed in (0, 3):
+        out = get_adapter("tusl").split(rows_for(names[::-1]), "paper", seed=seed)
+        side = {r["source"]: r["split"] for r in out}
+        order = sorted(names)  # the reference's os.walk order is arbitrary: sorted, then RandomState(seed)
+        np.random.RandomState(seed).shuffle(order)
+        assert [side[n] for n in order] == ["train"] * 6 + ["test"] * 2 + ["val"] * 2
+    again = get_adapter("tusl").split(rows_for(names), "paper", seed=3)  # input order does not matter
+    assert {r["source"]: r["split"] for r in again} == side
+    assert "os.walk" in get_adapter("tusl").paper_notes
+
+
+def test_default_split_is_the_papers_protocol():
+    from neurolm.datasets import DATASETS
+    from neurolm.datasets.ingest import DatasetIngestParams
+
+    names = [f"SN{i:03d}.edf" for i in range(151)]
+    assert get_adapter("hmc").split(rows_for(names)) == get_adapter("hmc").split(rows_for(names), "paper")
+    assert DatasetIngestParams(dataset="hmc", root=".", store="s").split == "paper"
+    for name in DATASETS:
+        adapter = get_adapter(name)
+        assert adapter.protocol("paper").startswith("paper (NeuroLM's evaluation protocol)")
+        assert "subject-wise" in adapter.protocol("seeded", 4) and "seed 4" in adapter.protocol("seeded", 4)
+        with pytest.raises(ConfigError):
+            adapter.protocol("random")
+
+
+def test_cli_split_default_is_paper():
+    import argparse
+
+    from neurolm.cli import datasets as cli_datasets
+
+    parser = argparse.ArgumentParser()
+    cli_datasets.register(parser.add_subparsers())
+    args = parser.parse_args(["ingest-dataset", "hmc", "/data/hmc", "--store", "s"])
+    assert args.split == "paper"
+    assert parser.parse_args(["ingest-dataset", "hmc", "r", "--store", "s", "--split", "seeded"]).split == "seeded"
 
 
 def test_seed_paper_by_trial():

@@ -99,7 +99,7 @@ def test_mixed_corpus_ingested_and_malformed_quarantined_with_reasons(ingested, 
         assert len(children) == 1 and client.read_flow(children[0].flow_id).name == "neurolm-ingest-batches"
     assert {a.key for a in arts} == {"neurolm-ingest-report", "neurolm-ingest-progress"}
     assert children[0].state.is_completed()
-    assert children[0].parameters["n_batches"] == 5 and "batches" not in children[0].parameters
+    assert children[0].parameters["n_items"] == 5 and "items" not in children[0].parameters
     report = [a for a in arts if a.key == "neurolm-ingest-report"][0].data
     assert "Quarantined" in report and "truncated" in report
     # QC figures of this store version, written under its qc/ folder and linked from the report
@@ -243,7 +243,7 @@ def test_qc_failure_is_a_warning_and_a_report_line(tmp_path):
     """A store whose QC cannot be drawn: no exception, a warning, and the report says why."""
     import logging
 
-    from flows.ingest import _publish_qc
+    from neurolm.ingest.run import _publish_qc
     from neurolm.ingest.report import render_run_markdown
 
     class Unreadable:
@@ -258,7 +258,7 @@ def test_qc_failure_is_a_warning_and_a_report_line(tmp_path):
     logger = logging.getLogger("neurolm-qc-test")
     logger.addHandler(handler)
     try:
-        figures, error = _publish_qc(Unreadable(), True, logger)
+        figures, error = _publish_qc(Unreadable(), True, logger.warning)
     finally:
         logger.removeHandler(handler)
     assert figures == [] and "disk went away" in error

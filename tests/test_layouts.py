@@ -164,7 +164,7 @@ def test_forced_layout_and_family(tmp_path: Path):
     assert fam["subject_key"] == "tuh:S1"
     with pytest.raises(ConfigError):
         infer_metadata(tmp_path, path, layout="nope")  # type: ignore[arg-type]
-    assert extra_items(infer_metadata(tmp_path, path)) == (("token", "t000"),)
+    assert extra_items(infer_metadata(tmp_path, path)) == (("token", "t000"), ("tuh_le", "skip"))
 
 
 def test_source_configs_example_and_errors(tmp_path: Path):
@@ -204,3 +204,53 @@ def test_bids_on_an_object_store():
     assert meta["subject_key"] == "bids:open_set:07" and meta["extra"]["participant_age"] == "31"
     tuh = "memory://tuh/edf/train/normal/01_tcp_ar/aaaaaaav_s004_t000.edf"
     assert infer_metadata("memory://tuh", tuh)["subject_key"] == "tuh:aaaaaaav"
+
+
+def test_le_montage_files_are_skipped_like_the_reference_unless_kept(tmp_path: Path):
+    """NeuroLM's TUH script drops -LE files; so do we by default, with the reason in the catalog row."""
+    from neurolm.ingest import discover, open_store, process_batch
+    from neurolm.ingest.layouts import le_montage_reason
+    from neurolm.synth import synth_signal, write_recording
+
+    sites = ("FP1", "FP2", "C3", "C4", "O1", "O2", "CZ", "A1", "A2")
+    root = tmp_path / "tueg"
+    for rel, suffix in (("000/aaaaaaaa/s001_2003/01_tcp_ar/aaaaaaaa_s001_t000.edf", "REF"),
+                        ("000/aaaaaaab/s001_2003/02_tcp_le/aaaaaaab_s001_t000.edf", "LE"),
+                        ("flat/aaaaaaac_s001_t000.edf", "LE")):  # no montage folder: the labels say -LE
+        labels = [f"EEG {s}-{suffix}" for s in sites]
+        write_recording(root / rel, "edf", synth_signal(len(sites), 250.0, 12, seed=1, ch_names=labels), 250.0, labels)
+    store = open_store(str(tmp_path / "store"))
+    by_default = {f.rel_path.split("/")[1]: f.item for f in discover(str(root), "tueg")}
+    assert all(dict(i.extra)["tuh_le"] == "skip" for i in by_default.values())
+    rows = {r["catalog_row"]["path"].rsplit("/", 1)[-1][:8]: r
+            for r in process_batch(list(by_default.values()), store.url, store.version_id, run_id="r1")}
+    assert rows["aaaaaaaa"]["status"] == "ingested"
+    for sub in ("aaaaaaab", "aaaaaaac"):
+        assert rows[sub]["status"] == "quarantined" and rows[sub]["reason"].startswith("TUH -LE montage (02_tcp_le)")
+        assert rows[sub]["catalog_row"]["reason"] == rows[sub]["reason"]
+    kept = [f.item for f in discover(str(root), "tueg", tuh_le="keep") if "aaaaaaaa" not in f.rel_path]
+    again = process_batch(kept, store.url, store.version_id, run_id="r2")
+    assert [r["status"] for r in again] == ["ingested", "ingested"]
+    assert again[0]["recording_row"]["ch_names"].split(",")[:2] == ["FP1", "FP2"]
+    # the rule alone: only TUH items that ask to skip, -REF never
+    assert le_montage_reason({"tuh_le": "skip"}, ["EEG FP1-REF", "EEG A1-REF"]) is None
+    assert le_montage_reason({"tuh_le": "keep", "montage": "02_tcp_le"}, ["EEG FP1-LE"]) is None
+    assert le_montage_reason({}, ["EEG FP1-LE"]) is None  # generic/BIDS items carry no TUH policy
+    with pytest.raises(ConfigError, match="tuh_le"):
+        infer_metadata(tmp_path, root / "flat" / "aaaaaaac_s001_t000.edf", tuh_le="maybe")
+
+
+def test_le_option_defaults_to_skip_everywhere():
+    import argparse
+
+    from neurolm.cli import ingest as cli_ingest
+    from neurolm.ingest.config import IngestParams
+
+    parser = argparse.ArgumentParser()
+    cli_ingest.register(parser.add_subparsers())
+    assert parser.parse_args(["ingest", "/data/tueg", "--store", "s"]).tuh_le == "skip"
+    assert parser.parse_args(["ingest", "/data/tueg", "--store", "s", "--tuh-le", "keep"]).tuh_le == "keep"
+    assert IngestParams(source="/data/tueg", store="s").tuh_le == "skip"
+    assert SourceConfig(name="tueg", layout="tuh").tuh_le == "skip"
+    with pytest.raises(ValueError):
+        SourceConfig(name="tueg", tuh_le="drop")

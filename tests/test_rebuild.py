@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from neurolm.errors import ConfigError, StoreError
+from neurolm.fanout import local_map
 from neurolm.ingest import IngestState, discover, make_batches, process_batch
 from neurolm.ingest.rebuild import (
     GONE_REASON,
     make_rebuild_params,
     rebuild_store,
     remove_store_version,
-    run_batches_locally,
     target_versions,
     version_summaries,
 )
@@ -67,9 +67,9 @@ def test_rebuild_new_notch_switches_at_the_end(store):
     old_tables = {n: old.read_table(n) for n in ("recordings", "windows")}
     seen = []
 
-    def observe(batches, store_url, vid, run_id):
+    def observe(fn, batches, on_outcome, labels=None):
         """Between batches the old version is current, complete and unchanged for readers."""
-        out = []
+        store_url, vid = fn.keywords["store_url"], fn.keywords["version_id"]
         for b in batches:
             assert V.read_store_meta(store_url)["current"] == old.version_id
             fresh = SignalStore.open(store_url)
@@ -77,12 +77,11 @@ def test_rebuild_new_notch_switches_at_the_end(store):
             np.testing.assert_array_equal(fresh.read_signal(rid), before)
             np.testing.assert_array_equal(old.read_signal(rid), before)
             seen.append(len(SignalStore.open(store_url, version=vid).committed_ids()))
-            out.extend(run_batches_locally([b], store_url, vid, run_id))
-        return out
+            local_map(fn, [b], on_outcome)
 
     params = make_rebuild_params(store=url, notch_hz=50.0, batch_size=2)
     assert target_versions(params)[0] == old.version_id
-    result = rebuild_store(params, map_batches=observe, run_id="rb-1")
+    result = rebuild_store(params, observe, run_id="rb-1")
     assert result.status == "switched" and result.n_ingested == 4 and result.n_resumed == 0
     assert seen == [0, 2]  # the new version filled up while the old one stayed current
     new = SignalStore.open(url)
@@ -133,12 +132,12 @@ def test_crashed_rebuild_resumes_and_removed_sources(store):
     old_vid = SignalStore.open(url).version_id
     params = make_rebuild_params(store=url, l_freq=0.5, batch_size=2)
 
-    def crash_after_first(batches, store_url, vid, run_id):
-        run_batches_locally(batches[:1], store_url, vid, run_id)
+    def crash_after_first(fn, batches, on_outcome, labels=None):
+        local_map(fn, batches[:1], on_outcome)
         raise RuntimeError("worker node lost")
 
     with pytest.raises(RuntimeError, match="node lost"):
-        rebuild_store(params, map_batches=crash_after_first, run_id="rb-crash")
+        rebuild_store(params, crash_after_first, run_id="rb-crash")
     assert V.read_store_meta(url)["current"] == old_vid  # nothing switched
     _, new_vid = target_versions(params)
     assert V.read_version_meta(url, new_vid)["status"] == "building"
@@ -147,11 +146,11 @@ def test_crashed_rebuild_resumes_and_removed_sources(store):
     os.remove(src / "S1" / "ses1" / "rec.edf")  # vanished since the last ingest
     calls = []
 
-    def count(batches, store_url, vid, run_id):
+    def count(fn, batches, on_outcome, labels=None):
         calls.append(sum(len(b) for b in batches))
-        return run_batches_locally(batches, store_url, vid, run_id)
+        local_map(fn, batches, on_outcome)
 
-    result = rebuild_store(params, map_batches=count, run_id="rb-resume")
+    result = rebuild_store(params, count, run_id="rb-resume")
     assert calls == [1]  # two resumed from markers, one gone, one redone
     assert (result.n_resumed, result.n_ingested, result.n_removed) == (2, 1, 1)
     new = SignalStore.open(url)
@@ -167,11 +166,11 @@ def test_lost_batch_refuses_to_switch(store):
     old_vid = SignalStore.open(url).version_id
     params = make_rebuild_params(store=url, h_freq=40.0, batch_size=2)
 
-    def lose_one(batches, store_url, vid, run_id):
-        return run_batches_locally(batches[1:], store_url, vid, run_id)
+    def lose_one(fn, batches, on_outcome, labels=None):
+        local_map(fn, batches[1:], on_outcome)
 
     with pytest.raises(StoreError, match="incomplete.*resume"):
-        rebuild_store(params, map_batches=lose_one)
+        rebuild_store(params, lose_one)
     assert V.read_store_meta(url)["current"] == old_vid
 
 
@@ -205,11 +204,11 @@ def test_build_without_switch_then_switch(store):
     assert V.read_version_meta(url, built.new_version)["status"] == "complete"
     calls = []
 
-    def record(batches, store_url, vid, run_id):
+    def record(fn, batches, on_outcome, labels=None):
         calls.append(len(batches))
-        return run_batches_locally(batches, store_url, vid, run_id)
+        local_map(fn, batches, on_outcome)
 
-    switched = rebuild_store(make_rebuild_params(store=url, notch_hz=50.0), map_batches=record)
+    switched = rebuild_store(make_rebuild_params(store=url, notch_hz=50.0), record)
     assert switched.status == "switched" and switched.n_resumed == 4 and calls == [0]
     assert V.read_store_meta(url)["current"] == built.new_version
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from neurolm.errors import BadInputError, ConfigError
 from neurolm.readers import read_header, read_recording
 from neurolm.synth import (
     DEFAULT_FORMATS, LAYOUTS, MALFORMED_KINDS, SynthManifest, default_ch_names, synth_corpus,
-    synth_signal, write_recording,
+    synth_signal, write_edf, write_recording,
 )  # fmt: skip
 
 
@@ -50,13 +50,64 @@ def test_synth_signal_rejects_bad_arguments():
         write_recording("/tmp/x.xyz", "nihonkohden", np.zeros((1, 10)), 10, ["A"])
 
 
-def test_one_hour_23_channel_edf_writes_in_seconds(tmp_path):
+def _half_step_bound(x: np.ndarray, bdf: bool) -> float:
+    """Upper bound of half a quantisation step: the writer's range is [floor(min) - 1, ceil(max) + 1]."""
+    return (float(np.ptp(x)) + 4.0) / (2**24 - 1 if bdf else 2**16 - 1) / 2 + 1e-4
+
+
+def test_one_hour_23_channel_edf_round_trips(tmp_path):
+    """A 1-hour file; how fast it is written is measured in bench/bench_readers.py."""
     data = np.tile(synth_signal(23, 256, 60, seed=1), (1, 60))  # 1 h
-    t0 = time.perf_counter()
-    path = write_recording(tmp_path / "long.edf", "edf", data, 256, list(default_ch_names(23)))
-    assert time.perf_counter() - t0 < 5.0
+    names = list(default_ch_names(23))
+    path = write_recording(tmp_path / "long.edf", "edf", data, 256, names)
     head = read_header(path)
-    assert head.duration_s == 3600.0 and len(head.ch_names) == 23
+    assert head.duration_s == 3600.0 and head.ch_names == tuple(names)
+    rec = read_recording(path, picks=[names[0], names[-1]])
+    for row, i in zip(rec.data, (0, -1)):
+        assert np.abs(row - data[i]).max() <= _half_step_bound(data[i], bdf=False)
+
+
+@pytest.mark.parametrize("fmt", ["edf", "bdf"])
+def test_edf_writer_output_read_by_pyedflib_within_half_a_step(tmp_path, fmt):
+    import pyedflib
+
+    names = ["FP1", "O1", "ECG", "PHOTIC"]
+    x = synth_signal(4, 256, 6, seed=2, ch_names=names)
+    rows = [x[0], x[1], x[2, ::2], x[3, ::4]]
+    phys = write_edf(tmp_path / f"w.{fmt}", rows, [256, 256, 128, 64], names, bdf=fmt == "bdf",
+                     meas_date=datetime(2020, 5, 17, 8, 30, 2), edf_plus=True)  # fmt: skip
+    with pyedflib.EdfReader(str(tmp_path / f"w.{fmt}")) as f:
+        assert f.getSignalLabels() == names and list(f.getSampleFrequencies()) == [256, 256, 128, 64]
+        assert f.getStartdatetime() == datetime(2020, 5, 17, 8, 30, 2)
+        assert [f.getPhysicalDimension(i) for i in range(4)] == ["uV"] * 4
+        assert f.filetype == (pyedflib.FILETYPE_BDFPLUS if fmt == "bdf" else pyedflib.FILETYPE_EDFPLUS)
+        for i, row in enumerate(rows):
+            assert np.abs(f.readSignal(i) - row).max() <= _half_step_bound(row, bdf=fmt == "bdf"), names[i]
+    assert len(phys) == 4  # per-channel physical ranges
+
+
+def _tal_onsets(path: Path) -> tuple[bytes, list[float]]:
+    """Reserved field and first TAL onset of every record, parsed here from the raw bytes."""
+    raw = path.read_bytes()
+    n_sig, n_rec = int(raw[252:256]), int(raw[236:244])
+    ns = [int(raw[256 + 216 * n_sig + 8 * k : 256 + 216 * n_sig + 8 * (k + 1)]) for k in range(n_sig)]
+    labels = [raw[256 + 16 * k : 256 + 16 * (k + 1)].strip() for k in range(n_sig)]
+    ann = labels.index(b"EDF Annotations")
+    rec, off = 2 * sum(ns), 2 * sum(ns[:ann])
+    start = 256 * (n_sig + 1)
+    tals = [raw[start + r * rec + off : start + r * rec + off + 2 * ns[ann]] for r in range(n_rec)]
+    return raw[192:197], [float(t.split(b"\x14")[0]) for t in tals]
+
+
+def test_edf_plus_d_records_carry_the_given_onsets(tmp_path):
+    x = synth_signal(3, 200, 5, seed=4)
+    path = tmp_path / "d.edf"
+    write_edf(path, x, 200, ["C3", "C4", "CZ"], record_onsets=[0, 1, 2, 4.5, 7])
+    assert _tal_onsets(path) == (b"EDF+D", [0.0, 1.0, 2.0, 4.5, 7.0])
+    write_edf(tmp_path / "c.edf", x, 200, ["C3", "C4", "CZ"], edf_plus=True)
+    assert _tal_onsets(tmp_path / "c.edf") == (b"EDF+C", [0.0, 1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(ConfigError, match="record onsets"):
+        write_edf(tmp_path / "bad.edf", x, 200, ["C3", "C4", "CZ"], record_onsets=[0, 1])
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +138,21 @@ def test_flat_corpus_matches_its_manifest(flat):
     assert loaded == flat
 
 
+def _pyedflib_labels_rates_duration(path: Path) -> tuple[tuple[str, ...], float, float]:
+    import pyedflib
+
+    with pyedflib.EdfReader(str(path)) as f:
+        return tuple(f.getSignalLabels()), float(max(f.getSampleFrequencies())), float(f.getFileDuration())
+
+
+def test_corpus_edf_and_bdf_files_open_in_pyedflib_as_in_the_manifest(flat):
+    files = [f for f in flat.good if f.format in ("edf", "bdf")]
+    assert {f.format for f in files} == {"edf", "bdf"}
+    for f in files:
+        labels, rate, duration = _pyedflib_labels_rates_duration(Path(flat.root) / f.path)
+        assert labels == f.ch_names and rate == f.sfreq and duration == pytest.approx(f.duration_s, abs=1.0)
+
+
 def test_corpus_is_deterministic_by_seed(tmp_path, flat):
     again = synth_corpus(tmp_path / "again", n_recordings=12, minutes=0.25, n_malformed=8, seed=5)
     assert [(f.path, f.ch_names, f.sfreq, f.malformed) for f in again.files] == [
@@ -106,6 +172,7 @@ def test_tuh_layout(tmp_path):
     for f in m.good:
         assert f.format == "edf" and all(c.startswith("EEG ") and c.endswith("-REF") for c in f.eeg_channels)
         assert read_header(tmp_path / f.path).ch_names == f.ch_names
+        assert _pyedflib_labels_rates_duration(tmp_path / f.path)[:2] == (f.ch_names, f.sfreq)
 
 
 def test_bids_layout_is_readable_by_mne_bids(tmp_path):

@@ -12,7 +12,7 @@ import torch
 from neurolm.errors import ConfigError, StoreError
 from neurolm.tokenizer import VQTokenizer, build_sample, import_published, load_tokenizer, preset
 from neurolm.tokenizer.model import NeuralTransformer
-from neurolm.tokenizer.weights import model_weights, published_layout, tokenizer_metadata
+from neurolm.tokenizer.weights import model_weights, published_args, published_layout, tokenizer_metadata
 from storage.checkpoints import (checkpoint_sha256, list_checkpoints, load_checkpoint, load_latest_good,
                                  save_checkpoint)
 
@@ -92,13 +92,14 @@ def test_import_published_layout(tmp_path):
         assert key in sd, key
     assert "_orig_mod.VQ.encoder.blocks.0.ln_1.bias" not in sd
     path = str(tmp_path / "VQ.pt")
-    torch.save({"model": sd, "optimizer": {}, "iter_num": 10, "epoch": 1}, path)
-    model, report = import_published(path, n_heads=2)
+    torch.save({"model": sd, "optimizer": {}, **published_args(cfg), "iter_num": 10, "epoch": 1}, path)
+    model, report = import_published(path)  # n_heads=2 read from the stored encoder_args
     assert model.config.encoder_attention == "full" and not model.training
+    assert model.config.conv_norm == "reference" and model.config.n_heads == 2
     assert report.missing == () and report.unexpected == ()
     assert set(report.ignored) == {"wte.weight", "VQ.quantize.cluster_size"}
     assert torch.equal(_codes(model), _codes(src.eval()))
-    assert load_tokenizer(path).config.encoder_attention == "full"  # .pt files go through the importer
+    assert torch.equal(_codes(load_tokenizer(path)), _codes(src))  # .pt files go through the importer
 
     del sd["_orig_mod.VQ.encoder.blocks.1.attn.c_attn.weight"]
     sd["_orig_mod.VQ.something_new"] = torch.zeros(1)
@@ -120,3 +121,37 @@ def test_load_tokenizer_rejects_foreign_files(tmp_path):
     m = VQTokenizer(cfg)
     save_file(model_weights(m), p, metadata=tokenizer_metadata(cfg))
     assert torch.equal(_codes(load_tokenizer(p)), _codes(m.eval()))
+
+
+@pytest.mark.parametrize("attention", ["full", "causal-by-second"])
+def test_conv_norm_is_recorded_and_old_checkpoints_keep_the_padding_free_norm(tmp_path, attention):
+    import json
+
+    from safetensors.torch import save_file
+
+    cfg = preset("tiny", max_tokens=16, encoder_attention=attention)
+    assert cfg.conv_norm == ("reference" if attention == "full" else "valid-patches")
+    m = VQTokenizer(cfg)
+    p = str(tmp_path / "w.safetensors")
+    meta = tokenizer_metadata(cfg)
+    assert json.loads(meta["tokenizer_config"])["conv_norm"] == cfg.conv_norm
+    save_file(model_weights(m), p, metadata=meta)
+    assert load_tokenizer(p).config == cfg
+    # a file written before conv_norm existed: no field, and a hash computed without it
+    old = json.loads(meta["tokenizer_config"])
+    del old["conv_norm"]
+    legacy_cfg = cfg.model_copy(update={"conv_norm": "valid-patches"})
+    save_file(model_weights(m), p, metadata={**meta, "tokenizer_config": json.dumps(old),
+                                            "config_hash": legacy_cfg.legacy_config_hash()})
+    loaded = load_tokenizer(p)
+    assert loaded.config.conv_norm == "valid-patches"  # what every model then was trained with
+    assert torch.equal(_codes(loaded), _codes(_legacy(m, legacy_cfg)))
+    save_file(model_weights(m), p, metadata={**meta, "tokenizer_config": json.dumps(old), "config_hash": "0" * 16})
+    with pytest.raises(ConfigError, match="does not match"):
+        load_tokenizer(p)
+
+
+def _legacy(m, cfg):
+    out = VQTokenizer(cfg)
+    out.load_state_dict(m.state_dict())
+    return out.eval()

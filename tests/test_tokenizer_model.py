@@ -88,10 +88,10 @@ def _batch(n_ch=3, n_sec=4, seed=0, max_tokens=16):
     return {k: v[None] for k, v in s.items()}, sig
 
 
-@pytest.mark.parametrize("mode", ["causal-by-second", "full"])
-def test_causal_by_second_encoder_ignores_later_seconds(mode):
+@pytest.mark.parametrize("mode,norm", [("causal-by-second", None), ("full", "reference"), ("full", "valid-patches")])
+def test_causal_by_second_encoder_ignores_later_seconds(mode, norm):
     torch.manual_seed(0)
-    model = VQTokenizer(preset("tiny", encoder_attention=mode, max_tokens=16)).eval()
+    model = VQTokenizer(preset("tiny", encoder_attention=mode, conv_norm=norm, max_tokens=16)).eval()
     b, _ = _batch()
     feats = model.encode_features(b["x"], b["ch"], b["time"], b["mask"])
     x2 = b["x"].clone()
@@ -117,6 +117,29 @@ def test_encode_codes_shape_padding_and_padding_invariance():
     assert torch.equal(codes2[0, :12], codes[0, :12])
 
 
+def test_code_assignment_runs_in_fp32_under_bf16_autocast():
+    """Projection and codebook lookup leave autocast, in training (VQ.encode) as in encode_codes."""
+    torch.manual_seed(0)
+    model = VQTokenizer(preset("tiny", max_tokens=64, codebook_size=4096, code_dim=8)).eval()
+    seen = []
+    model.VQ.quantize.register_forward_pre_hook(lambda m, a: seen.append((torch.is_autocast_enabled("cpu"),
+                                                                          a[0].dtype)))
+    samples = [build_sample(np.random.default_rng(s).standard_normal((4, 3200)).astype(np.float32), [0, 2, 17, 21],
+                            max_tokens=64) for s in range(8)]
+    b = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z_q, codes, _, feats = model.VQ.encode(b["x"], b["ch"], b["time"], b["mask"])
+        coded = model.encode_codes(b["x"], b["ch"], b["time"], b["mask"])
+    assert seen == [(False, torch.float32)]
+    assert not torch.equal(feats, model.encode_features(b["x"], b["ch"], b["time"], b["mask"]))  # encoder in bf16
+    z = F.normalize(model.VQ.encode_task_layer(feats.float()), dim=-1)
+    expect = (z @ model.VQ.quantize.embedding.weight.t()).argmax(-1)  # fp32, autocast off
+    assert torch.equal(codes, expect) and z_q.dtype == torch.float32
+    z_bf16 = (z.bfloat16() @ model.VQ.quantize.embedding.weight.t().bfloat16()).argmax(-1)
+    assert not torch.equal(z_bf16, expect)  # bf16 lookup would flip near-tie codes: the check can fail
+    assert torch.equal(coded[b["mask"]], codes[b["mask"]])
+
+
 def test_training_forward_reports_every_loss_and_backpropagates():
     torch.manual_seed(0)
     cfg = preset("tiny", max_tokens=16)
@@ -137,6 +160,12 @@ def test_config_validation_and_hash():
     a, b = preset("tiny"), preset("tiny").model_copy(update={"name": "other"})
     assert a.config_hash() == b.config_hash()  # the name is not architecture
     assert a.config_hash() != preset("tiny", encoder_attention="full").config_hash()
+    full = preset("tiny", encoder_attention="full")
+    assert (a.conv_norm, full.conv_norm) == ("valid-patches", "reference")  # unset: follows the attention
+    free = preset("tiny", encoder_attention="full", conv_norm="valid-patches")
+    assert free.config_hash() != full.config_hash()
+    with pytest.raises(ConfigError, match="causal-by-second"):  # the whole-sample norm would leak the future
+        preset("tiny", conv_norm="reference")
     with pytest.raises(ConfigError):
         preset("tiny", d_model=63)
     with pytest.raises(ConfigError):
@@ -162,6 +191,10 @@ def test_patch_group_norm_equals_groupnorm_without_padding_and_ignores_padding()
     pvalid = torch.cat([valid, torch.zeros(2, 3, dtype=torch.bool)], dim=1)
     ptime = torch.cat([time, torch.zeros(2, 3, dtype=torch.long)], dim=1)
     torch.testing.assert_close(gn(padded, pvalid, ptime, "full")[:, :, :6], ref, atol=1e-5, rtol=1e-5)
+    # "reference": the original's plain GroupNorm, padding patches in the statistics
+    whole = torch.nn.functional.group_norm(padded, 4, gn.weight, gn.bias, gn.eps)
+    torch.testing.assert_close(gn(padded, pvalid, ptime, "reference"), whole, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(whole[:, :, :6], ref, atol=1e-2)
     # causal: the statistics of second 0 are those of second 0 alone
     causal = gn(x, valid, time, "causal-by-second")
     first = torch.nn.functional.group_norm(x[:, :, :1], 4, gn.weight, gn.bias, gn.eps)

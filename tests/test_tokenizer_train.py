@@ -64,10 +64,14 @@ def test_errors_before_work(tmp_path):
         train(preset("tiny", max_tokens=32, encoder_attention="full"), tc, ds, out)
     with pytest.raises(ConfigError, match="already holds checkpoints"):
         train(CFG, tc, ds, out, resume=False)
-    with pytest.raises(ConfigError, match="CUDA"):
-        if torch.cuda.is_available():
-            raise ConfigError("CUDA present: nothing to check")
-        train(CFG, tc, ds, str(tmp_path / "other"), device="cuda")
+    # a GPU this machine lacks: "not available" without CUDA, "does not exist" with it (same check on both)
+    missing = f"cuda:{torch.cuda.device_count()}"
+    with pytest.raises(ConfigError, match="not available" if not torch.cuda.is_available() else "does not exist"):
+        train(CFG, tc, ds, str(tmp_path / "other"), device=missing)
+    for bad in ("tpu", "cuda:x"):
+        with pytest.raises(ConfigError, match="unknown device"):
+            train(CFG, tc, ds, str(tmp_path / "other"), device=bad)
+    assert not (tmp_path / "other").exists()  # refused before any work
 
 
 def test_batch_order_is_a_function_of_step_only():

@@ -28,8 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("name", metavar="NAME", help=DATASET_HELP)
     p.add_argument("root", metavar="ROOT", help="the dataset's folder as downloaded")
     p.add_argument("--store", required=True, help="signal store path or URL (created when absent)")
-    p.add_argument("--split", choices=("seeded", "paper"), default="seeded",
-                   help="seeded: stable subject-wise hash split (default); paper: the reference's rules")
+    p.add_argument("--split", choices=("paper", "seeded"), default="paper",
+                   help="paper: NeuroLM's evaluation protocol (default); seeded: stable subject-wise hash split")
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--workers", type=_positive_int, default=2, help="Dask worker processes (default 2)")
     p.add_argument("--batch-size", type=_positive_int, default=4, help="files per task (default 4)")

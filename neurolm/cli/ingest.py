@@ -39,6 +39,9 @@ def register(subparsers) -> None:
                    help="mains frequency to notch, 50 or 60 (default: the store's, 60 Hz)")
     p.add_argument("--layout", choices=("auto", "bids", "tuh", "generic"), default="auto")
     p.add_argument("--family", default=None, help="subject-key family for the held-out registry (e.g. tuh)")
+    p.add_argument("--tuh-le", choices=("skip", "keep"), default="skip",
+                   help="TUH -LE (linked-ears) montage files: skip, as NeuroLM's pretraining script does "
+                        "(default; catalogued with the reason), or keep")
     p.add_argument("--workers", type=int, default=2, help="local Dask worker processes (default 2)")
     p.add_argument("--batch-size", type=int, default=8, help="files per Prefect task (default 8)")
     p.add_argument("--dask-address", default=None, help="use an existing Dask scheduler, e.g. tcp://host:8786")
@@ -91,8 +94,8 @@ def cmd_ingest(args) -> int:
 
     params = make_params(
         source=args.source, store=args.store, dataset=args.dataset, mains_hz=args.mains, layout=args.layout,
-        family=args.family, workers=args.workers, batch_size=args.batch_size, dask_address=args.dask_address,
-        seed=args.seed, split_fractions=args.splits, heldout_subjects=tuple(args.heldout),
+        family=args.family, tuh_le=args.tuh_le, workers=args.workers, batch_size=args.batch_size,
+        dask_address=args.dask_address, seed=args.seed, split_fractions=args.splits, heldout_subjects=tuple(args.heldout),
         lock_timeout_s=args.lock_timeout,
     )
     from flows.ingest import run_ingest  # Prefect only for this command

@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "and write a self-describing model.safetensors.")
     i.add_argument("weights", help="path to VQ.pt (a resume dict with key 'model', or a bare state dict)")
     i.add_argument("--out", required=True, help="output .safetensors file")
-    i.add_argument("--n-heads", type=int, default=None, help="attention heads, when shapes cannot tell (default 12)")
+    i.add_argument("--n-heads", type=int, default=None, help="attention heads; default: the checkpoint's encoder_args "
+                   "(guessed from the width, with a warning, when it stores none)")
     i.set_defaults(func=cmd_import)
 
 
@@ -97,5 +98,5 @@ def cmd_import(args: argparse.Namespace) -> int:
     model, report = import_published(args.weights, **overrides)
     save_file(model_weights(model), args.out, metadata=tokenizer_metadata(model.config))
     print(f"{report.summary()}\nwrote {args.out} (config hash {model.config.config_hash()}, "
-          f"encoder_attention={model.config.encoder_attention})")
+          f"encoder_attention={model.config.encoder_attention}, conv_norm={model.config.conv_norm})")
     return 0

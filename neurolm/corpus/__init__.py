@@ -6,7 +6,8 @@ of tokenizer passes into one and gives the LLM a plain integer corpus.
 
 Usage::
 
-    from neurolm.corpus.tokenize import prepare_job, tokenize_local
+    from neurolm.corpus.run import tokenize_local
+    from neurolm.corpus.tokenize import prepare_job
     job = prepare_job("stores/eeg", "runs/vq", "corpora/tueg", splits=["train", "val"])
     tokenize_local(job)                      # or: neurolm tokenize ... (Prefect flow on Dask)
 

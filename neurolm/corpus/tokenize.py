@@ -271,13 +271,6 @@ def tokenize_shard(plan: ShardPlan, store_url: str, ckpt: str, corpus_url: str, 
             "n_tokens": marker["n_tokens"], "seconds": round(_time.perf_counter() - t0, 3)}
 
 
-def run_shard(job: TokenizeJob, shard: int, device: str = "cpu", batch_size: int = 16) -> dict[str, Any]:
-    """:func:`tokenize_shard` for shard ``shard`` of ``job`` (what a flow task or worker calls)."""
-    return tokenize_shard(job.plans[shard], job.store_url, job.checkpoint, job.corpus_url, device=device,
-                          batch_size=batch_size, store_version=job.store_version, precision=job.precision,
-                          codebook_size=job.codebook_size)
-
-
 def finalize_job(job: TokenizeJob) -> dict[str, Any]:
     """Manifest + ``complete`` + make the version current. Idempotent."""
     root = TokenCorpusStore.open(job.corpus_url)
@@ -286,11 +279,3 @@ def finalize_job(job: TokenizeJob) -> dict[str, Any]:
         [p.shard for p in job.plans], extra={"codebook_size": job.codebook_size, "precision": job.precision})
     root.set_current(job.version_id)
     return status
-
-
-def tokenize_local(job: TokenizeJob, device: str = "cpu", batch_size: int = 16) -> dict[str, Any]:
-    """Run a whole job in this process (library use, benchmarks); the flow adds locking and Dask."""
-    todo = begin_job(job)
-    results = [run_shard(job, k, device, batch_size) for k in todo]
-    status = finalize_job(job)
-    return {"status": status, "shards": results, "done_now": len([r for r in results if not r["skipped"]])}

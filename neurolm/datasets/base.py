@@ -31,7 +31,7 @@ from neurolm.errors import ConfigError
 from neurolm.ingest.items import SourceItem
 
 SFREQ = 200  # store rate: every start/length below is in samples at this rate
-SplitMode = str  # "seeded" | "paper"
+SplitMode = str  # "paper" (default: the reference's protocol) | "seeded" (subject-wise hash)
 Problem = tuple[str, str]  # (path, one-line reason)
 
 #: Published sample counts (NEUROLM_REFERENCE §1.4), by dataset and split.
@@ -90,7 +90,7 @@ class DatasetAdapter(ABC):
     """Knowledge about one downstream dataset (see module docstring).
 
     Subclasses set the class attributes and implement `discover`, `windows`
-    and `paper_split`. `split` (seeded/paper dispatch) is shared.
+    and `paper_split`. `split` (paper/seeded dispatch) and `protocol` are shared.
     """
 
     name: str = ""  # registry key and recording-id namespace
@@ -127,9 +127,14 @@ class DatasetAdapter(ABC):
         """
 
     # ------------------------------------------------------------------ shared
-    def split(self, rows: list[dict], mode: SplitMode = "seeded", seed: int = 0,
+    def split(self, rows: list[dict], mode: SplitMode = "paper", seed: int = 0,
               universe: Sequence[str] | None = None) -> list[dict]:
-        """Return copies of `rows` with a ``split`` column (train/val/test)."""
+        """Return copies of `rows` with a ``split`` column (train/val/test).
+
+        ``paper`` (default) is the evaluation protocol of the reference, so our
+        numbers compare with the published ones; ``seeded`` is the stable
+        subject-wise hash split (see `neurolm.datasets.splits`).
+        """
         from neurolm.datasets import splits  # local: splits imports base
 
         if mode == "seeded":
@@ -137,8 +142,19 @@ class DatasetAdapter(ABC):
         elif mode == "paper":
             assigned = self.paper_split(rows, seed, universe)
         else:
-            raise ConfigError(f"unknown split mode {mode!r}; use 'seeded' or 'paper'")
+            raise ConfigError(f"unknown split mode {mode!r}; use 'paper' or 'seeded'")
         return [{**r, "split": s} for r, s in zip(rows, assigned)]
+
+    def protocol(self, mode: SplitMode, seed: int = 0) -> str:
+        """One line naming the split protocol `mode` means for this dataset (reports print it)."""
+        if mode == "paper":
+            return f"paper (NeuroLM's evaluation protocol): {self.paper_notes}"
+        if mode == "seeded":
+            tr, va, te = self.seeded_fractions
+            test = "the official eval folder is test; " if self.seeded_fractions[2] == 0 else ""
+            return (f"seeded (subject-wise, not the paper's): {test}subjects hashed with seed {seed} into "
+                    f"train/val/test {tr:g}/{va:g}/{te:g}; adding subjects never moves existing ones")
+        raise ConfigError(f"unknown split mode {mode!r}; use 'paper' or 'seeded'")
 
     def item(self, root: str | os.PathLike, path: str | os.PathLike, *, subject: str,
              subject_key: str, session: str = "", extra: Mapping[str, str] | None = None) -> SourceItem:

@@ -10,7 +10,8 @@ incremental, quarantining ingestion as any archive. What is added here:
    folder, ...) become ``quarantined`` catalog rows with their reason, so
    `neurolm inspect` shows them next to files the worker quarantined;
 3. `build_labels`: windows of every committed recording of the dataset, the
-   split (seeded or paper), held-out subjects, and the LABELS table rows;
+   split (paper = the reference's protocol by default, or seeded subject-wise),
+   held-out subjects, and the LABELS table rows;
 4. `write_labels`: replaces this task's rows in the store's LABELS table
    (other tasks' rows are kept: one store can hold all six datasets).
 
@@ -25,7 +26,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -36,12 +37,14 @@ from neurolm.datasets import DATASETS, REFERENCE_COUNTS, get_adapter
 from neurolm.datasets.base import DatasetAdapter, Problem, relpath
 from neurolm.errors import ConfigError
 from neurolm.ingest.config import Count, DaskAddress
+from neurolm.fanout import Mapper, local_map
+from neurolm.ingest import IngestState, open_store
 from neurolm.ingest.discover import SourceFile, format_for, recording_id_for
+from neurolm.ingest.run import plan_batches, run_batches
+from neurolm.ingest.splits import register_heldout
+from storage.lock import StoreLock
 
 _WHERE = re.compile(r"^(event [\d.]+-[\d.]+ s|epoch at [\d.]+ s|clip \d+ \([^)]*\))[: ]*")
-
-#: (batches, store_url, version_id, run_id, known_hashes) -> row lists, yielded as batches finish
-MapBatches = Callable[[list, str, str, str, dict], Iterable[list[dict]]]
 
 #: LABELS columns written, with the default of the optional ones.
 LABEL_COLUMNS: dict[str, object] = {
@@ -58,7 +61,8 @@ class DatasetIngestParams(BaseModel):
     dataset: str = Field(description="tuab | tuev | seed | hmc | workload | tusl")
     root: str = Field(description="the dataset's root folder, as downloaded")
     store: str = Field(description="signal store URL (created when absent)")
-    split: Literal["seeded", "paper"] = "seeded"
+    split: Literal["paper", "seeded"] = Field(
+        default="paper", description="paper: NeuroLM's evaluation protocol (default); seeded: subject-wise hash")
     seed: int = 0
     workers: Count = 2
     batch_size: Count = 4
@@ -130,7 +134,7 @@ def problem_rows(adapter: DatasetAdapter, root: str, problems: list[Problem], ru
 
 
 def build_labels(adapter: DatasetAdapter, files: list[SourceFile], recordings: pd.DataFrame, *,
-                 mode: str = "seeded", seed: int = 0) -> tuple[pd.DataFrame, list[Problem]]:
+                 mode: str = "paper", seed: int = 0) -> tuple[pd.DataFrame, list[Problem]]:
     """Label rows (with splits) of every committed recording among `files`, and the skipped events.
 
     `recordings` is the store's RECORDINGS table (``n_samples`` at 200 Hz per
@@ -244,28 +248,16 @@ def skip_summary(problems: list[Problem], skipped: list[Problem], quarantined: l
     }
 
 
-def run_batches_locally(batches: list, store_url: str, version_id: str, run_id: str,
-                        known: dict) -> Iterable[list[dict]]:
-    """The default `MapBatches`: the batch worker in this process, one batch after another."""
-    from neurolm.ingest import process_batch
-
-    for b in batches:
-        yield process_batch(b, store_url, version_id, run_id=run_id,
-                            known_hashes={i.recording_id: known[i.recording_id] for i in b if i.recording_id in known})
-
-
-def ingest_dataset(params: DatasetIngestParams, map_batches: MapBatches | None = None, run_id: str = "",
-                   log: Callable[[str], None] | None = None) -> dict:
+def ingest_dataset(params: DatasetIngestParams, mapper: Mapper = local_map, run_id: str = "",
+                   log: Callable[[str], None] | None = None, warn: Callable[[str], None] | None = None) -> dict:
     """Ingest one downstream dataset: recordings, labels, splits, held-out registry; returns the summary.
 
-    Holds the store lock throughout (one table writer). `map_batches` runs the
-    worker on the batches (default: sequentially here; the Prefect flow fans
-    them out on Dask) and yields each batch's rows as it finishes; tables are
-    flushed every few seconds so a killed run loses nothing committed.
+    Holds the store lock throughout (one table writer). ``mapper`` runs the
+    ingestion worker on the batches (default: one after another here; the
+    Prefect flow fans them out on Dask); tables are flushed every few seconds so
+    a killed run loses nothing committed. ``summary["failed"]`` lists batches
+    whose worker failed; their files are retried by the next run.
     """
-    from neurolm.ingest import IngestState, make_batches, open_store
-    from neurolm.ingest.splits import register_heldout
-    from storage.lock import StoreLock
 
     t0 = time.perf_counter()
     run_id = run_id or str(uuid.uuid4())
@@ -283,16 +275,10 @@ def ingest_dataset(params: DatasetIngestParams, map_batches: MapBatches | None =
         early = planned_test_subjects(adapter, files, params.split, params.seed) if adapter.heldout_test else []
         if early:
             register_heldout(store.url, early, f"{adapter.task} test subject", f"datasets.{adapter.name}")
-        batches = make_batches(diff.to_ingest, params.batch_size)
+        batches = plan_batches(diff, params.batch_size)
         say(f"{adapter.task}: {len(files)} recordings ({len(diff.to_ingest)} to ingest in {len(batches)} batches), "
             f"{len(problems)} rejected by discovery")
-        try:
-            for rows in (map_batches or run_batches_locally)(batches, store.url, store.version_id, run_id,
-                                                             dict(diff.known_hashes)):
-                state.add(rows)
-                state.flush(every_s=5.0)
-        finally:
-            state.flush(force=True)
+        failed = run_batches(state, batches, mapper, flush_s=5.0, log=say, warn=warn)
         labels, skipped = build_labels(adapter, files, state.recordings, mode=params.split, seed=params.seed)
         held = test_subjects(labels) if adapter.heldout_test else []
         if held:
@@ -309,7 +295,8 @@ def ingest_dataset(params: DatasetIngestParams, map_batches: MapBatches | None =
             "counts": split_counts(adapter, labels),
             "label_counts": nested_counts(labels),
             "skips": skip_summary(problems, skipped, quarantined_files(state.catalog, adapter.name, problems)),
-            "paper_notes": adapter.paper_notes if params.split == "paper" else "",
+            "protocol": adapter.protocol(params.split, params.seed),
             "tuev_conflicts": getattr(adapter, "conflicts", None),
+            "failed": failed,
             "wall_s": time.perf_counter() - t0,
         }

@@ -52,8 +52,8 @@ def _lines(s: dict[str, Any]) -> tuple[list[tuple[str, str, str]], list[str]]:
                                                       "labels resolved" if s["tuev_mode"] == "dedup" else ""))
     if s.get("n_heldout_registered"):
         notes.append(f"{s['n_heldout_registered']} test subjects registered as held out from pretraining.")
-    if s.get("paper_notes"):
-        notes.append("paper split: " + s["paper_notes"])
+    if s.get("protocol"):
+        notes.append("split protocol: " + s["protocol"])
     return table, notes
 
 

@@ -5,17 +5,21 @@ M2, VEO, HEO and ECG, which are dropped), 15 subjects x 3 sessions. Sessions
 of a subject are numbered by sorted date.
 
 Every session shows the same 15 clips at the same times, so clip boundaries
-are hard-coded: the standard SEED timings (seconds from the recording start)
-below. ``<root>/seed_trials.json`` (``{"start_s": [...], "end_s": [...],
-"labels": [...]}``, labels in SEED's 1/0/-1 convention) overrides them for
-variants of the release and for small test fixtures.
+are hard-coded, as in NeuroLM's ``dataset_maker/prepare_SEED.py`` (seconds
+from the recording start, NEUROLM_REFERENCE §1.4). ``<root>/seed_trials.json``
+(``{"start_s": [...], "end_s": [...], "labels": [...]}``, labels in SEED's
+1/0/-1 convention) overrides them for variants of the release and for small
+test fixtures.
 
 Windows: reference rule of NeuroLM's ``SEEDDataset``: a clip [start, end]
 holds ``(end - start + 1) * 200`` samples (end inclusive), cut into 4-s
-windows with a 4-s stride. With the standard timings that is 846 windows per
-session (38,070 for 45 sessions); the paper reports 38,475 (855 x 45). The
-difference comes from the timings the reference's HDF5 file was built with,
-which are not published; it is reported next to our counts.
+windows with a 4-s stride. With the reference timings that is 855 windows per
+session, 38,475 for 45 sessions: the paper's count.
+
+Reading: the reference reads the ``.cnt`` files with MNE's
+``data_format='int32'``; our items carry ``cnt_format=int32`` so the reader
+never lets MNE guess the sample width.
+
 Labels: session order [1,0,-1,-1,0,1,-1,0,1,1,0,-1,0,1,-1], 1 = H -> 0
 "Positive", 0 = N -> 1 "Neutral", -1 = S -> 2 "Negative".
 """
@@ -36,8 +40,9 @@ from neurolm.errors import BadInputError
 from neurolm.ingest.items import SourceItem
 
 WINDOW = STRIDE = 4 * 200
-START_S = (27, 290, 551, 784, 1050, 1262, 1484, 1748, 1993, 2287, 2551, 2812, 3072, 3335, 3599)
-END_S = (262, 523, 757, 1022, 1235, 1457, 1721, 1964, 2258, 2524, 2786, 3045, 3307, 3573, 3805)
+#: NeuroLM's prepare_SEED.py clip boundaries (seconds, end inclusive)
+START_S = (24, 289, 550, 782, 1049, 1260, 1483, 1747, 1993, 2283, 2550, 2812, 3072, 3332, 3598)
+END_S = (264, 526, 757, 1023, 1235, 1458, 1722, 1967, 2259, 2525, 2788, 3046, 3308, 3573, 3806)
 SESSION_LABELS = (1, 0, -1, -1, 0, 1, -1, 0, 1, 1, 0, -1, 0, 1, -1)
 LABEL_OF = {1: 0, 0: 1, -1: 2}  # SEED's 1/0/-1 -> H/N/S -> 0/1/2
 TRIALS_FILE = "seed_trials.json"
@@ -52,7 +57,7 @@ _FILE = re.compile(r"^(?P<sub>[A-Za-z0-9]+)_(?P<date>[A-Za-z0-9]+)$")
 
 
 def load_trials(root: str | os.PathLike) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """(start_s, end_s, labels) of the 15 clips: the standard timings or ``seed_trials.json``."""
+    """(start_s, end_s, labels) of the 15 clips: the reference's timings or ``seed_trials.json``."""
     path = Path(os.fspath(root)) / TRIALS_FILE
     if not path.is_file():
         return START_S, END_S, SESSION_LABELS
@@ -100,7 +105,7 @@ class SEED(DatasetAdapter):
         for sub in sorted(by_subject):
             for k, (_, p) in enumerate(sorted(by_subject[sub])):
                 items.append(self.item(base, p, subject=sub, subject_key=f"seed:{sub}", session=str(k + 1),
-                                       extra={"trials_root": str(base)}))
+                                       extra={"trials_root": str(base), "cnt_format": "int32"}))
         items.sort(key=lambda i: i.recording_id)
         return items, problems
 

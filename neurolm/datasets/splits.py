@@ -1,6 +1,14 @@
-"""Train/val/test assignment of label rows: seeded (default) and paper rules.
+"""Train/val/test assignment of label rows: the paper's protocol (default) and seeded subject-wise.
 
-Seeded (default), subject-wise and *stable*: a subject's side is
+Paper (default) is the evaluation protocol of NeuroLM's ``dataset_maker/*``,
+so results compare with the published numbers: HMC 100/25/rest on the sorted
+file list, Workload [:52]/[52:62]/[62:], SEED trials 0-8/9-11/12-14 in every
+session, TUEV `np.random.seed(4523)` choice of 20 % of the train subjects, and
+seeded versions of the two unseeded rules (TUAB's per-class 80/20 shuffle,
+TUSL's ``os.walk``-ordered 60/20/20 file cut): the sorted list is shuffled with
+``RandomState(seed)``. See each adapter's ``paper_notes``.
+
+Seeded (``--split seeded``), subject-wise and *stable*: a subject's side is
 `neurolm.ingest.splits.assign_split(seed, dataset, subject, fractions)`, the
 hash rule every ingested recording gets (so a recording has the same split in
 the RECORDINGS and the LABELS table, apart from ``heldout``). Why a hash and
@@ -10,13 +18,8 @@ subjects between train and test (leakage between two versions of the same
 experiment, and a held-out registry that no longer matches). With a hash,
 adding subjects never moves existing ones. Where the archive has an official
 evaluation folder (TUAB, TUEV), that folder is the test set and the hash only
-splits the train folder's subjects into train/val.
-
-Paper mode reproduces the reference's deterministic rules (HMC 100/25/rest on
-the sorted file list, Workload [:52]/[52:62]/[62:], SEED trials 0-8/9-11/12-14,
-TUEV `np.random.seed(4523)` choice of 20 % of the train subjects) and
-documents the ones nobody can reproduce (TUAB's unseeded shuffle, TUSL's
-`os.walk` order): see each adapter's ``paper_notes``.
+splits the train folder's subjects into train/val. SEED's paper split is by
+clip within a session, so it is not subject-independent; seeded is.
 """
 
 from __future__ import annotations
@@ -69,14 +72,24 @@ def ordered_cut(keys: Sequence[str], cuts: Sequence[tuple[str, int | None]]) -> 
     return out
 
 
-def fraction_cut(keys: Sequence[str], parts: Sequence[tuple[str, float]]) -> dict[str, str]:
-    """Like `ordered_cut` with fractions: [("train", .6), ("test", .2), ("val", .2)], int() boundaries."""
-    n = len(set(keys))
-    cuts, acc = [], 0.0
+def shuffled_fraction_cut(keys: Sequence[str], parts: Sequence[tuple[str, float]], seed: int) -> dict[str, str]:
+    """Consecutive slices of the sorted unique `keys` shuffled by ``RandomState(seed).shuffle``.
+
+    parts = [("train", .6), ("test", .2), ("val", .2)], boundaries ``int(n * cumulative fraction)``.
+    Why: the reference cuts a list in an arbitrary (``os.walk``) order; a seeded
+    shuffle of the sorted list keeps "arbitrary but fixed" reproducible.
+    """
+    order = sorted(set(keys))
+    np.random.RandomState(seed).shuffle(order)
+    n = len(order)
+    out: dict[str, str] = {}
+    lo, acc = 0, 0.0
     for i, (name, f) in enumerate(parts):
         acc += f
-        cuts.append((name, None if i == len(parts) - 1 else int(n * acc + 1e-9)))
-    return ordered_cut(keys, cuts)
+        hi = n if i == len(parts) - 1 else int(n * acc + 1e-9)
+        out.update({k: name for k in order[lo:hi]})
+        lo = max(lo, hi)
+    return out
 
 
 def legacy_choice(subjects: Sequence[str], frac: float, seed: int) -> set[str]:

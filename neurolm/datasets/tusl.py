@@ -17,7 +17,7 @@ from typing import Any
 from neurolm.datasets.base import DatasetAdapter, Problem, check_root, n_samples_of, sample_at
 from neurolm.datasets.common import (EDF_PATTERNS, collect, label_file_problem, past_end, read_labels,
                                      report_all_past, tuh_item)
-from neurolm.datasets.splits import fraction_cut
+from neurolm.datasets.splits import shuffled_fraction_cut
 from neurolm.errors import BadInputError
 from neurolm.ingest.items import SourceItem
 from neurolm.vocab import TUH_23
@@ -62,8 +62,9 @@ class TUSL(DatasetAdapter):
     heldout_test = True
     paper_notes = (
         "The reference splits FILES 60/20/20 into train/test/eval in os.walk order, which is "
-        "unsorted (file-system dependent) and not reproducible. Paper mode uses the same file-level "
-        "60 % train / 20 % test / 20 % val cut on the SORTED list of recordings (--seed ignored)."
+        "unsorted (file-system dependent) and not reproducible. Paper mode makes the same file-level "
+        "60 % train / 20 % test / 20 % val cut on the sorted list of recordings shuffled with "
+        "RandomState(--seed)."
     )
 
     def discover(self, root: str | os.PathLike) -> tuple[list[SourceItem], list[Problem]]:
@@ -102,5 +103,6 @@ class TUSL(DatasetAdapter):
         return rows
 
     def paper_split(self, rows: list[dict], seed: int, universe: Sequence[str] | None = None) -> list[str]:
-        side = fraction_cut(list(universe or ()) + [r["source"] for r in rows], [("train", 0.6), ("test", 0.2), ("val", 0.2)])
+        side = shuffled_fraction_cut(list(universe or ()) + [r["source"] for r in rows],
+                                     [("train", 0.6), ("test", 0.2), ("val", 0.2)], seed)
         return [side[r["source"]] for r in rows]

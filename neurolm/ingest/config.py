@@ -52,6 +52,8 @@ class IngestParams(BaseModel):
     mains_hz: float | None = Field(default=None, description="notch frequency for this dataset; None = store default")
     layout: Literal["auto", "bids", "tuh", "generic"] = "auto"
     family: str | None = Field(default=None, description="subject-key family (held-out registry), e.g. 'tuh'")
+    tuh_le: Literal["skip", "keep"] = Field(
+        default="skip", description="TUH -LE montage files: 'skip' like NeuroLM's pretraining script, or 'keep'")
     workers: Count = Field(default=2, description="local Dask worker processes (ignored with dask_address)")
     batch_size: Count = Field(default=8, description="files per Prefect task")
     dask_address: DaskAddress = Field(default=None, description="existing Dask scheduler, e.g. tcp://10.0.0.5:8786")

@@ -79,14 +79,15 @@ def generic_metadata(rel_path: str, dataset: str) -> dict:
     return {"subject": subject, "session": session, "subject_key": f"{dataset}:{subject}", "extra": {}}
 
 
-def _metadata(root: str, path: str, rel: str, dataset: str, layout: str, family: str | None) -> dict:
+def _metadata(root: str, path: str, rel: str, dataset: str, layout: str, family: str | None,
+              tuh_le: str = "skip") -> dict:
     if fs.is_local(root):
         try:
             from neurolm.ingest import layouts
         except ImportError:  # layouts not installed: generic rule
             layouts = None
         if layouts is not None:
-            return layouts.infer_metadata(root, path, layout=layout, dataset=dataset, family=family)
+            return layouts.infer_metadata(root, path, layout=layout, dataset=dataset, family=family, tuh_le=tuh_le)
     meta = generic_metadata(rel, dataset)
     if family:
         meta["subject_key"] = f"{family}:{meta['subject']}"
@@ -139,17 +140,19 @@ def _walk(root: str) -> list[tuple[str, str, int, float]]:
 
 
 def discover(root: str, dataset: str, *, notch_hz: float | None = None, layout: str = "auto",
-             family: str | None = None, crop_end_s: float = 0.0) -> list[SourceFile]:
+             family: str | None = None, crop_end_s: float = 0.0, tuh_le: str = "skip") -> list[SourceFile]:
     """Every EEG entry file under ``root`` as a :class:`SourceFile`, sorted by relative path.
 
     ``notch_hz`` is the dataset's mains frequency (None: store default);
     ``crop_end_s`` is cut from each recording before it is stored (0 for
     pretraining, which crops when windowing so the stored signal stays whole).
+    ``tuh_le``: TUH -LE montage files are skipped (default, as NeuroLM) or kept;
+    see :func:`neurolm.ingest.layouts.le_montage_reason`.
     """
     root = fs.normalize_url(root)
     files = []
     for full, rel, size, mtime in _walk(root):
-        meta = _metadata(root, full, rel, dataset, layout, family)
+        meta = _metadata(root, full, rel, dataset, layout, family, tuh_le)
         extra = tuple(sorted((str(k), str(v)) for k, v in (meta.get("extra") or {}).items()))
         item = SourceItem(
             path=full,

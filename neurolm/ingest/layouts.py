@@ -17,6 +17,9 @@ Three layouts, detected in this order:
   path does not say, the suffix of the first channel (``-REF``/``-LE``).
   ``subject_key = "tuh:<id>"`` for *every* TUH corpus, so TUAB/TUEV/TUSL and
   TUEG share keys and a held-out TUAB subject is excluded from TUEG (NeuroLM#5).
+  ``-LE`` (linked-ears, ``02_tcp_le``) files are skipped by default, as
+  NeuroLM's pretraining script skips them; option ``tuh_le: keep`` ingests them
+  (see :func:`le_montage_reason`).
 - **Generic fallback** for any other tree, relative to the root:
   ``<subject>/<session>/.../file`` → subject = first directory, session = second
   directory (only when there are at least two directories above the file);
@@ -41,6 +44,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from neurolm.errors import ConfigError
 
 Layout = Literal["auto", "bids", "tuh", "generic"]
+#: TUH -LE (linked-ears) montage files: "skip" (the reference's pretraining rule) or "keep"
+TuhLe = Literal["skip", "keep"]
+TUH_LE_MONTAGE = "02_tcp_le"
 
 # TUEG/TUAB/TUSL: aaaaaaav_s004_t000 (v2+) or 00000258_s002_t000 (v1 numeric ids).
 _TUH_FILE = re.compile(r"^(?P<subject>[a-z]{8}|\d{8})_(?P<session>s\d{3})_(?P<token>t\d{3})$")
@@ -76,6 +82,7 @@ class SourceConfig(BaseModel):
     layout: Layout = "auto"
     mains_hz: float | None = Field(default=None, description="notch frequency; None = store default")
     family: str | None = Field(default=None, description="subject-key family; default per layout")
+    tuh_le: TuhLe = Field(default="skip", description="TUH -LE montage files: skip (as NeuroLM) or keep")
     description: str = ""
 
     @field_validator("name")
@@ -195,6 +202,24 @@ def montage_from_channels(ch_names: tuple[str, ...] | list[str]) -> str | None:
     return None
 
 
+def le_montage_reason(extra: dict[str, str], ch_names: tuple[str, ...] | list[str] | None = None) -> str | None:
+    """Why a TUH file is not ingested for its -LE montage, or None.
+
+    Why skip by default: NeuroLM's ``prepare_TUH_pretrain.py`` drops every file
+    whose first channel ends in ``-LE`` (only ``-REF`` recordings reach its
+    corpus), so a faithful corpus skips them. A file is -LE when it sits in a
+    ``02_tcp_le`` folder or its first EEG label ends in ``-LE``. Applies only
+    to items whose ``extra`` carries ``tuh_le = skip`` (the TUH layout's default).
+    """
+    if extra.get("tuh_le") != "skip":
+        return None
+    from_labels = montage_from_channels(tuple(ch_names)) if ch_names else None
+    if TUH_LE_MONTAGE not in (extra.get("montage"), from_labels):
+        return None
+    return (f"TUH -LE montage ({TUH_LE_MONTAGE}): skipped like NeuroLM's pretraining script, which keeps "
+            "-REF files only (tuh_le: keep ingests it)")
+
+
 # ----------------------------------------------------------------------------- inference
 
 
@@ -225,7 +250,7 @@ def _infer_bids(root: str, path: str, dataset: str | None) -> dict:
 
 
 def _infer_tuh(root: str, path: str, dataset: str | None,
-               ch_names: tuple[str, ...] | None) -> dict | None:
+               ch_names: tuple[str, ...] | None, tuh_le: TuhLe = "skip") -> dict | None:
     p = Path(path)
     m = _tuh_match(p.stem)
     if m is None:
@@ -258,6 +283,7 @@ def _infer_tuh(root: str, path: str, dataset: str | None,
         mont = montage_from_channels(tuple(ch_names))
         if mont:
             extra["montage"] = mont
+    extra["tuh_le"] = tuh_le
     return dict(subject=subject, session=session, subject_key=key, extra=extra,
                 layout="tuh", dataset=dataset or "tuh")
 
@@ -278,25 +304,29 @@ def _infer_generic(root: str, path: str, dataset: str | None) -> dict:
 def infer_metadata(root: str | os.PathLike[str], path: str | os.PathLike[str], *,
                    layout: Layout = "auto", dataset: str | None = None,
                    ch_names: tuple[str, ...] | list[str] | None = None,
-                   family: str | None = None) -> dict:
+                   family: str | None = None, tuh_le: TuhLe = "skip") -> dict:
     """Subject, session, held-out key and layout metadata of one file.
 
     Returns ``dict(subject, session, subject_key, extra: dict[str, str], layout, dataset)``.
     ``ch_names`` (the raw labels, when the caller already read the header) lets
     TUH files outside a montage directory get their montage. ``family`` overrides
     the subject-key family (``"<family>:<id>"``), e.g. to tie a private re-export
-    of TUH files to the ``tuh`` family. Never opens the file; never raises for a
-    path that fits no layout (the generic rule always applies).
+    of TUH files to the ``tuh`` family. ``tuh_le`` (TUH files only, carried in
+    ``extra``): skip or keep -LE montage files, see :func:`le_montage_reason`.
+    Never opens the file; never raises for a path that fits no layout (the
+    generic rule always applies).
     """
     root_s, path_s = os.fspath(root), os.fspath(path)
     if layout not in ("auto", "bids", "tuh", "generic"):
         raise ConfigError(f"unknown layout {layout!r}; use auto, bids, tuh or generic")
+    if tuh_le not in ("skip", "keep"):
+        raise ConfigError(f"unknown tuh_le {tuh_le!r}; use skip or keep")
     kind = detect_layout(root_s, path_s) if layout == "auto" else layout
     meta = None
     if kind == "bids":
         meta = _infer_bids(root_s, path_s, dataset)
     elif kind == "tuh":
-        meta = _infer_tuh(root_s, path_s, dataset, tuple(ch_names) if ch_names else None)
+        meta = _infer_tuh(root_s, path_s, dataset, tuple(ch_names) if ch_names else None, tuh_le)
     if meta is None:  # generic, or a forced layout that the file does not follow
         meta = _infer_generic(root_s, path_s, dataset)
     if family:
@@ -310,7 +340,7 @@ def metadata_for(source: SourceConfig, path: str | os.PathLike[str],
     if source.root is None:
         raise ConfigError(f"source {source.name!r} has no root")
     return infer_metadata(source.root, path, layout=source.layout, dataset=source.name,
-                          ch_names=ch_names, family=source.family)
+                          ch_names=ch_names, family=source.family, tuh_le=source.tuh_le)
 
 
 def extra_items(meta: dict) -> tuple[tuple[str, str], ...]:

@@ -22,6 +22,8 @@ from matplotlib.figure import Figure  # no pyplot: no global state, no display n
 
 from neurolm.vocab import VOCAB
 
+QC_FIGURES = ("qc_channel_coverage.png", "qc_amplitude.png", "qc_psd.png")  # what publish_qc_figures writes
+
 MAINS_HZ = (50.0, 60.0)
 
 
@@ -186,9 +188,9 @@ def make_qc_figures(store, out_dir: str | os.PathLike[str], *, max_recordings: i
     out.mkdir(parents=True, exist_ok=True)
     q = collect_qc_sample(store, max_recordings=max_recordings, seconds=seconds)
     return [
-        _coverage_figure(q, out / "qc_channel_coverage.png"),
-        _amplitude_figure(q, out / "qc_amplitude.png"),
-        _psd_figure(q, out / "qc_psd.png"),
+        _coverage_figure(q, out / QC_FIGURES[0]),
+        _amplitude_figure(q, out / QC_FIGURES[1]),
+        _psd_figure(q, out / QC_FIGURES[2]),
     ]
 
 

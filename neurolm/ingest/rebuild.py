@@ -21,18 +21,19 @@ rebuild must never move a subject between train and test), and the labels
 table. Files that vanished from the source since the last ingest cannot be
 rebuilt: they become ``removed`` rows in the new catalog.
 
-The library runs batches sequentially; :mod:`flows.rebuild` passes a
-``map_batches`` that fans them out as Prefect tasks on Dask.
+The library runs batches through a mapper (:mod:`neurolm.fanout`): one after
+another here by default; :mod:`flows.rebuild` passes the one Dask mapper.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +41,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from neurolm.errors import ConfigError, StoreError
+from neurolm.fanout import Mapper, Outcome, local_map
 from neurolm.ingest.catalog import merge_rows
 from neurolm.ingest.config import DaskAddress
 from neurolm.ingest.items import SourceItem
@@ -57,7 +59,6 @@ from storage.signal_store import SignalStore
 
 log = logging.getLogger(__name__)
 
-MapBatches = Callable[[list[list[SourceItem]], str, str, str], list[list[dict]]]
 GONE_REASON = "source file no longer present at rebuild (not in this version)"
 
 
@@ -286,10 +287,9 @@ def _batches(items: Sequence[SourceItem], size: int) -> list[list[SourceItem]]:
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
-def run_batches_locally(batches: list[list[SourceItem]], store_url: str, version_id: str,
-                        run_id: str) -> list[list[dict]]:
-    """The sequential ``map_batches`` (no Prefect, no Dask): one process_batch after another."""
-    return [process_batch(b, store_url, version_id, run_id=run_id) for b in batches]
+def rebuild_batch(batch: list[SourceItem], store_url: str, version_id: str, run_id: str) -> list[dict]:
+    """Re-ingest one batch into the new version (runs on any worker)."""
+    return process_batch(batch, store_url, version_id, run_id=run_id)
 
 
 def _gone(item: SourceItem, run_id: str) -> dict:
@@ -361,8 +361,12 @@ def finish_rebuild(plan: RebuildPlan, rows: list[dict], params: RebuildParams, r
                  + (f" (current; was {plan.old_version})" if params.switch else " (not switched)")))
 
 
-def rebuild_store(params: RebuildParams, map_batches: MapBatches | None = None, run_id: str = "") -> RebuildResult:
-    """Plan, process every missing item (``map_batches``, default sequential), finish. Holds the store lock."""
+def rebuild_store(params: RebuildParams, mapper: Mapper = local_map, run_id: str = "") -> RebuildResult:
+    """Plan, process every missing item through ``mapper`` (default: here, in turn), finish. Holds the store lock.
+
+    A failed batch is logged; the new version is then incomplete, so it is not switched
+    to (:func:`finish_rebuild` refuses) and a rerun resumes it.
+    """
     t0 = time.perf_counter()
     url = fs.normalize_url(params.store)
     with StoreLock(url, f"rebuild {run_id}".strip(), timeout_s=params.lock_timeout_s):
@@ -373,9 +377,16 @@ def rebuild_store(params: RebuildParams, map_batches: MapBatches | None = None, 
         present = [it for it in plan.todo if fs.exists(it.path)]
         rows = [{"recording_id": it.recording_id, "status": "removed", "catalog_row": _gone(it, run_id)}
                 for it in plan.todo if not fs.exists(it.path)]
-        mapper = map_batches or run_batches_locally
-        for batch_rows in mapper(_batches(present, params.batch_size), url, plan.new_version, run_id):
-            rows.extend(batch_rows)
+
+        def on_outcome(out: Outcome) -> None:
+            if out.ok:
+                rows.extend(out.value)
+            else:
+                log.error("rebuild batch %s failed: %s", out.label, out.error)
+
+        batches = _batches(present, params.batch_size)
+        mapper(functools.partial(rebuild_batch, store_url=url, version_id=plan.new_version, run_id=run_id),
+               batches, on_outcome, [f"rebuild-{os.path.basename(b[0].path)} (+{len(b) - 1})" for b in batches])
         result = finish_rebuild(plan, rows, params, run_id)
     result.seconds = time.perf_counter() - t0
     return result

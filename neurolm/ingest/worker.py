@@ -54,6 +54,9 @@ def ingest_key(config_hash: str, item: SourceItem) -> str:
     """What, besides the file bytes, decides the stored signal of one item."""
     payload = {"config": config_hash, "notch": item.notch_hz, "crop": item.crop_end_s,
                "channels": list(item.channels) if item.channels is not None else None}
+    cnt_format = dict(item.extra).get("cnt_format", "auto")
+    if cnt_format != "auto":  # a forced CNT sample width (SEED) decides the samples; keys of others unchanged
+        payload["cnt_format"] = cnt_format
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -132,6 +135,7 @@ def _select(item: SourceItem, raw_names: tuple[str, ...]):
 
 
 def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mtime: float) -> dict:
+    from neurolm.ingest.layouts import le_montage_reason
     from neurolm.readers import read_header, read_recording
     from neurolm.standardize import standardize
 
@@ -144,12 +148,16 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
                     "catalog_row": cat, "recording_row": attrs["recording_row"],
                     "duration_s": float(attrs["recording_row"]["duration_s"])}
     fmt = None
+    cnt_format = dict(item.extra).get("cnt_format", "auto")  # SEED: int32, as the reference reads it
     with localized(item.path) as local:
-        header = read_header(local)
+        header = read_header(local, cnt_format)
+        le = le_montage_reason(dict(item.extra), header.ch_names)  # TUH -LE files: skipped like the reference
+        if le is not None:
+            raise BadInputError(le)
         fmt = header.format
-        sel = _select(item, header.ch_names)
-        picks = [header.ch_names[p] for p in sel.positions]
-        raw = read_recording(local, picks=picks)
+        chosen = _select(item, header.ch_names)  # its `dropped` names every channel of the file left out
+        picks = [header.ch_names[p] for p in chosen.positions]
+        raw = read_recording(local, picks=picks, cnt_format=cnt_format)
     sel = _select(item, raw.ch_names)  # positions relative to what was read
     rec = standardize(raw, sel, store.config, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s)
     del raw
@@ -167,7 +175,7 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
              "crop_end_s": float(item.crop_end_s),
              "channels": list(item.channels) if item.channels is not None else None,
              "subject_key": row["subject_key"],
-             "dropped_channels": [list(d) for d in sel.dropped]}
+             "dropped_channels": [list(d) for d in chosen.dropped]}
     store.write_recording(item.recording_id, rec, attrs)
     return {"recording_id": item.recording_id, "status": "ingested", "reason": None, "catalog_row": cat,
             "recording_row": row, "duration_s": float(rec.duration_s), "format": fmt}

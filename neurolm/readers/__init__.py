@@ -51,8 +51,11 @@ def _meas_date(raw) -> object:
     return date.replace(tzinfo=None) if date is not None else None
 
 
-def read_header(path: str | os.PathLike) -> RecordingHeader:
-    """Channel labels, rates, length and date of `path`, without reading samples."""
+def read_header(path: str | os.PathLike, cnt_format: str = "auto") -> RecordingHeader:
+    """Channel labels, rates, length and date of `path`, without reading samples.
+
+    `cnt_format`: sample width of Neuroscan CNT files ("auto", "int16", "int32"; see `mne_io.open_raw`).
+    """
     path = str(Path(path))
     fmt = detect_format(path)
     if fmt in ("edf", "bdf"):
@@ -62,7 +65,7 @@ def read_header(path: str | os.PathLike) -> RecordingHeader:
             raise BadInputError(f"{fmt} header read failed: {type(exc).__name__}: {exc}") from None
     from neurolm.readers import mne_io  # MNE import is slow; only when needed
 
-    with mne_io.opened_raw(path, fmt) as raw:
+    with mne_io.opened_raw(path, fmt, cnt_format) as raw:
         mne_io.check_raw(raw)
         return RecordingHeader(
             path=path, format=fmt, ch_names=tuple(raw.ch_names), ch_sfreqs=mne_io.mne_ch_sfreqs(raw),
@@ -83,8 +86,9 @@ def _check_finite(data: np.ndarray, names: Sequence[str]) -> None:
         raise BadInputError(f"NaN data: {bad.mean():.0%} of samples are NaN/inf")
 
 
-def read_recording(path: str | os.PathLike, picks: Sequence[str] | None = None) -> RawRecording:
-    """Load `picks` (raw labels; default all signal channels) as float32 µV."""
+def read_recording(path: str | os.PathLike, picks: Sequence[str] | None = None,
+                   cnt_format: str = "auto") -> RawRecording:
+    """Load `picks` (raw labels; default all signal channels) as float32 µV (`cnt_format`: see `read_header`)."""
     path = str(Path(path))
     if picks is not None and len(picks) == 0:
         raise BadInputError("no channels picked")
@@ -100,7 +104,7 @@ def read_recording(path: str | os.PathLike, picks: Sequence[str] | None = None) 
     else:
         from neurolm.readers import mne_io
 
-        with mne_io.opened_raw(path, fmt) as raw:
+        with mne_io.opened_raw(path, fmt, cnt_format) as raw:
             mne_io.check_raw(raw)
             data, names = mne_io.read_mne_data(raw, fmt, picks)
             rates = dict(zip(raw.ch_names, mne_io.mne_ch_sfreqs(raw)))

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import mne
 import numpy as np
@@ -41,26 +42,38 @@ def _as_bad_input(fmt: str):
 #: MNE insists on these extensions; single-file formats are read through a
 #: correctly named symlink when the file's own extension lies.
 _MNE_EXT = {"gdf": ".gdf", "cnt": ".cnt", "fif": "_raw.fif"}
+CntFormat = Literal["auto", "int16", "int32"]
+CNT_FORMATS = ("auto", "int16", "int32")
 
 
 @contextmanager
-def opened_raw(path: str, fmt: str) -> Iterator[mne.io.BaseRaw]:
+def opened_raw(path: str, fmt: str, cnt_format: CntFormat = "auto") -> Iterator[mne.io.BaseRaw]:
     """`open_raw`, via a temporary symlink when MNE would reject the extension.
 
     The symlink lives until the block ends, so read the samples inside it.
     """
     want = _MNE_EXT.get(fmt)
     if want is None or path.lower().endswith((want, ".fif", ".fif.gz")):
-        yield open_raw(path, fmt)
+        yield open_raw(path, fmt, cnt_format)
         return
     with tempfile.TemporaryDirectory(prefix="neurolm-read-") as tmp:
         link = Path(tmp) / f"file{want}"
         os.symlink(os.path.abspath(path), link)
-        yield open_raw(str(link), fmt)
+        yield open_raw(str(link), fmt, cnt_format)
 
 
-def open_raw(path: str, fmt: str) -> mne.io.BaseRaw:
-    """Open lazily with the right MNE reader (CNT: 'auto' width, then int32)."""
+def open_raw(path: str, fmt: str, cnt_format: CntFormat = "auto") -> mne.io.BaseRaw:
+    """Open lazily with the right MNE reader.
+
+    CNT sample width: `cnt_format` "int16"/"int32" is passed to MNE as is (SEED:
+    int32, like the reference; a header that contradicts it fails loudly).
+    "auto" (files of unknown origin) lets MNE infer it from the header's sample
+    count, then tries int32 when that fails. Why not always "auto": a header
+    whose sample count is twice the real one makes MNE infer int16 and return
+    garbage of twice the length without any error.
+    """
+    if cnt_format not in CNT_FORMATS:
+        raise BadInputError(f"unknown CNT sample width {cnt_format!r}; use {', '.join(CNT_FORMATS)}")
     kw = {"preload": False, "verbose": "error"}
     with _as_bad_input(fmt):
         if fmt == "gdf":
@@ -71,6 +84,8 @@ def open_raw(path: str, fmt: str) -> mne.io.BaseRaw:
             return mne.io.read_raw_brainvision(path, **kw)
         if fmt == "eeglab":
             return mne.io.read_raw_eeglab(path, **kw)
+        if fmt == "cnt" and cnt_format != "auto":
+            return mne.io.read_raw_cnt(path, data_format=cnt_format, **kw)
         if fmt == "cnt":
             try:
                 return mne.io.read_raw_cnt(path, data_format="auto", **kw)

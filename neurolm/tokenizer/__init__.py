@@ -19,10 +19,14 @@ Deliberate differences from the reference implementation (each documented where 
 
 - ``encoder_attention="causal-by-second"`` by default: no look-ahead across seconds, so
   stage-2 inputs do not leak the targets (reference §3.4). ``"full"`` reproduces the original.
-- The conv stem's GroupNorm takes its statistics from valid patches only (and, causally,
-  from seconds ≤ t): the original's statistics span the whole sample *including padding*,
-  which is a second, unreported leak and makes codes depend on the amount of padding.
-  Identical to the original when a sample has no padding and attention is ``full``.
+- With ``causal-by-second`` the conv stem's GroupNorm takes its statistics from valid
+  patches at seconds ≤ t (``conv_norm="valid-patches"``): the original's statistics span the
+  whole sample *including padding*, a second, unreported leak that also makes codes depend
+  on the amount of padding. With ``full`` attention (and for imported ``VQ.pt``) the default
+  is the original's norm (``conv_norm="reference"``), so published weights give the
+  original's features and codes (tests/test_tokenizer_reference.py).
+- Projection to code space *and* the codebook lookup run in fp32 with autocast off (the
+  original leaves the lookup under the training autocast).
 - Padding is excluded from the codebook EMA, k-means init, commitment and reconstruction
   losses (the original averages zeros of padded positions into the losses).
 - Dead codes can be re-seeded from recent encoder outputs (``TrainConfig.dead_code_every``).

@@ -18,6 +18,18 @@ Presets (see :func:`preset`):
   asks the GPT to predict (reference §3.4, the leak). Our default removes it.
 - ``"full"``: bidirectional attention with a key-padding mask; this is what the
   published ``VQ.pt`` was trained with, and what :mod:`.weights` imports into.
+
+``conv_norm`` (which patches the conv stem's GroupNorms take their statistics from):
+
+- ``"reference"``: plain ``nn.GroupNorm`` over every patch of the sample, padding
+  included, exactly as the original. Published weights were trained with it, so it
+  is the default with ``full`` attention and for imports. It mixes all seconds,
+  so it is refused with ``causal-by-second``.
+- ``"valid-patches"``: statistics over valid patches only (and, with
+  ``causal-by-second``, only over seconds ≤ t). Default with ``causal-by-second``.
+
+Left unset, ``conv_norm`` follows ``encoder_attention``; the resolved value is
+stored (and hashed) with every checkpoint, so a weights file says which it used.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from neurolm.errors import ConfigError
 
 Attention = Literal["full", "causal-by-second"]
+ConvNorm = Literal["reference", "valid-patches"]
 _RANDOM_TEXT = re.compile(r"^random:(\d+)x(\d+)$")
 
 
@@ -61,11 +74,24 @@ class TokenizerConfig(BaseModel):
         None, description="std of the channel/time embedding init; None = PyTorch's N(0,1) as the original. "
         "Small models learn much faster with 0.02: N(0,1) embeddings drown the 0.02-scale patch features")
     encoder_attention: Attention = "causal-by-second"
+    conv_norm: ConvNorm = Field(
+        "valid-patches", description='conv-stem GroupNorm statistics: "reference" (whole sample, padding '
+        'included, as the original) or "valid-patches"; unset = "reference" with full attention, '
+        '"valid-patches" with causal-by-second')
     text_embedding: str = Field(
         "gpt2",
         description='frozen text-token embeddings for alignment: "gpt2" (HF from_pretrained), '
         '"random:<vocab>x<dim>" (offline, tests) or a path to a safetensors file',
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_conv_norm(cls, data):
+        """An unset (or None) ``conv_norm`` follows ``encoder_attention``: the original's norm with full attention."""
+        if isinstance(data, dict) and data.get("conv_norm") is None:
+            full = data.get("encoder_attention", "causal-by-second") == "full"
+            data = {**data, "conv_norm": "reference" if full else "valid-patches"}
+        return data
 
     @field_validator("text_embedding")
     @classmethod
@@ -80,6 +106,9 @@ class TokenizerConfig(BaseModel):
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.conv_out_chans % 4:
             raise ValueError("conv_out_chans must be a multiple of 4 (GroupNorm(4, ·))")
+        if self.conv_norm == "reference" and self.encoder_attention == "causal-by-second":
+            raise ValueError('conv_norm="reference" normalises over the whole sample, so a causal-by-second '
+                             'encoder would see later seconds; use conv_norm="valid-patches"')
         if self.patch_size % 8:
             raise ValueError("patch_size must be a multiple of 8 (TemporalConv stride 8)")
         if self.freq_bins > self.patch_size // 2:
@@ -97,8 +126,16 @@ class TokenizerConfig(BaseModel):
     def config_hash(self) -> str:
         """sha256[:16] of the canonical JSON of every architectural field (not ``name``)."""
         payload = self.model_dump(exclude={"name"})
-        raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(raw).hexdigest()[:16]
+        return _hash(payload)
+
+    def legacy_config_hash(self) -> str:
+        """The hash this config had before ``conv_norm`` existed (checkpoints written then store it)."""
+        return _hash(self.model_dump(exclude={"name", "conv_norm"}))
+
+
+def _hash(payload: dict) -> str:
+    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 class TrainConfig(BaseModel):

@@ -20,20 +20,20 @@ from neurolm.tokenizer.config import TokenizerConfig
 
 
 class PatchGroupNorm(nn.GroupNorm):
-    """GroupNorm over a sample's patches whose statistics come only from patches a token may see.
+    """GroupNorm over a sample's patches, with a choice of which patches give the statistics.
 
-    The original normalises each channel group over *all* patches of the sample,
-    padding included. That leaks information across time (the conv features of
-    second 0 depend on second 50) and makes features depend on how much padding
-    a sample has. Here the statistics of patch l are taken over the valid patches
-    (``mode="full"``) or over the valid patches at seconds ≤ time[l]
-    (``mode="causal-by-second"``). With no padding and ``full`` this is exactly
-    ``nn.GroupNorm``, so published weights behave as trained.
+    ``mode="reference"`` is plain ``nn.GroupNorm``: each channel group is normalised
+    over *all* patches of the sample, padding included, as the original does (and
+    as published weights were trained). That mixes seconds (the conv features of
+    second 0 depend on second 50) and makes features depend on how much padding a
+    sample has. The other modes take the statistics of patch l over the valid
+    patches (``mode="full"``) or over the valid patches at seconds ≤ time[l]
+    (``mode="causal-by-second"``). With no padding, ``full`` equals ``reference``.
     """
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None, time: torch.Tensor | None = None,
                 mode: str = "full") -> torch.Tensor:  # x [B, C, L, T]
-        if valid is None:
+        if valid is None or mode == "reference":
             return super().forward(x)
         b, c, n, t = x.shape
         g = self.num_groups
@@ -64,7 +64,7 @@ class TemporalConv(nn.Module):
 
     Why convs on a [B, 1, L, 200] image with (1, k) kernels: each patch is
     convolved independently; the GroupNorms normalise over patches (see
-    :class:`PatchGroupNorm` for which patches).
+    :class:`PatchGroupNorm` for which patches; ``mode`` is passed to it).
     """
 
     def __init__(self, cfg: TokenizerConfig):
@@ -159,6 +159,10 @@ class NeuralTransformer(nn.Module):
     def __init__(self, cfg: TokenizerConfig, n_layers: int, in_chans: int = 1, attention: str = "full"):
         super().__init__()
         self.attention = attention
+        # which patches the stem's GroupNorm statistics come from (see PatchGroupNorm)
+        self.norm_mode = "reference" if cfg.conv_norm == "reference" else attention
+        if self.norm_mode == "reference" and attention != "full":
+            raise ValueError('conv_norm="reference" needs full attention (it mixes every second of the sample)')
         self.patch_embed = TemporalConv(cfg) if in_chans == 1 else nn.Linear(in_chans, cfg.d_model)
         self.pos_embed = nn.Embedding(cfg.pos_rows, cfg.d_model)
         self.time_embed = nn.Embedding(cfg.time_rows, cfg.d_model)
@@ -177,7 +181,7 @@ class NeuralTransformer(nn.Module):
         """x [B, L, P or in_chans], ch/time [B, L] long, valid [B, L] bool → features [B, L, d]."""
         mask = attention_mask(valid, time, self.attention)
         if isinstance(self.patch_embed, TemporalConv):
-            x = self.patch_embed(x, valid, time, self.attention)
+            x = self.patch_embed(x, valid, time, self.norm_mode)
         else:
             x = self.patch_embed(x)
         x = x + self.pos_embed(ch) + self.time_embed(time)

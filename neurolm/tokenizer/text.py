@@ -8,8 +8,13 @@ Embedding sources (``TokenizerConfig.text_embedding``):
 - ``"<path>.safetensors"``: a table saved earlier (key ``wte.weight`` or the only tensor), so
   air-gapped clusters can copy GPT-2's embeddings once.
 
-Token ids: NeuroLM feeds OpenWebText tokens. :class:`TextTokenSource` reads a nanoGPT-style
-``uint16`` token file when given one, otherwise draws ids uniformly from the vocabulary.
+Token ids: NeuroLM feeds random 1024-token windows of OpenWebText (GPT-2 tokens, nanoGPT's
+``train.bin``). :class:`TextTokenSource` reads such a ``uint16`` token file when given one,
+and then matches the original. Without one it draws ids uniformly from the vocabulary: a
+documented deviation (docs/DEVIATIONS.md), kept because OpenWebText (~17 GB of tokens) cannot
+ship with the project or be fetched offline. Uniform ids weight rare tokens like common ones,
+so the classifier sees a different text-embedding distribution than with real text; runs
+record which source they used (``lineage["text_tokens"]``) and warn with ``gpt2`` embeddings.
 Either way batch *k* depends only on (seed, k), so a resumed run sees the same text.
 """
 
@@ -74,6 +79,12 @@ class TextTokenSource:
             if not os.path.exists(token_file):
                 raise ConfigError(f"text token file {token_file} does not exist")
             self.tokens = np.memmap(token_file, dtype=np.uint16, mode="r")
+
+    def describe(self) -> str:
+        """Which text the ids come from, for run lineage."""
+        if self.tokens is None:
+            return f"uniform:{self.vocab_size}"
+        return f"file:{os.path.abspath(self.tokens.filename)}:{len(self.tokens)}"
 
     def batch(self, step: int, batch_size: int, seq_len: int) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, 7919, step])

@@ -21,6 +21,7 @@ import hashlib
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from neurolm.tokenizer.config import TokenizerConfig, TrainConfig
 from neurolm.tokenizer.metrics import MetricWindow, lr_at
 from neurolm.tokenizer.text import TextTokenSource, load_text_embedding
 from neurolm.tokenizer.vq import VQTokenizer, dann_alpha
-from neurolm.tokenizer.weights import model_weights, tokenizer_metadata
+from neurolm.tokenizer.weights import config_from_metadata, model_weights, tokenizer_metadata
 from storage import checkpoints, fs
 
 
@@ -95,12 +96,22 @@ def _dist_env() -> tuple[int, int, int]:
 
 
 def _device(requested: str, local_rank: int) -> torch.device:
+    """The torch device for ``cpu``, ``cuda`` (this rank's GPU) or ``cuda:N``; ConfigError if absent."""
     if requested.startswith("cuda"):
+        if requested == "cuda":
+            index = local_rank
+        elif requested.startswith("cuda:") and requested[5:].isdigit():
+            index = int(requested[5:])
+        else:
+            raise ConfigError(f"unknown device {requested!r}; use cpu, cuda or cuda:N")
         if not torch.cuda.is_available():
-            raise ConfigError("--device cuda requested but CUDA is not available on this machine")
-        return torch.device("cuda", local_rank if requested == "cuda" else int(requested.split(":")[1]))
+            raise ConfigError(f"--device {requested} requested but CUDA is not available on this machine")
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {requested}: CUDA device {index} does not exist "
+                              f"(this machine has {torch.cuda.device_count()})")
+        return torch.device("cuda", index)
     if requested != "cpu":
-        raise ConfigError(f"unknown device {requested!r}; use cpu or cuda")
+        raise ConfigError(f"unknown device {requested!r}; use cpu, cuda or cuda:N")
     return torch.device("cpu")
 
 
@@ -145,6 +156,8 @@ def _resume(out_dir: str, cfg: TokenizerConfig, lineage: dict, resume: bool):
         raise ConfigError(f"{out_dir} already holds checkpoints (latest step {ckpt.step}); "
                           "resume, or choose a new output directory")
     got = ckpt.metadata.get("config_hash")
+    if "tokenizer_config" in ckpt.metadata:  # compare configs, so checkpoints from before conv_norm resume
+        got = config_from_metadata(ckpt.metadata, ckpt.path).config_hash()
     if got != cfg.config_hash():
         raise ConfigError(f"checkpoint {ckpt.path} was trained with config hash {got}, "
                           f"this run uses {cfg.config_hash()} ({cfg.name}); use the same config or a new --out")
@@ -186,6 +199,11 @@ def train(cfg: TokenizerConfig, tcfg: TrainConfig, dataset: Dataset, out_dir: st
         table = load_text_embedding(cfg.text_embedding)
         model.attach_text_embedding(table)
         text = TextTokenSource(table.shape[0], tcfg.seed, text_token_file)
+        lineage["text_tokens"] = text.describe()
+        if text_token_file is None and cfg.text_embedding == "gpt2" and rank == 0:
+            warnings.warn("no text token file: the text side of alignment draws GPT-2 ids uniformly, not from "
+                          "OpenWebText as the original; pass a nanoGPT train.bin (--text-tokens) to match it",
+                          UserWarning, stacklevel=2)
     opt = make_optimizer(model, tcfg, dev)
     autocast, scaler = _amp(dev, tcfg.amp)
     start, history = 0, []

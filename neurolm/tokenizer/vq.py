@@ -61,9 +61,9 @@ class VQ(nn.Module):
     def encode(self, x, ch, time, valid):
         """→ (z_q [B,L,code_dim], codes [B,L], commitment loss, encoder features [B,L,d])."""
         feats = self.encoder(x, ch, time, valid)
-        with torch.autocast(device_type=x.device.type, enabled=False):  # projection to code space in fp32
+        with torch.autocast(device_type=x.device.type, enabled=False):  # projection AND lookup/EMA in fp32
             z = self.encode_task_layer(feats.float())
-        z_q, commit, codes = self.quantize(z, valid)
+            z_q, commit, codes = self.quantize(z, valid)
         return z_q, codes, commit, feats
 
     def decode(self, z_q, ch, time, valid):
@@ -104,7 +104,7 @@ class VQTokenizer(nn.Module):
         """Codes [B, L] long for patches x [B, L, 200]; padded positions get code -1."""
         valid = mask.bool()
         feats = self.VQ.encoder(x.float(), ch.long(), time.long(), valid)
-        with torch.autocast(device_type=x.device.type, enabled=False):  # code assignment in fp32, as in training
+        with torch.autocast(device_type=x.device.type, enabled=False):  # projection and lookup in fp32, as in training
             z = F.normalize(self.VQ.encode_task_layer(feats.float()), dim=-1)
             codes = self.VQ.quantize.codes(z)
         return torch.where(valid, codes, torch.full_like(codes, -1))

@@ -9,14 +9,18 @@ of a ``torch.compile``d ``VQ_Align``. Its keys (``_orig_mod.VQ.encoder.*``,
 ``VQ.decoder_freq.*``, ``VQ.decoder_raw.*``, ``VQ.quantize.embedding.*``,
 ``domain_classifier.*``, ``wte.weight``) use the same names as our modules, so
 importing is: load with ``weights_only=True``, strip wrapper prefixes, drop the
-frozen GPT-2 table, infer the architecture from shapes, load, report.
-The encoder it was trained with is bidirectional, hence ``encoder_attention="full"``.
+frozen GPT-2 table, take sizes from shapes and heads from the stored
+``encoder_args``/``decoder_args``, load, report. The encoder it was trained with is
+bidirectional with a plain GroupNorm stem, hence ``encoder_attention="full"`` and
+``conv_norm="reference"``; ``tests/test_tokenizer_reference.py`` checks features and
+codes against an independent re-typed forward of the original.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -56,8 +60,11 @@ def tokenizer_metadata(cfg: TokenizerConfig) -> dict[str, str]:
 def config_from_metadata(meta: dict[str, str], where: str) -> TokenizerConfig:
     if meta.get("format") != FORMAT or "tokenizer_config" not in meta:
         raise ConfigError(f"{where} is not a neurolm tokenizer weights file (no tokenizer_config metadata)")
-    cfg = TokenizerConfig(**json.loads(meta["tokenizer_config"]))
-    if meta.get("config_hash") not in (None, cfg.config_hash()):
+    fields = json.loads(meta["tokenizer_config"])
+    legacy = "conv_norm" not in fields  # written before the field existed: trained with the padding-free norm
+    cfg = TokenizerConfig(**{**fields, "conv_norm": "valid-patches"} if legacy else fields)
+    expect = cfg.legacy_config_hash() if legacy else cfg.config_hash()
+    if meta.get("config_hash") not in (None, expect):
         raise ConfigError(f"{where}: config hash {meta['config_hash']} does not match its config")
     return cfg
 
@@ -77,33 +84,94 @@ def strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def infer_config(sd: dict[str, torch.Tensor], **overrides) -> TokenizerConfig:
-    """Architecture of a published-layout state dict, from tensor shapes (base preset otherwise)."""
+def _shape_fields(sd: dict[str, torch.Tensor]) -> dict:
+    """Every size a published-layout state dict shows by its tensor shapes."""
     try:
         cb = sd["VQ.quantize.embedding.weight"]
-        d = sd["VQ.encoder.pos_embed.weight"].shape[1]
-        enc = 1 + max(int(k.split(".")[3]) for k in sd if k.startswith("VQ.encoder.blocks."))
-        dec = 1 + max(int(k.split(".")[3]) for k in sd if k.startswith("VQ.decoder_freq.blocks."))
-        fields = dict(
-            d_model=d, n_enc_layers=enc, n_dec_layers=dec, codebook_size=cb.shape[0], code_dim=cb.shape[1],
+        return dict(
+            d_model=sd["VQ.encoder.pos_embed.weight"].shape[1],
+            n_enc_layers=1 + max(int(k.split(".")[3]) for k in sd if k.startswith("VQ.encoder.blocks.")),
+            n_dec_layers=1 + max(int(k.split(".")[3]) for k in sd if k.startswith("VQ.decoder_freq.blocks.")),
+            codebook_size=cb.shape[0], code_dim=cb.shape[1],
             conv_out_chans=sd["VQ.encoder.patch_embed.conv1.weight"].shape[0],
             pos_rows=sd["VQ.encoder.pos_embed.weight"].shape[0],
             time_rows=sd["VQ.encoder.time_embed.weight"].shape[0],
             freq_bins=sd["VQ.decode_task_layer_freq.2.weight"].shape[0],
+            patch_size=sd["VQ.decode_task_layer_raw.2.weight"].shape[0],
             domain_hidden=sd["domain_classifier.0.weight"].shape[0],
         )
     except (KeyError, ValueError, IndexError) as exc:
         raise ConfigError(f"not a NeuroLM VQ state dict: cannot find {exc}") from exc
-    n_heads = 12 if d % 12 == 0 else max(h for h in (8, 4, 2, 1) if d % h == 0)
-    kw = {"encoder_attention": "full", "text_embedding": "gpt2", "n_heads": n_heads, **fields, **overrides}
-    return preset("base", **kw)
+
+
+def _stored_args(obj: dict) -> tuple[dict | None, dict | None]:
+    """(encoder args, decoder args) of an original resume dict: ``encoder_args``/``decoder_args``
+    (what ``train_vq.py`` saves), else ``model_args`` as the encoder's; None where absent."""
+    enc, dec = obj.get("encoder_args"), obj.get("decoder_args")
+    if enc is None and dec is None:
+        enc = obj.get("model_args")
+    return (enc if isinstance(enc, dict) else None), (dec if isinstance(dec, dict) else None)
+
+
+def _args_fields(enc: dict | None, dec: dict | None, shapes: dict, where: str) -> dict:
+    """Config fields from the stored ``NTConfig`` args, checked against the tensor shapes."""
+    out: dict = {}
+    for name, args, layers in (("encoder_args", enc, "n_enc_layers"), ("decoder_args", dec, "n_dec_layers")):
+        if args is None:
+            continue
+        if args.get("bias"):
+            raise ConfigError(f"{where}: {name} has bias=True; the NeuroLM tokenizer (and this one) has no biases")
+        for key, field in (("n_embd", "d_model"), ("n_layer", layers)):
+            if key in args and int(args[key]) != shapes[field]:
+                raise ConfigError(f"{where}: {name}.{key}={args[key]} but the weights have {field}={shapes[field]}")
+        if "n_head" in args:
+            if "n_heads" in out and out["n_heads"] != int(args["n_head"]):
+                raise ConfigError(f"{where}: encoder n_head={out['n_heads']} and decoder n_head={args['n_head']} "
+                                  "differ; one n_heads is supported")
+            out["n_heads"] = int(args["n_head"])
+    if enc is not None:
+        if "block_size" in enc:
+            out["max_tokens"] = int(enc["block_size"])
+        if "out_chans" in enc and int(enc["out_chans"]) != shapes["conv_out_chans"]:
+            raise ConfigError(f"{where}: encoder_args.out_chans={enc['out_chans']} but conv1 has "
+                              f"{shapes['conv_out_chans']} channels")
+    return out
+
+
+def _guess_heads(d: int) -> int:
+    return 12 if d % 12 == 0 else max(h for h in (8, 4, 2, 1) if d % h == 0)
+
+
+def infer_config(sd: dict[str, torch.Tensor], args: tuple[dict | None, dict | None] = (None, None),
+                 where: str = "state dict", **overrides) -> TokenizerConfig:
+    """Architecture of a published-layout state dict: sizes from tensor shapes, ``n_heads`` and
+    ``max_tokens`` from the checkpoint's stored args (``encoder_args``/``decoder_args``).
+
+    Only when the args are absent is ``n_heads`` guessed from the width, with a warning
+    (shapes cannot tell heads apart: a wrong guess gives wrong features without any error).
+    ``overrides`` win over both. Imported models use the original's conv-stem norm
+    (``conv_norm="reference"``) and full attention unless overridden.
+    """
+    shapes = _shape_fields(sd)
+    fields = {**shapes, **_args_fields(*args, shapes, where)}
+    if "n_heads" not in fields and "n_heads" not in overrides:
+        fields["n_heads"] = _guess_heads(shapes["d_model"])
+        warnings.warn(f"{where} stores no encoder_args/decoder_args/model_args: n_heads={fields['n_heads']} is "
+                      f"guessed from d_model={shapes['d_model']}; pass n_heads= if it was trained otherwise",
+                      UserWarning, stacklevel=3)
+    kw = {"encoder_attention": "full", "conv_norm": "reference", "text_embedding": "gpt2", **fields, **overrides}
+    try:
+        return preset("base", **kw)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def import_published(path: str, device: str = "cpu", **overrides) -> tuple[VQTokenizer, ImportReport]:
     """The original ``VQ.pt`` (or its bare state dict) → our model in eval mode, plus a key report.
 
-    ``overrides`` (e.g. ``n_heads``) fix what shapes cannot tell. Raises ConfigError
-    when weights the model needs are missing or shapes do not fit.
+    Sizes come from the tensors, ``n_heads`` from the stored ``encoder_args``/``decoder_args``
+    (see :func:`infer_config`); ``overrides`` (e.g. ``n_heads``, ``conv_norm``) fix the rest.
+    Raises ConfigError when weights the model needs are missing or shapes do not fit.
     """
     if not os.path.exists(path):
         raise ConfigError(f"weights file {path} does not exist")
@@ -115,7 +183,8 @@ def import_published(path: str, device: str = "cpu", **overrides) -> tuple[VQTok
     if not isinstance(sd, dict):
         raise ConfigError(f"{path}: expected a state dict or a resume dict with key 'model'")
     sd = strip_prefixes(sd)
-    cfg = infer_config(sd, **overrides)
+    args = _stored_args(obj) if "model" in obj else (None, None)
+    cfg = infer_config(sd, args, path, **overrides)
     model = VQTokenizer(cfg)
     ignored = tuple(sorted(k for k in sd if k in IGNORED_KEYS))
     wanted = {k: v for k, v in sd.items() if k not in IGNORED_KEYS}
@@ -128,6 +197,14 @@ def import_published(path: str, device: str = "cpu", **overrides) -> tuple[VQTok
     if report.missing:
         raise ConfigError(f"{path}: {report.summary()}")
     return model.to(device).eval(), report
+
+
+def published_args(cfg: TokenizerConfig) -> dict[str, dict]:
+    """``encoder_args``/``decoder_args`` as the original ``train_vq.py`` stores them beside the weights."""
+    common = dict(n_head=cfg.n_heads, n_embd=cfg.d_model, block_size=cfg.max_tokens, bias=False, dropout=0.0,
+                  num_classes=0)
+    return {"encoder_args": dict(common, n_layer=cfg.n_enc_layers, in_chans=1, out_chans=cfg.conv_out_chans),
+            "decoder_args": dict(common, n_layer=cfg.n_dec_layers, in_chans=cfg.code_dim)}
 
 
 def published_layout(model: VQTokenizer, wte: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

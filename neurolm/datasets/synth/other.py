@@ -1,11 +1,10 @@
 """Fixtures imitating SEED, HMC and Workload (EEGMAT).
 
-SEED: MNE reads Neuroscan ``.cnt`` but nothing in our stack writes one, so a
-session is written as an EDF file *named* like the real one
-(``1_20131027.cnt``): readers detect the format by content, so the adapter and
-the worker see the SEED layout and 62+5 channels at 1000 Hz, while the bytes
-are EDF. The 15 clips are shortened (3-9 s instead of ~4 min) through
-``seed_trials.json``, the adapter's documented timing override.
+SEED: a session is a real Neuroscan ``.cnt`` (``1_20131027.cnt``, int32
+samples, written by `neurolm.synth.cnt_writer`), so the worker takes MNE's CNT
+path with the SEED items' ``cnt_format=int32``, like the reference; 62+5
+channels at 1000 Hz. The 15 clips are shortened (3-9 s instead of ~4 min)
+through ``seed_trials.json``, the adapter's documented timing override.
 
 HMC: ``SNxxx.edf`` with the PSG montage labels (``EEG F4-M1`` ..., EMG, EOG,
 ECG) at 256 Hz, ``SNxxx_sleepscoring.txt`` in the PhysioNet CSV syntax with
@@ -23,6 +22,8 @@ from pathlib import Path
 
 from neurolm.datasets.seed import CHANNELS_62, SESSION_LABELS
 from neurolm.datasets.synth.common import rel, write_edf_file, write_text
+from neurolm.synth.cnt_writer import write_cnt
+from neurolm.synth.signal import synth_signal
 
 SEED_SFREQ = 1000.0
 SEED_LABELS = list(CHANNELS_62[:32]) + ["M1"] + list(CHANNELS_62[32:41]) + ["M2"] + list(CHANNELS_62[41:]) + [
@@ -40,6 +41,15 @@ def seed_clips() -> tuple[list[int], list[int]]:
     return start, end
 
 
+def write_seed_cnt(path: Path, seconds: float, seed: int, sfreq: float = SEED_SFREQ,
+                   labels: list[str] | None = None) -> Path:
+    """One SEED session as a Neuroscan CNT 3.0 file (int32 samples) of synthetic EEG."""
+    names = list(labels or SEED_LABELS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = synth_signal(len(names), sfreq, seconds, seed, ch_names=names, mains_hz=50.0)
+    return write_cnt(path, data, sfreq, names)
+
+
 def synth_seed(root: Path, seed: int, bad: bool) -> dict:
     start, end = seed_clips()
     write_text(root / "seed_trials.json", json.dumps({"start_s": start, "end_s": end,
@@ -48,11 +58,11 @@ def synth_seed(root: Path, seed: int, bad: bool) -> dict:
     files, bad_cases = [], []
     for k, (sub, date) in enumerate([("1", "20131027"), ("2", "20140404"), ("3", "20140603")]):
         p = root / f"{sub}_{date}.cnt"
-        write_edf_file(p, SEED_LABELS, SEED_SFREQ, secs, seed * 100 + k, mains_hz=50.0)
+        write_seed_cnt(p, secs, seed * 100 + k)
         files.append(dict(path=rel(root, p), subject_key=f"seed:{sub}", seconds=secs))
     if bad:
         p = root / "4_20140101.cnt"
-        write_edf_file(p, SEED_LABELS, SEED_SFREQ, 60, seed * 100 + 20, mains_hz=50.0)
+        write_seed_cnt(p, 60, seed * 100 + 20)
         files.append(dict(path=rel(root, p), subject_key="seed:4", seconds=60))
         bad_cases.append(dict(path=rel(root, p), case="recording ends before the last clips", stage="windows"))
         p = root / "notes_about_session.cnt"

@@ -1,0 +1,122 @@
+"""The one Dask mapper: every stage's work items as Prefect tasks on Dask (see :mod:`neurolm.fanout`).
+
+A ``neurolm-fanout`` subflow (renamed per stage, e.g. ``neurolm-ingest-batches``)
+runs inside the calling flow, on a ``DaskTaskRunner`` built from the run's own
+``workers``/``dask_address``, so a deployment or UI run fans out on Dask exactly
+like the CLI. Each item is one ``work-item`` task named after the item.
+
+- A sliding window of tasks in flight, not all at once: a 70k-file archive is
+  ~9k batches, and thousands of pending task runs load the Prefect API and the
+  Dask scheduler (prefect#8579).
+- Outcomes are handed to the caller's callback in this process as tasks finish;
+  tasks return small values only (prefect#12668).
+- A failed item is an :class:`~neurolm.fanout.Outcome` with an error; the
+  others go on.
+- No Prefect result caching (``NO_CACHE``): each stage's store is its cache.
+
+What travels to Dask is the task, the item, ``fn`` (a module-level function
+or a partial of one) and the serialized flow-run context, which holds the
+subflow's function *by value*. So that function, and everything it names,
+must stay free of process-local objects (bars, listeners, locks, clients):
+the job (items, callback) stays in :data:`_JOBS` in this process and is
+reached only through the module-level function :func:`_job`.
+"""
+
+from __future__ import annotations
+
+import collections
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+
+from flows.runtime import dask_runner
+from neurolm.fanout import OnOutcome, Outcome, item_labels, one_line
+
+
+@task(name="work-item", cache_policy=NO_CACHE, retries=0)
+def work_item(fn: Callable[[Any], Any], item: Any) -> Any:
+    """One work item on a Dask worker."""
+    return fn(item)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What one fan-out works on; kept in this process, never sent to the Prefect API or to Dask."""
+
+    fn: Callable[[Any], Any]
+    items: Sequence[Any]
+    labels: list[str]
+    on_outcome: OnOutcome
+
+
+# Why a registry instead of flow parameters: Prefect stores every flow-run parameter as JSON in its
+# database; the items of a 70k-file archive would be tens of MB per run. A subflow runs in its
+# parent's process, so the parent hands it a key into this dict instead.
+_JOBS: dict[str, _Job] = {}
+
+
+def _job(job_id: str) -> _Job:
+    """The job registered under ``job_id`` in this process (a function, so it travels by reference)."""
+    return _JOBS[job_id]
+
+
+@flow(name="neurolm-fanout")
+def fanout(job_id: str, n_items: int, window: int = 8) -> dict:
+    """Run job ``job_id``'s items as ``work-item`` tasks, ``window`` in flight; report each outcome as it ends."""
+    job = _job(job_id)
+    queue = collections.deque(range(len(job.items)))
+    in_flight: dict = {}
+
+    def submit_next() -> None:
+        i = queue.popleft()
+        fut = work_item.with_options(task_run_name=job.labels[i]).submit(job.fn, job.items[i])
+        in_flight[fut] = i
+
+    while queue and len(in_flight) < max(1, window):
+        submit_next()
+    failed = 0
+    while in_flight:
+        fut = next(as_completed(list(in_flight)))
+        i = in_flight.pop(fut)
+        if queue:
+            submit_next()
+        try:
+            outcome = Outcome(i, job.labels[i], value=fut.result())
+        except Exception as exc:  # one item failed (its task, its worker): the others go on
+            outcome = Outcome(i, job.labels[i], error=one_line(exc))
+            failed += 1
+        job.on_outcome(outcome)
+    return {"items": n_items, "failed": failed}
+
+
+class DaskMapper:
+    """A :class:`neurolm.fanout.Mapper` on Dask: ``workers`` local processes, or the scheduler at ``address``.
+
+    Must be called inside a flow run (the fan-out is then a subflow of it). The
+    local cluster lives only while the items run, so planning and table writing
+    never hold it. ``name`` names the subflow in the UI.
+    """
+
+    def __init__(self, workers: int = 2, address: str | None = None, *, name: str = "neurolm-fanout",
+                 window: int | None = None) -> None:
+        self.workers = int(workers)
+        self.address = address
+        self.name = name
+        self.window = window or (4 * self.workers if not address else 64)
+
+    def __call__(self, fn: Callable[[Any], Any], items: Sequence[Any], on_outcome: OnOutcome,
+                 labels: Sequence[str] | None = None) -> None:
+        if not items:
+            return
+        job_id = uuid.uuid4().hex
+        _JOBS[job_id] = _Job(fn, list(items), item_labels(items, labels), on_outcome)
+        try:
+            with dask_runner(self.workers, self.address) as runner:
+                fanout.with_options(name=self.name, task_runner=runner)(job_id, len(items), self.window)
+        finally:
+            _JOBS.pop(job_id, None)

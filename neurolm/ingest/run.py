@@ -1,0 +1,159 @@
+"""The ingestion stage as one library call: :func:`ingest` (the Prefect flow only wires it).
+
+lock the store → register held-out subjects → restore rows of a killed run →
+discover → diff with the catalog → batches through a mapper (local, or Dask from
+``flows/``), rows folded into the tables as batches finish (flushed every few
+seconds) → splits, windows, tables, version complete → QC figures → summary.
+
+``log`` gets human-readable lines (the flow passes its run logger), ``emit``
+gets ``{"event": "plan"|"batch", ...}`` dicts (the flow turns them into a
+progress artifact and CLI progress).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from neurolm.fanout import Mapper, Outcome, local_map
+from neurolm.ingest import IngestState, discover, make_batches, open_store
+from neurolm.ingest.config import IngestParams
+from neurolm.ingest.items import SourceItem
+from neurolm.ingest.qc import QC_FIGURES, publish_qc_figures
+from neurolm.ingest.report import run_summary
+from neurolm.ingest.splits import register_heldout
+from neurolm.ingest.worker import process_batch
+from storage import fs
+from storage.lock import StoreLock
+
+
+def _quiet(*_args, **_kwargs) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class IngestBatch:
+    """One work item: consecutive source items and the source hashes already in the catalog for them."""
+
+    items: list[SourceItem]
+    known_hashes: dict[str, str]
+
+    @property
+    def label(self) -> str:
+        first = PurePath(self.items[0].path).name if self.items else "empty"
+        return f"{first} (+{len(self.items) - 1})" if len(self.items) > 1 else first
+
+
+def ingest_batch(batch: IngestBatch, store_url: str, version_id: str, run_id: str) -> list[dict]:
+    """One batch of files → committed recordings + small row dicts (runs on any worker)."""
+    return process_batch(batch.items, store_url, version_id, run_id=run_id, known_hashes=batch.known_hashes)
+
+
+def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = "",
+           log: Callable[[str], None] = _quiet, warn: Callable[[str], None] | None = None,
+           emit: Callable[[dict], None] = _quiet) -> dict:
+    """Ingest ``params.source`` into ``params.store`` incrementally; returns the run summary.
+
+    ``summary["failed"]`` lists batches whose worker failed (not a file problem: those are
+    quarantined): their files stay out of the catalog, so the next run retries them.
+    ``warn`` (default ``log``) gets what needs attention: failed batches, QC trouble.
+    """
+    warn = warn or log
+    t0 = time.perf_counter()
+    params.check_paths()
+    run_id = run_id or str(uuid.uuid4())
+    dataset = params.dataset_name
+    with StoreLock(params.store, f"ingest {run_id}", timeout_s=params.lock_timeout_s):
+        if params.heldout_subjects:
+            register_heldout(params.store, params.heldout_subjects, "given to neurolm ingest", "neurolm ingest")
+        store = open_store(params.store)
+        state = IngestState.load(store, run_id, seed=params.seed, fractions=params.split_fractions,
+                                 crop_end_s=params.crop_end_s, exclude_heldout=params.heldout_policy == "exclude")
+        if state.recovered:
+            log(f"restored {state.recovered} recordings committed by an interrupted run")
+        files = discover(params.source, dataset, notch_hz=params.mains_hz, layout=params.layout,
+                         family=params.family, tuh_le=params.tuh_le)
+        diff = state.plan(files, dataset)
+        batches = plan_batches(diff, params.batch_size)
+        log(f"{len(files)} files found in {params.source}: {len(diff.new)} new, {len(diff.changed)} changed, "
+            f"{len(diff.removed_rows)} removed; {len(diff.to_ingest)} to ingest in {len(batches)} batches")
+        emit({"event": "plan", "files": len(files), "to_ingest": len(diff.to_ingest), "batches": len(batches),
+              "removed": len(diff.removed_rows), "recovered": state.recovered})
+        failed: list[dict] = []
+        if batches:
+            failed = run_batches(state, batches, mapper, flush_s=params.table_flush_s, log=log, warn=warn, emit=emit)
+        else:
+            log(f"nothing new in {params.source}: {len(files)} files already in the store, no work done")
+        state.finalize()
+        figures, qc_error = _publish_qc(store, bool(batches) or bool(state.recovered), warn)
+        summary = run_summary(state, diff, len(files), dataset=dataset, source=params.source,
+                              wall_s=time.perf_counter() - t0)
+        summary["qc_figures"], summary["qc_error"] = figures, qc_error
+        summary["failed"] = failed
+    return summary
+
+
+def plan_batches(diff, batch_size: int) -> list[IngestBatch]:
+    """The work items of a catalog diff: :func:`make_batches` of the files to ingest, with their known hashes."""
+    known = diff.known_hashes
+    return [IngestBatch(b, {it.recording_id: known[it.recording_id] for it in b if it.recording_id in known})
+            for b in make_batches(diff.to_ingest, batch_size)]
+
+
+def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, *, flush_s: float = 5.0,
+                log: Callable[[str], None] = _quiet, warn: Callable[[str], None] | None = None,
+                emit: Callable[[dict], None] = _quiet) -> list[dict]:
+    """Run ``batches`` through ``mapper``, folding each finished one into ``state``'s tables (flushed every
+    ``flush_s`` seconds, and at the end whatever happens); returns the batches that failed."""
+    warn = warn or log
+    done, failed = 0, []
+
+    def on_outcome(out: Outcome) -> None:
+        nonlocal done
+        done += 1
+        if not out.ok:
+            failed.append({"batch": out.label, "files": len(batches[out.index].items), "error": out.error})
+            warn(f"batch {done}/{len(batches)} ({out.label}) FAILED: {out.error}; its files are retried next run")
+            emit({"event": "batch", "done": done, "total": len(batches), "files": 0, "quarantined": 0,
+                  "failed": len(batches[out.index].items), "statuses": [], "worker_seconds": 0.0,
+                  "t_start": None, "t_end": None})
+            return
+        rows = out.value
+        state.add(rows)
+        state.flush(every_s=flush_s)
+        n_q = sum(r["status"] == "quarantined" for r in rows)
+        log(f"batch {done}/{len(batches)} ({out.label}): {len(rows)} files, {n_q} quarantined")
+        emit({"event": "batch", "done": done, "total": len(batches), "files": len(rows), "quarantined": n_q,
+              "failed": 0, "statuses": [r["status"] for r in rows],
+              "worker_seconds": sum(float(r.get("seconds") or 0.0) for r in rows),
+              "t_start": min((r["t_start"] for r in rows), default=None),
+              "t_end": max((r["t_end"] for r in rows), default=None)})
+
+    fn = functools.partial(ingest_batch, store_url=state.store.url, version_id=state.store.version_id,
+                           run_id=state.run_id)
+    try:
+        mapper(fn, batches, on_outcome, [b.label for b in batches])
+    finally:
+        state.flush(force=True)  # whatever finished is in the tables, even if the mapper itself broke
+    return failed
+
+
+def _publish_qc(store, signals_changed: bool, warn: Callable[[str], None]) -> tuple[list[str], str | None]:
+    """(URLs of the version's QC figures, error) — a QC problem never fails an ingestion.
+
+    Redrawn only when this run changed signals (or the figures are missing): a
+    nightly run with nothing new links the figures already there.
+    """
+    try:
+        existing = [fs.join(store.version_url, "qc", n) for n in QC_FIGURES]
+        if not signals_changed and all(fs.exists(u) for u in existing):
+            return existing, None
+        return publish_qc_figures(store), None
+    except Exception as exc:  # plotting/IO trouble: the store itself is complete and correct
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        warn(f"QC figures not written: {reason}")
+        return [], reason
