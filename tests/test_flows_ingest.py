@@ -126,6 +126,8 @@ def test_rerun_with_nothing_new_does_no_work(ingested, corpus):
     store_url, _, _ = ingested
     before = SignalStore.open(store_url).content_hash()
     events = []
+    # The plan finds nothing new, so no Dask cluster starts (workers=2 is never used here): the Dask path
+    # with real work is the `ingested` fixture and tests/test_cli_defaults.py's default-path CLI run.
     s = run_ingest(make_params(source=corpus.root, store=store_url, dataset="synth", workers=2), events.append)
     assert s["nothing_to_do"] and s["ingested"] == 0 and s["unchanged"] == 14
     assert [Path(u).name for u in s["qc_figures"]] == ["qc_channel_coverage.png", "qc_amplitude.png", "qc_psd.png"]
