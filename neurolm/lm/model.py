@@ -75,15 +75,18 @@ class NeuroLM(nn.Module):
         """EEG inputs [B, L, d]: projected codebook vectors or encoder features, plus the channel embedding.
 
         ``batch``: ``ch``, ``time`` [B, L] long, ``mask`` [B, L] bool, and ``codes`` [B, L]
-        (codes mode; −1/anything at padding) or ``x`` [B, L, 200] (features mode).
+        (codes mode; −1/anything at padding) or ``x`` [B, L, 200] (features mode; or
+        ``features`` [B, L, d_enc], the encoder's output computed elsewhere).
         """
         ch, valid = batch["ch"].long(), batch["mask"].bool()
         if self.config.input_mode == "codes":
             codes = batch["codes"].long().clamp(0, self.codebook.shape[0] - 1)
             h = self.code_proj(self.codebook[codes])
         else:
-            with torch.no_grad():
-                feats = self.tokenizer(batch["x"].float(), ch, batch["time"].long(), valid)
+            feats = batch.get("features")  # precomputed encoder features [B, L, d_enc], if given
+            if feats is None:
+                with torch.no_grad():
+                    feats = self.tokenizer(batch["x"].float(), ch, batch["time"].long(), valid)
             h = self.encode_transform_layer(feats)
         return h + self.chan_embed(ch)
 
