@@ -1,0 +1,153 @@
+"""One optimisation step of stage 2, its optimiser and schedule, and validation (reference §3.5).
+
+- AdamW(β = 0.9, 0.95), weight decay 0.1 on trainable tensors with ≥ 2 dims, none on the rest
+  (biases, LayerNorms); frozen parts (the features-mode encoder, the codebook) are not in it.
+- Learning rate: linear warm-up from 0, cosine from ``lr`` to ``min_lr`` (6e-4 → 6e-5).
+- Each step: an EEG batch and a text batch, ``loss = loss_eeg + loss_text`` (equal weights),
+  gradient accumulation over micro-batches, clipping at 1.0, bf16 autocast on CUDA.
+
+The loop around it (epochs, checkpoints, resume, progress) belongs to the training flow.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from typing import Iterable
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from neurolm.lm.model import NeuroLM
+from neurolm.lm.targets import IGNORE, code_logit_targets, lm_loss
+
+
+class LMTrainConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    steps: int = Field(1000, ge=1, description="optimiser steps in total (the cosine ends here)")
+    warmup_steps: int = Field(100, ge=0)
+    lr: float = Field(6e-4, gt=0)
+    min_lr: float = Field(6e-5, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = Field(1.0, ge=0, description="0 = no clipping")
+    batch_size: int = Field(60, ge=1, description="EEG samples per micro-batch")
+    grad_accum: int = Field(1, ge=1)
+    text_batch_size: int = Field(4, ge=0, description="text windows per micro-batch; 0 = EEG only")
+    text_seq_len: int = Field(1024, ge=1)
+    seed: int = 0
+    amp: str = Field("auto", pattern="^(auto|off|bf16|fp16)$")
+
+    @model_validator(mode="after")
+    def _check(self) -> "LMTrainConfig":
+        if self.min_lr > self.lr:
+            raise ValueError("min_lr must be ≤ lr")
+        return self
+
+
+def lr_at(step: int, cfg: LMTrainConfig) -> float:
+    """Linear warm-up from 0 over ``warmup_steps``, then cosine to ``min_lr`` at ``steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * step / cfg.warmup_steps
+    if step >= cfg.steps:
+        return cfg.min_lr
+    ratio = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.lr - cfg.min_lr)
+
+
+def param_groups(model: NeuroLM, weight_decay: float) -> list[dict]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
+def make_optimizer(model: NeuroLM, cfg: LMTrainConfig) -> torch.optim.AdamW:
+    fused = next(model.parameters()).device.type == "cuda"
+    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, fused=fused)
+
+
+def autocast_for(device: torch.device, amp: str):
+    """bf16 (or fp16 when asked / unsupported) autocast on CUDA; nothing on CPU or with ``off``."""
+    if device.type != "cuda" or amp == "off":
+        return nullcontext()
+    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def eeg_loss(model: NeuroLM, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(next-code loss, logits) of an EEG batch carrying ``targets`` (codes, −1 ignored)."""
+    logits = model.forward_eeg(batch)
+    return lm_loss(logits, code_logit_targets(batch["targets"], model.config.text_vocab)), logits
+
+
+def train_step(model: NeuroLM, opt: torch.optim.Optimizer, step: int, cfg: LMTrainConfig,
+               eeg_batches: Iterable[dict[str, torch.Tensor]],
+               text_batches: Iterable[tuple[torch.Tensor, torch.Tensor]] = (),
+               scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
+    """One optimiser step over ``grad_accum`` micro-batches; → losses, lr and gradient norm."""
+    device = next(model.parameters()).device
+    lr = lr_at(step, cfg)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    model.train()
+    opt.zero_grad(set_to_none=True)
+    eeg_list, text_list = list(eeg_batches), list(text_batches)
+    n = len(eeg_list)
+    tot_eeg = tot_text = 0.0
+    for i, eb in enumerate(eeg_list):
+        with autocast_for(device, cfg.amp):
+            loss_eeg, _ = eeg_loss(model, _to(eb, device))
+            loss = loss_eeg
+            if i < len(text_list):
+                x, y = (t.to(device, non_blocking=True) for t in text_list[i])
+                loss_text = lm_loss(model.forward_text(x), y)
+                loss = loss + loss_text
+                tot_text += float(loss_text.detach())
+        tot_eeg += float(loss_eeg.detach())
+        loss = loss / n
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+    if scaler is not None:
+        scaler.unscale_(opt)
+    params = [p for g in opt.param_groups for p in g["params"]]
+    gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    out = {"loss_eeg": tot_eeg / n, "lr": lr, "grad_norm": float(gnorm)}
+    if text_list:
+        out["loss_text"] = tot_text / min(n, len(text_list))
+    out["loss"] = out["loss_eeg"] + out.get("loss_text", 0.0)
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: NeuroLM, batches: Iterable[dict[str, torch.Tensor]], amp: str = "auto") -> dict[str, float]:
+    """Validation next-code loss (token-weighted), accuracy (argmax over all logits) and perplexity."""
+    device = next(model.parameters()).device
+    model.eval()
+    nll, correct, count = 0.0, 0, 0
+    for b in batches:
+        b = _to(b, device)
+        with autocast_for(device, amp):
+            logits = model.forward_eeg(b)
+        y = code_logit_targets(b["targets"], model.config.text_vocab)
+        sel = y != IGNORE
+        k = int(sel.sum())
+        if not k:
+            continue
+        lg = logits[sel].float()
+        nll += float(torch.nn.functional.cross_entropy(lg, y[sel], reduction="sum"))
+        correct += int((lg.argmax(-1) == y[sel]).sum())
+        count += k
+    if not count:
+        return {"loss": float("nan"), "accuracy": float("nan"), "perplexity": float("nan"), "tokens": 0}
+    loss = nll / count
+    return {"loss": loss, "accuracy": correct / count, "perplexity": math.exp(min(loss, 50.0)), "tokens": count}
