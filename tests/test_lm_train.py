@@ -83,3 +83,23 @@ def test_tiny_overfits_a_tiny_batch():
     assert after["perplexity"] == pytest.approx(math.exp(after["loss"]))
     assert after["tokens"] == 9 + 6  # (4-1)*3 + (3-1)*3 tokens have a next second
     assert all(h["grad_norm"] >= 0 and math.isfinite(h["loss"]) for h in hist)
+
+
+@pytest.mark.parametrize("name", ["tiny", "B", "L", "XL"])
+def test_config_files_equal_their_presets(name):
+    from pathlib import Path
+
+    from neurolm.lm.config import load_lm_configs
+
+    path = Path(__file__).resolve().parents[1] / "configs" / f"pretrain_{name}.yaml"
+    assert load_lm_configs(str(path)) == load_lm_configs(name)
+
+
+def test_epochs_resolve_to_steps():
+    from neurolm.lm.config import lm_train_preset
+
+    c = lm_train_preset("B").resolved(steps_per_epoch=100)
+    assert (c.steps, c.warmup_steps) == (2000, 200)
+    assert lm_train_preset("B", steps=50).resolved(100).steps == 50
+    with pytest.raises(ValueError):
+        lr_at(0, lm_train_preset("B"))

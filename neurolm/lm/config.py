@@ -123,3 +123,96 @@ def lm_preset(name: str, **overrides) -> LMConfig:
         return LMConfig(**{**_preset_fields(name), **overrides})
     except ValueError as exc:  # pydantic ValidationError is a ValueError
         raise ConfigError(f"invalid LM config: {exc}") from exc
+
+
+class LMTrainConfig(BaseModel):
+    """Optimisation of stage 2 (reference §3.5 defaults); not part of the model hash.
+
+    The length is given in epochs of the corpus's train split (the original: 20 epochs, 2 of
+    warm-up) unless ``steps`` fixes it; :meth:`resolved` turns epochs into steps once the
+    number of optimiser steps per epoch is known.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int = Field(20, ge=1)
+    warmup_epochs: float = Field(2.0, ge=0)
+    steps: int | None = Field(None, ge=1, description="optimiser steps in total; None = epochs x steps/epoch")
+    warmup_steps: int | None = Field(None, ge=0)
+    lr: float = Field(6e-4, gt=0)
+    min_lr: float = Field(6e-5, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = Field(1.0, ge=0, description="0 = no clipping")
+    batch_size: int = Field(60, ge=1, description="EEG samples per micro-batch and process")
+    grad_accum: int = Field(1, ge=1)
+    text_batch_size: int = Field(4, ge=0, description="text windows per micro-batch; 0 = EEG only")
+    text_seq_len: int = Field(1024, ge=1)
+    seed: int = 0
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+
+    @model_validator(mode="after")
+    def _check(self) -> "LMTrainConfig":
+        if self.min_lr > self.lr:
+            raise ValueError("min_lr must be ≤ lr")
+        if self.steps is not None and self.warmup_steps is not None and self.warmup_steps > self.steps:
+            raise ValueError("warmup_steps must be ≤ steps")
+        return self
+
+    def resolved(self, steps_per_epoch: int) -> "LMTrainConfig":
+        """A copy with ``steps``/``warmup_steps`` filled in from epochs (fields already set are kept)."""
+        spe = max(1, int(steps_per_epoch))
+        steps = self.steps if self.steps is not None else self.epochs * spe
+        warm = self.warmup_steps if self.warmup_steps is not None else min(steps, round(self.warmup_epochs * spe))
+        return self.model_copy(update={"steps": steps, "warmup_steps": warm})
+
+
+_TRAIN_PRESETS: dict[str, dict] = {
+    "tiny": dict(epochs=30, warmup_epochs=1, lr=2e-3, min_lr=2e-4, batch_size=8, text_batch_size=2,
+                 text_seq_len=64),
+    "B": {}, "L": {}, "XL": {},  # the original's defaults (reference §3.5)
+}
+
+
+def lm_train_preset(name: str, **overrides) -> LMTrainConfig:
+    if name not in _TRAIN_PRESETS:
+        raise ConfigError(f"unknown LM training preset {name!r}; choose one of {sorted(_TRAIN_PRESETS)}")
+    try:
+        return LMTrainConfig(**{**_TRAIN_PRESETS[name], **overrides})
+    except ValueError as exc:
+        raise ConfigError(f"invalid LM training config: {exc}") from exc
+
+
+def load_lm_configs(name_or_path: str, **train_overrides) -> tuple[LMConfig, LMTrainConfig]:
+    """(model, training) configs from a preset name or a YAML file.
+
+    YAML: ``model: {preset: B, <field>: value ...}`` and ``train: {preset: B, <field>: value ...}``;
+    unknown fields are errors. ``train_overrides`` whose value is None are ignored.
+    """
+    overrides = {k: v for k, v in train_overrides.items() if v is not None}
+    if name_or_path in PRESETS:
+        return lm_preset(name_or_path), lm_train_preset(name_or_path, **overrides)
+    import os
+
+    import yaml
+
+    if not os.path.exists(name_or_path):
+        raise ConfigError(f"--config {name_or_path!r} is neither a preset {list(PRESETS)} nor an existing file")
+    try:
+        with open(name_or_path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name_or_path} is not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict) or set(doc) - {"model", "train"}:
+        raise ConfigError(f"{name_or_path}: expected top-level keys 'model' and/or 'train'")
+    model = dict(doc.get("model") or {})
+    train = dict(doc.get("train") or {})
+    name = model.pop("preset", "B")
+    if isinstance(model.get("tokenizer"), str):  # a tokenizer preset name
+        model["tokenizer"] = tokenizer_preset(model["tokenizer"])
+    elif isinstance(model.get("tokenizer"), dict):
+        tok = dict(model["tokenizer"])
+        model["tokenizer"] = tokenizer_preset(tok.pop("preset", "base"), **tok)
+    cfg = lm_preset(name, **model)
+    tcfg = lm_train_preset(train.pop("preset", name), **{**train, **overrides})
+    return cfg, tcfg

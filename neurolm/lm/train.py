@@ -1,5 +1,7 @@
 """One optimisation step of stage 2, its optimiser and schedule, and validation (reference §3.5).
 
+Configuration: :class:`neurolm.lm.config.LMTrainConfig` (re-exported here).
+
 - AdamW(β = 0.9, 0.95), weight decay 0.1 on trainable tensors with ≥ 2 dims, none on the rest
   (biases, LayerNorms); frozen parts (the features-mode encoder, the codebook) are not in it.
 - Learning rate: linear warm-up from 0, cosine from ``lr`` to ``min_lr`` (6e-4 → 6e-5).
@@ -16,38 +18,16 @@ from contextlib import nullcontext
 from typing import Iterable
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from neurolm.lm.config import LMTrainConfig
 from neurolm.lm.model import NeuroLM
 from neurolm.lm.targets import IGNORE, code_logit_targets, lm_loss
 
 
-class LMTrainConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    steps: int = Field(1000, ge=1, description="optimiser steps in total (the cosine ends here)")
-    warmup_steps: int = Field(100, ge=0)
-    lr: float = Field(6e-4, gt=0)
-    min_lr: float = Field(6e-5, ge=0)
-    weight_decay: float = Field(0.1, ge=0)
-    betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = Field(1.0, ge=0, description="0 = no clipping")
-    batch_size: int = Field(60, ge=1, description="EEG samples per micro-batch")
-    grad_accum: int = Field(1, ge=1)
-    text_batch_size: int = Field(4, ge=0, description="text windows per micro-batch; 0 = EEG only")
-    text_seq_len: int = Field(1024, ge=1)
-    seed: int = 0
-    amp: str = Field("auto", pattern="^(auto|off|bf16|fp16)$")
-
-    @model_validator(mode="after")
-    def _check(self) -> "LMTrainConfig":
-        if self.min_lr > self.lr:
-            raise ValueError("min_lr must be ≤ lr")
-        return self
-
-
 def lr_at(step: int, cfg: LMTrainConfig) -> float:
     """Linear warm-up from 0 over ``warmup_steps``, then cosine to ``min_lr`` at ``steps``."""
+    if cfg.steps is None:
+        raise ValueError("steps unresolved: call cfg.resolved(steps_per_epoch) first")
     if step < cfg.warmup_steps:
         return cfg.lr * step / cfg.warmup_steps
     if step >= cfg.steps:
