@@ -261,3 +261,27 @@ def test_bad_files_are_refused_before_building(tmp_path):
     torch.save(obj, tmp_path / "wrong_args.pt")
     with pytest.raises(ConfigError, match="disagrees"):
         import_published(str(tmp_path / "wrong_args.pt"))
+
+
+def test_init_from_gpt2_keeps_gpt2_text_logits(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from neurolm.lm.config import lm_preset
+    from neurolm.lm.weights import init_from_gpt2
+
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=64, activation_function="gelu",
+                                    attn_implementation="eager")).eval()
+    hf.save_pretrained(tmp_path / "gpt2")
+    cfg = lm_preset("tiny")
+    model = init_from_gpt2(cfg, str(tmp_path / "gpt2")).eval()
+    ids = torch.randint(0, 50257, (2, 11), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = hf(input_ids=ids).logits
+        got = model.forward_text(ids)
+    assert torch.allclose(got[..., :50257], want, atol=1e-5)
+    new_rows = model.gpt.wte.weight.detach()[50257:]
+    assert new_rows.shape == (47, 64) and 0.8 < float(new_rows.std()) < 1.2  # N(0, 1)
+    assert torch.equal(model.lm_head.weight[:50257], hf.lm_head.weight)
+    with pytest.raises(ConfigError, match="does not fit"):
+        init_from_gpt2(lm_preset("tiny", n_layer=3), str(tmp_path / "gpt2"))

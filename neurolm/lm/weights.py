@@ -199,3 +199,48 @@ def _int_or_none(v: Any) -> int | None:
         return int(v) if v is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def init_from_gpt2(cfg: LMConfig, source: str | None = None, seed: int = 0) -> NeuroLM:
+    """A fresh stage-2 model whose backbone starts from pretrained GPT-2, as the original (reference §3.1).
+
+    ``source``: a transformers name (``gpt2``, ``gpt2-medium``, ``gpt2-xl``; needs the HF cache
+    or network) or a local ``save_pretrained`` directory; default: the preset's GPT-2 size.
+    The 50,257-row table is enlarged to ``cfg.text_vocab`` rows with new rows N(0, 1); the head's
+    rows 0-50256 are GPT-2's (tied) output embedding, the others PyTorch's default Linear init.
+    """
+    from transformers import GPT2LMHeadModel
+
+    from neurolm.lm.config import GPT2_INIT
+
+    source = source or GPT2_INIT.get(cfg.name)
+    if source is None:
+        raise ConfigError(f"no GPT-2 checkpoint to start {cfg.name!r} from; pass source=")
+    try:
+        hf = GPT2LMHeadModel.from_pretrained(source, dtype=torch.float32)
+    except Exception as exc:
+        raise ConfigError(f"cannot load GPT-2 from {source!r} (HF cache, network or directory): {exc}") from exc
+    hc = hf.config
+    if (hc.n_embd, hc.n_layer, hc.n_head) != (cfg.n_embd, cfg.n_layer, cfg.n_head) or hc.n_positions > cfg.block_size:
+        raise ConfigError(f"{source}: GPT-2 {hc.n_layer}x{hc.n_embd} ({hc.n_head} heads) does not fit config "
+                          f"{cfg.name} ({cfg.n_layer}x{cfg.n_embd}, {cfg.n_head} heads)")
+    torch.manual_seed(seed)
+    model = NeuroLM(cfg)
+    src = hf.transformer.state_dict()
+    n_text = src["wte.weight"].shape[0]
+    if n_text > cfg.text_vocab:
+        raise ConfigError(f"{source}: {n_text} text tokens do not fit the {cfg.text_vocab}-row table")
+    with torch.no_grad():
+        wte = torch.randn(cfg.text_vocab, cfg.n_embd)
+        wte[:n_text] = src["wte.weight"]
+        src["wte.weight"] = wte
+        wpe = model.gpt.wpe.weight.detach().clone()
+        wpe[: src["wpe.weight"].shape[0]] = src["wpe.weight"]
+        src["wpe.weight"] = wpe
+        res = model.gpt.load_state_dict(src, strict=False)
+        if res.missing_keys or [k for k in res.unexpected_keys if not k.endswith(_DROPPED_SUFFIXES)]:
+            raise ConfigError(f"{source}: missing {res.missing_keys}, unexpected {res.unexpected_keys}")
+        head = torch.nn.Linear(cfg.n_embd, cfg.n_logits, bias=False)  # PyTorch default init for new rows
+        head.weight[:n_text] = hf.lm_head.weight
+        model.lm_head.weight.copy_(head.weight)
+    return model
