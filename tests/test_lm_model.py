@@ -181,3 +181,19 @@ def test_gradients_reach_trainable_parts_only():
     assert m.code_proj.weight.grad is not None and m.chan_embed.weight.grad is not None
     assert m.gpt.h[0].attn.c_attn.weight.grad.abs().sum() > 0
     assert not m.codebook.requires_grad
+
+
+def test_one_forward_call_gives_both_losses_with_equal_weight():
+    m = tiny("codes")
+    b = random_eeg_batch(m.config, batch=2, n_ch=3, n_sec=3, seed=7)
+    b["targets"] = next_second_codes(b["codes"], b["ch"], b["time"], b["mask"])
+    ids = torch.randint(0, 50257, (2, 9), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        out = m(b, (ids[:, :-1], ids[:, 1:]))
+        want_eeg = lm_loss(m.forward_eeg(b), code_logit_targets(b["targets"], 50304))
+        want_text = lm_loss(m.forward_text(ids[:, :-1]), ids[:, 1:])
+    assert torch.equal(out["loss_eeg"], want_eeg) and torch.equal(out["loss_text"], want_text)
+    assert torch.equal(out["loss"], want_eeg + want_text)
+    assert set(m(b)) == {"loss", "loss_eeg", "logits_eeg"}
+    with pytest.raises(ValueError):
+        m()

@@ -103,3 +103,26 @@ def test_epochs_resolve_to_steps():
     assert lm_train_preset("B", steps=50).resolved(100).steps == 50
     with pytest.raises(ValueError):
         lr_at(0, lm_train_preset("B"))
+
+
+def test_step_under_ddp_equals_the_plain_step(tmp_path):
+    """One-process DDP (gloo): accumulation with no_sync and one forward per micro-batch work as plain."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    cfg = LMTrainConfig(steps=10, warmup_steps=0, lr=1e-3, text_batch_size=1, grad_accum=2)
+    bs = [eeg(lm_preset("tiny"), seed=s, batch=1, n_ch=3, n_sec=3) for s in (0, 1)]
+    texts = [(torch.arange(8)[None] + s, torch.arange(1, 9)[None] + s) for s in (0, 1)]
+    plain = tiny_model()
+    train_step(plain, make_optimizer(plain, cfg), 0, cfg, bs, texts)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    try:
+        core = tiny_model()
+        ddp = DistributedDataParallel(core)
+        metrics = train_step(ddp, make_optimizer(core, cfg), 0, cfg, bs, texts)
+        assert evaluate(ddp, bs)["tokens"] == 12
+    finally:
+        dist.destroy_process_group()
+    assert math.isfinite(metrics["loss"])
+    for (n, p), q in zip(plain.named_parameters(), core.parameters()):
+        assert torch.allclose(p, q, atol=1e-6), n

@@ -24,6 +24,7 @@ from torch import nn
 from neurolm.errors import ConfigError
 from neurolm.lm.config import LMConfig
 from neurolm.lm.mask import additive_mask, stair_mask
+from neurolm.lm.targets import code_logit_targets, lm_loss
 from neurolm.tokenizer.model import NeuralTransformer
 
 
@@ -91,6 +92,26 @@ class NeuroLM(nn.Module):
         return h + self.chan_embed(ch)
 
     # -- forward -----------------------------------------------------------------------------
+    def forward(self, eeg: dict[str, torch.Tensor] | None = None,
+                text: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """One call for a training step (so DDP sees one forward per backward, as the original).
+
+        ``eeg``: an EEG batch with ``targets`` (codes, −1 ignored); ``text``: (inputs, targets)
+        [B, L]. → ``loss`` = ``loss_eeg`` + ``loss_text`` (equal weights) and ``logits_eeg``.
+        """
+        out: dict[str, torch.Tensor] = {}
+        if eeg is not None:
+            logits = self.forward_eeg(eeg)
+            out["logits_eeg"] = logits
+            out["loss_eeg"] = lm_loss(logits, code_logit_targets(eeg["targets"], self.config.text_vocab))
+        if text is not None:
+            out["loss_text"] = lm_loss(self.forward_text(text[0]), text[1])
+        losses = [out[k] for k in ("loss_eeg", "loss_text") if k in out]
+        if not losses:
+            raise ValueError("forward needs an EEG batch, a text batch or both")
+        out["loss"] = losses[0] if len(losses) == 1 else losses[0] + losses[1]
+        return out
+
     def hidden(self, embeds: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Backbone over input embeddings with the stair mask from ``positions``; → [B, L, d]."""
         if positions.numel() and int(positions.max()) >= self.config.block_size:

@@ -21,7 +21,7 @@ import torch
 
 from neurolm.lm.config import LMTrainConfig
 from neurolm.lm.model import NeuroLM
-from neurolm.lm.targets import IGNORE, code_logit_targets, lm_loss
+from neurolm.lm.targets import IGNORE, code_logit_targets
 
 
 def lr_at(step: int, cfg: LMTrainConfig) -> float:
@@ -60,17 +60,22 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def eeg_loss(model: NeuroLM, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(next-code loss, logits) of an EEG batch carrying ``targets`` (codes, −1 ignored)."""
-    logits = model.forward_eeg(batch)
-    return lm_loss(logits, code_logit_targets(batch["targets"], model.config.text_vocab)), logits
+def unwrap(model: torch.nn.Module) -> NeuroLM:
+    """The NeuroLM inside a DDP (or compiled) wrapper."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model
 
 
-def train_step(model: NeuroLM, opt: torch.optim.Optimizer, step: int, cfg: LMTrainConfig,
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, step: int, cfg: LMTrainConfig,
                eeg_batches: Iterable[dict[str, torch.Tensor]],
                text_batches: Iterable[tuple[torch.Tensor, torch.Tensor]] = (),
                scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
-    """One optimiser step over ``grad_accum`` micro-batches; → losses, lr and gradient norm."""
+    """One optimiser step over the given micro-batches (``grad_accum`` of them); → losses, lr, grad norm.
+
+    ``model`` may be DDP-wrapped: each micro-batch is one ``model(eeg, text)`` call, and gradient
+    sync is skipped on all but the last micro-batch.
+    """
     device = next(model.parameters()).device
     lr = lr_at(step, cfg)
     for g in opt.param_groups:
@@ -81,17 +86,16 @@ def train_step(model: NeuroLM, opt: torch.optim.Optimizer, step: int, cfg: LMTra
     n = len(eeg_list)
     tot_eeg = tot_text = 0.0
     for i, eb in enumerate(eeg_list):
-        with autocast_for(device, cfg.amp):
-            loss_eeg, _ = eeg_loss(model, _to(eb, device))
-            loss = loss_eeg
-            if i < len(text_list):
-                x, y = (t.to(device, non_blocking=True) for t in text_list[i])
-                loss_text = lm_loss(model.forward_text(x), y)
-                loss = loss + loss_text
-                tot_text += float(loss_text.detach())
-        tot_eeg += float(loss_eeg.detach())
-        loss = loss / n
-        (scaler.scale(loss) if scaler is not None else loss).backward()
+        text = tuple(t.to(device, non_blocking=True) for t in text_list[i]) if i < len(text_list) else None
+        sync = nullcontext() if i == n - 1 or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            with autocast_for(device, cfg.amp):
+                out = model(_to(eb, device), text)
+            loss = out["loss"] / n
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        tot_eeg += float(out["loss_eeg"].detach())
+        if "loss_text" in out:
+            tot_text += float(out["loss_text"].detach())
     if scaler is not None:
         scaler.unscale_(opt)
     params = [p for g in opt.param_groups for p in g["params"]]
@@ -101,16 +105,17 @@ def train_step(model: NeuroLM, opt: torch.optim.Optimizer, step: int, cfg: LMTra
         scaler.update()
     else:
         opt.step()
-    out = {"loss_eeg": tot_eeg / n, "lr": lr, "grad_norm": float(gnorm)}
+    out_m = {"loss_eeg": tot_eeg / n, "lr": lr, "grad_norm": float(gnorm)}
     if text_list:
-        out["loss_text"] = tot_text / min(n, len(text_list))
-    out["loss"] = out["loss_eeg"] + out.get("loss_text", 0.0)
-    return out
+        out_m["loss_text"] = tot_text / min(n, len(text_list))
+    out_m["loss"] = out_m["loss_eeg"] + out_m.get("loss_text", 0.0)
+    return out_m
 
 
 @torch.no_grad()
-def evaluate(model: NeuroLM, batches: Iterable[dict[str, torch.Tensor]], amp: str = "auto") -> dict[str, float]:
+def evaluate(model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]], amp: str = "auto") -> dict[str, float]:
     """Validation next-code loss (token-weighted), accuracy (argmax over all logits) and perplexity."""
+    model = unwrap(model)
     device = next(model.parameters()).device
     model.eval()
     nll, correct, count = 0.0, 0, 0
