@@ -22,7 +22,8 @@ def tiny(mode="codes", attn="sdpa", **kw):
     cfg = lm_preset("tiny", input_mode=mode, attn_implementation=attn, **kw)
     model = NeuroLM(cfg).eval()
     if mode == "codes":
-        model.set_codebook(torch.nn.functional.normalize(torch.randn(cfg.codebook_size, cfg.tokenizer.code_dim), dim=-1))
+        cb = torch.randn(cfg.codebook_size, cfg.tokenizer.code_dim)
+        model.set_codebook(torch.nn.functional.normalize(cb, dim=-1))
     return model
 
 

@@ -33,7 +33,8 @@ def original_state_dict(n_embd: int, n_layer: int, seed: int = 0) -> dict[str, t
     t = "tokenizer."
     sd[t + "patch_embed.conv1.weight"], sd[t + "patch_embed.conv1.bias"] = r(CONV, 1, 1, 15, std=0.3), r(CONV)
     for i in (2, 3):
-        sd[t + f"patch_embed.conv{i}.weight"], sd[t + f"patch_embed.conv{i}.bias"] = r(CONV, CONV, 1, 3, std=0.3), r(CONV)
+        sd[t + f"patch_embed.conv{i}.weight"] = r(CONV, CONV, 1, 3, std=0.3)
+        sd[t + f"patch_embed.conv{i}.bias"] = r(CONV)
     for i in (1, 2, 3):
         sd[t + f"patch_embed.norm{i}.weight"], sd[t + f"patch_embed.norm{i}.bias"] = 1 + r(CONV), r(CONV)
     sd[t + "patch_embed.l.0.weight"], sd[t + "patch_embed.l.0.bias"] = r(ENC_D, 25 * CONV), r(ENC_D)
@@ -169,7 +170,8 @@ def imported(request, tmp_path):
 def test_config_and_report(imported):
     model, report, sd, n_layer, n_head = imported
     cfg = model.config
-    assert (cfg.input_mode, cfg.tokenizer.encoder_attention, cfg.n_layer, cfg.n_head) == ("features", "full", n_layer, n_head)
+    got = (cfg.input_mode, cfg.tokenizer.encoder_attention, cfg.n_layer, cfg.n_head)
+    assert got == ("features", "full", n_layer, n_head)
     assert cfg.n_logits == TEXT_VOCAB + N_CODES
     assert report.iter_num == 1234 and report.epoch == 3 and len(report.dropped) == n_layer
 

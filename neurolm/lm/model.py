@@ -11,9 +11,10 @@ Layout::
                    Linear + GELU otherwise)
 
 Position ids: the second for EEG tokens (all channels of a second share one), 0..L-1 for text
-alone, and last second + 1 onwards for text after EEG. The attention mask is always the 4-D stair
-mask of :mod:`.mask` built from those position ids (text is then causal); passing it is also what
-keeps transformers from reading repeated position ids as packed sequences (STACK_FACTS.md).
+alone, and last second + 1 onwards for text after EEG. Whenever EEG is in the sequence the
+attention mask is the 4-D stair mask of :mod:`.mask` built from those position ids (text after
+EEG is then causal); passing it is also what keeps transformers from reading repeated position
+ids as packed sequences (STACK_FACTS.md). Text alone uses transformers' plain causal path.
 """
 
 from __future__ import annotations
@@ -131,9 +132,13 @@ class NeuroLM(nn.Module):
     def forward_text(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits of a text batch [B, L] (positions 0..L-1, causal)."""
         b, n = ids.shape
+        if n > self.config.block_size:
+            raise ConfigError(f"text of {n} tokens exceeds the position table ({self.config.block_size} rows)")
         pos = torch.arange(n, device=ids.device).expand(b, n)
-        valid = torch.ones(b, n, dtype=torch.bool, device=ids.device)
-        return self.lm_head(self.hidden(self.gpt.wte(ids), pos, valid))
+        # no 4-D mask: transformers' own causal path (SDPA is_causal, flash kernels on GPU); with
+        # consecutive position ids it cannot mistake the batch for packed sequences
+        out = self.gpt(inputs_embeds=self.gpt.wte(ids), position_ids=pos, use_cache=False)
+        return self.lm_head(out.last_hidden_state)
 
     def forward_eeg_text(self, batch: dict[str, torch.Tensor], ids: torch.Tensor) -> torch.Tensor:
         """Logits of EEG followed by text: text positions continue at each row's last valid second + 1."""
