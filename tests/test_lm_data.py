@@ -70,7 +70,9 @@ def test_mismatched_corpora_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="train and val"):
         open_corpus(url, CFG)
     with pytest.raises(ConfigError, match="tokenizer config"):
-        check_corpus({"tokenizer_config_hash": "0" * 16, "info": {}}, {"train", "val"}, CFG)
+        check_corpus({"identity": {"tokenizer_config_hash": "0" * 16}, "info": {}}, {"train", "val"}, CFG)
+    with pytest.raises(ConfigError, match="vocabulary"):
+        check_corpus({"identity": {"vocab_version": "other-v9"}, "info": {}}, {"train", "val"}, CFG)
 
 
 def test_codebook_comes_from_the_corpus_tokenizer(tmp_path):
@@ -82,3 +84,72 @@ def test_codebook_comes_from_the_corpus_tokenizer(tmp_path):
     assert cfg == CFG.tokenizer and cb.shape == (512, 32)
     with pytest.raises(ConfigError, match="not the one"):
         tokenizer_codebook(d, {"tokenizer_sha256": "f" * 64})
+
+
+@pytest.fixture(scope="module")
+def real_corpus(tmp_path_factory):
+    """Signal store → random tiny tokenizer → token corpus, through the real APIs."""
+    from neurolm.corpus.fixtures import build_signal_store, save_random_tokenizer
+    from neurolm.corpus.tokenize import prepare_job, tokenize_local
+
+    d = tmp_path_factory.mktemp("lmcorpus")
+    store, ckpt, corpus = str(d / "store"), str(d / "tok"), str(d / "corpus")
+    build_signal_store(store, n_recordings=3, n_ch=8, seed=0, splits=("train", "val", "heldout"))
+    save_random_tokenizer(ckpt, "tiny", seed=0)
+    tokenize_local(prepare_job(store, ckpt, corpus, shard_size=4, splits=["train", "val", "heldout"]), batch_size=4)
+    return store, ckpt, corpus
+
+
+def test_features_batches_line_up_with_the_corpus_codes(real_corpus):
+    from neurolm.lm.data import SignalPatches
+    from neurolm.lm.model import NeuroLM
+    from neurolm.tokenizer.weights import load_tokenizer
+
+    store, ckpt, corpus = real_corpus
+    train, val = open_corpus(corpus, CFG)
+    assert "heldout" in set(train.manifest["split"])  # tokenized, yet never selected
+    sig = SignalPatches(train.lineage)
+    tok = load_tokenizer(ckpt)
+    n = 0
+    for c in (train, val):
+        eb = EEGBatches(c, batch_size=2, max_len=256, drop_last=False, signals=sig)
+        for b in eb.epoch(0):
+            assert b["x"].shape == (b["codes"].shape[0], 256, 200)
+            codes = tok.encode_codes(b["x"], b["ch"], b["time"], b["mask"])
+            assert torch.equal(codes[b["mask"]], b["codes"][b["mask"]])  # same samples, same alignment
+            n += b["x"].shape[0]
+    heldout = int((train.manifest["split"] == "heldout").sum())
+    assert n == len(train.manifest) - heldout and heldout > 0
+    # the same order with or without signals: a codes run can be compared with a features run
+    plain = EEGBatches(train, batch_size=2, max_len=256, access="index", seed=4)
+    feats = EEGBatches(train, batch_size=2, max_len=256, signals=sig, seed=4)
+    for a, b in zip(plain.epoch(1), feats.epoch(1)):
+        assert torch.equal(a["codes"], b["codes"])
+    torch.manual_seed(0)
+    model = NeuroLM(lm_preset("tiny", input_mode="features")).eval()
+    with torch.no_grad():
+        out = model(next(iter(feats.epoch(0))))
+    assert torch.isfinite(out["loss"])
+
+
+def test_real_corpus_lineage_is_checked(real_corpus):
+    from neurolm.tokenizer.config import preset as tokenizer_preset
+
+    _, ckpt, corpus = real_corpus
+    train, _ = open_corpus(corpus, CFG)  # the tiny tokenizer's hash: accepted
+    other = lm_preset("tiny", tokenizer=tokenizer_preset("tiny", n_enc_layers=3))
+    with pytest.raises(ConfigError, match="tokenizer config"):
+        open_corpus(corpus, other)
+    cfg, cb = tokenizer_codebook(ckpt, train.lineage)  # the corpus's own tokenizer: accepted
+    assert cfg.config_hash() == CFG.tokenizer.config_hash()
+
+
+def test_features_need_the_corpus_store(real_corpus, tmp_path):
+    from neurolm.lm.data import SignalPatches
+
+    with pytest.raises(ConfigError, match="signal store"):
+        SignalPatches({"store_version": "synthetic", "info": {}})
+    _, _, corpus = real_corpus
+    lineage = open_corpus(corpus, CFG)[0].lineage
+    with pytest.raises(Exception):
+        SignalPatches(lineage, store_url=str(tmp_path / "nowhere"))
