@@ -50,6 +50,9 @@ class NeuroLM(nn.Module):
         if cfg.input_mode == "codes":
             self.register_buffer("codebook", torch.zeros(tok.codebook_size, tok.code_dim))
             self.code_proj = nn.Linear(tok.code_dim, d)
+            # PyTorch's default init on unit-norm codebook rows gives inputs of std ~0.05, the scale of
+            # GPT-2's token embeddings (a unit-variance init, the scale of features mode, made a tiny
+            # model overfit a batch markedly slower)
         else:
             self.tokenizer = NeuralTransformer(tok, tok.n_enc_layers, in_chans=1, attention=tok.encoder_attention)
             self.tokenizer.requires_grad_(False)
