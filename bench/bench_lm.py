@@ -33,7 +33,7 @@ from neurolm.lm.config import lm_preset  # noqa: E402
 from neurolm.lm.mask import stair_mask  # noqa: E402
 from neurolm.lm.model import NeuroLM, count_parameters  # noqa: E402
 from neurolm.lm.synthetic import random_eeg_batch  # noqa: E402
-from neurolm.lm.targets import code_logit_targets, lm_loss, next_second_codes  # noqa: E402
+from neurolm.lm.targets import next_second_codes  # noqa: E402
 from neurolm.tokenizer.config import preset as tokenizer_preset  # noqa: E402
 
 
@@ -53,11 +53,10 @@ def batch_for(cfg, b, n_ch, n_sec, length, dev):
 
 def train_step_fn(model, batch, dev, amp=False):
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    y = code_logit_targets(batch["targets"], model.config.text_vocab)
 
     def step():
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-            loss = lm_loss(model.forward_eeg(batch), y)
+            loss = model(batch)["loss"]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

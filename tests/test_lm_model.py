@@ -193,8 +193,12 @@ def test_one_forward_call_gives_both_losses_with_equal_weight():
         out = m(b, (ids[:, :-1], ids[:, 1:]))
         want_eeg = lm_loss(m.forward_eeg(b), code_logit_targets(b["targets"], 50304))
         want_text = lm_loss(m.forward_text(ids[:, :-1]), ids[:, 1:])
-    assert torch.equal(out["loss_eeg"], want_eeg) and torch.equal(out["loss_text"], want_text)
-    assert torch.equal(out["loss"], want_eeg + want_text)
-    assert set(m(b)) == {"loss", "loss_eeg", "logits_eeg"}
+    assert torch.allclose(out["loss_eeg"], want_eeg, atol=1e-6) and torch.equal(out["loss_text"], want_text)
+    assert torch.equal(out["loss"], out["loss_eeg"] + want_text)
+    sel = b["targets"] >= 0
+    assert torch.equal(out["targets_eeg"], b["targets"][sel] + 50304)
+    with torch.no_grad():
+        assert torch.allclose(out["logits_eeg"], m.forward_eeg(b)[sel], atol=1e-5)
+    assert set(m(b)) == {"loss", "loss_eeg", "logits_eeg", "targets_eeg"}
     with pytest.raises(ValueError):
         m()

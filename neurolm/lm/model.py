@@ -25,7 +25,7 @@ from torch import nn
 from neurolm.errors import ConfigError
 from neurolm.lm.config import LMConfig
 from neurolm.lm.mask import additive_mask, stair_mask
-from neurolm.lm.targets import code_logit_targets, lm_loss
+from neurolm.lm.targets import IGNORE, code_logit_targets, lm_loss
 from neurolm.tokenizer.model import NeuralTransformer
 
 
@@ -101,13 +101,18 @@ class NeuroLM(nn.Module):
         """One call for a training step (so DDP sees one forward per backward, as the original).
 
         ``eeg``: an EEG batch with ``targets`` (codes, −1 ignored); ``text``: (inputs, targets)
-        [B, L]. → ``loss`` = ``loss_eeg`` + ``loss_text`` (equal weights) and ``logits_eeg``.
+        [B, L]. → ``loss`` = ``loss_eeg`` + ``loss_text`` (equal weights), and for EEG the head's
+        logits ``logits_eeg`` [N, n_logits] and output indices ``targets_eeg`` [N] of the N tokens
+        that have a target: the 58k-wide head runs only where a loss is taken (not on padding or
+        on the last second), which is the same loss as the original's with less memory.
         """
         out: dict[str, torch.Tensor] = {}
         if eeg is not None:
-            logits = self.forward_eeg(eeg)
-            out["logits_eeg"] = logits
-            out["loss_eeg"] = lm_loss(logits, code_logit_targets(eeg["targets"], self.config.text_vocab))
+            h = self.hidden(self.eeg_embeds(eeg), eeg["time"].long(), eeg["mask"].bool())
+            y = code_logit_targets(eeg["targets"].long(), self.config.text_vocab)
+            sel = y != IGNORE
+            logits = self.lm_head(h[sel])
+            out.update(logits_eeg=logits, targets_eeg=y[sel], loss_eeg=lm_loss(logits, y[sel]))
         if text is not None:
             out["loss_text"] = lm_loss(self.forward_text(text[0]), text[1])
         losses = [out[k] for k in ("loss_eeg", "loss_text") if k in out]

@@ -21,7 +21,6 @@ import torch
 
 from neurolm.lm.config import LMTrainConfig
 from neurolm.lm.model import NeuroLM
-from neurolm.lm.targets import IGNORE, code_logit_targets
 
 
 def lr_at(step: int, cfg: LMTrainConfig) -> float:
@@ -120,18 +119,14 @@ def evaluate(model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]],
     model.eval()
     nll, correct, count = 0.0, 0, 0
     for b in batches:
-        b = _to(b, device)
         with autocast_for(device, amp):
-            logits = model.forward_eeg(b)
-        y = code_logit_targets(b["targets"], model.config.text_vocab)
-        sel = y != IGNORE
-        k = int(sel.sum())
-        if not k:
+            out = model(_to(b, device))
+        lg, y = out["logits_eeg"].float(), out["targets_eeg"]
+        if not len(y):
             continue
-        lg = logits[sel].float()
-        nll += float(torch.nn.functional.cross_entropy(lg, y[sel], reduction="sum"))
-        correct += int((lg.argmax(-1) == y[sel]).sum())
-        count += k
+        nll += float(torch.nn.functional.cross_entropy(lg, y, reduction="sum"))
+        correct += int((lg.argmax(-1) == y).sum())
+        count += len(y)
     if not count:
         return {"loss": float("nan"), "accuracy": float("nan"), "perplexity": float("nan"), "tokens": 0}
     loss = nll / count
