@@ -45,9 +45,16 @@ def test_directory_source_and_hash_check(tmp_path, tok):
         load_gpt2_bpe(str(d))
     with pytest.raises(ConfigError):
         load_gpt2_bpe(str(tmp_path / "nowhere"))
+    # offline, transformers 5 may even return an empty tokenizer here: either way a clear error
+    with pytest.raises(ConfigError, match="cannot load|did not give GPT-2"):
+        load_gpt2_bpe("hf:neurolm-no-such-tokenizer")
 
 
 def test_documents_end_with_eot_and_roundtrip_through_a_bin_file(tmp_path, tok):
+    docs = ["Hello world", "Question:", "a<|endoftext|>b", ""]
+    want = [i for d in docs for i in encode_ordinary(tok, d) + [EOT]]
+    assert encode_documents(tok, docs, chunk=3).tolist() == want  # batched == one by one, across chunks
+    assert encode_documents(tok, []).tolist() == []
     ids = encode_documents(tok, ["Hello world", "Question:"])
     assert ids.dtype == np.uint16 and ids.tolist() == [15496, 995, EOT, 24361, 25, EOT]
     p = str(tmp_path / "train.bin")

@@ -99,13 +99,27 @@ def encode_ordinary(tok, text: str) -> list[int]:
     return tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
 
-def encode_documents(tok, docs: Iterable[str]) -> np.ndarray:
-    """uint16 ids of every document followed by EOT, concatenated (nanoGPT's ``prepare.py``)."""
-    out: list[int] = []
+def encode_documents(tok, docs: Iterable[str], chunk: int = 1024) -> np.ndarray:
+    """uint16 ids of every document followed by EOT, concatenated (nanoGPT's ``prepare.py``).
+
+    Documents are encoded ``chunk`` at a time in one batched call (the Rust tokenizer then
+    uses every core).
+    """
+    parts: list[np.ndarray] = []
+    buf: list[str] = []
+
+    def flush() -> None:
+        for ids in tok(buf, add_special_tokens=False, split_special_tokens=True)["input_ids"]:
+            parts.append(np.asarray(ids + [EOT], dtype=np.uint16))
+        buf.clear()
+
     for doc in docs:
-        out.extend(encode_ordinary(tok, doc))
-        out.append(EOT)
-    return np.asarray(out, dtype=np.uint16)
+        buf.append(doc)
+        if len(buf) >= chunk:
+            flush()
+    if buf:
+        flush()
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
 
 
 def write_token_bin(path: str, ids: np.ndarray | Iterable[int]) -> int:
