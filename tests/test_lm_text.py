@@ -10,7 +10,7 @@ import pytest
 
 from neurolm.errors import ConfigError
 from neurolm.lm.text import (EOT, TextBatches, encode_documents, encode_ordinary, load_gpt2_bpe, package_bpe_dir,
-                             read_token_bin, write_token_bin)
+                             read_token_bin, write_text_corpus, write_token_bin)
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +86,16 @@ def test_bad_token_files(tmp_path):
         read_token_bin(str(tmp_path / "odd.bin"))
     with pytest.raises(ConfigError):
         write_token_bin(str(tmp_path / "big.bin"), [70000])
+
+
+def test_text_corpus_split_per_document(tmp_path, tok):
+    docs = [f"Document number {i} talks about EEG." for i in range(40)]
+    counts = write_text_corpus(docs, str(tmp_path / "owt"), tok, val_fraction=0.1)
+    train, val = (read_token_bin(str(tmp_path / "owt" / f"{n}.bin")) for n in ("train", "val"))
+    assert (len(train), len(val)) == (counts["train"], counts["val"])
+    assert int((train == EOT).sum()) == 36 and int((val == EOT).sum()) == 4
+    everything = tok.decode(np.concatenate([train, val]).tolist())
+    assert all(d in everything for d in docs)  # nothing lost, nothing duplicated
+    assert len(train) + len(val) == len(encode_documents(tok, docs))
+    with pytest.raises(ConfigError):
+        write_text_corpus(["only one"], str(tmp_path / "x"), tok)

@@ -133,6 +133,26 @@ def write_token_bin(path: str, ids: np.ndarray | Iterable[int]) -> int:
     return int(arr.size)
 
 
+def write_text_corpus(docs: Iterable[str], out_dir: str, tok=None, val_fraction: float = 0.0005,
+                      seed: int = 2357) -> dict[str, int]:
+    """``out_dir/train.bin`` and ``val.bin`` from documents, split per document as nanoGPT's ``prepare.py``
+    (``test_size=0.0005``, seed 2357; at least one document goes to val). Returns token counts."""
+    docs = list(docs)
+    if len(docs) < 2:
+        raise ConfigError("a text corpus needs at least two documents (one for val)")
+    tok = tok or load_gpt2_bpe()
+    rng = np.random.default_rng(seed)
+    n_val = min(len(docs) - 1, max(1, round(len(docs) * val_fraction)))
+    is_val = np.zeros(len(docs), dtype=bool)
+    is_val[rng.permutation(len(docs))[:n_val]] = True
+    os.makedirs(out_dir, exist_ok=True)
+    counts = {}
+    for name, sel in (("train", ~is_val), ("val", is_val)):
+        ids = encode_documents(tok, [d for d, v in zip(docs, sel) if v])
+        counts[name] = write_token_bin(os.path.join(out_dir, f"{name}.bin"), ids)
+    return counts
+
+
 def read_token_bin(path: str) -> np.memmap:
     if not os.path.isfile(path):
         raise ConfigError(f"text token file {path} does not exist")
