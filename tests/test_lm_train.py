@@ -126,3 +126,19 @@ def test_step_under_ddp_equals_the_plain_step(tmp_path):
     assert math.isfinite(metrics["loss"])
     for (n, p), q in zip(plain.named_parameters(), core.parameters()):
         assert torch.allclose(p, q, atol=1e-6), n
+
+
+def test_unigram_baseline():
+    from neurolm.lm.train import unigram_baseline
+
+    def batch(targets):
+        return {"targets": torch.tensor([targets])}
+
+    train = [batch([3, 3, 3, 1, -1]), batch([3, 2, -1, -1, -1])]
+    val = [batch([3, 1, -1]), batch([0, 3, -1])]
+    got = unigram_baseline(train, val, n_codes=4)
+    counts = torch.tensor([0, 1, 1, 4], dtype=torch.float64) + 1  # add-one smoothing
+    p = counts / counts.sum()
+    want = -(2 * p[3].log() + p[1].log() + p[0].log()) / 4
+    assert got["accuracy"] == 0.5 and got["tokens"] == 4
+    assert got["loss"] == pytest.approx(float(want)) and got["perplexity"] == pytest.approx(math.exp(float(want)))
