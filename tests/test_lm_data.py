@@ -144,6 +144,28 @@ def test_real_corpus_lineage_is_checked(real_corpus):
     assert cfg.config_hash() == CFG.tokenizer.config_hash()
 
 
+@pytest.mark.parametrize("mode", ["codes", "features"])
+def test_attach_tokenizer_installs_its_parts(real_corpus, mode):
+    from neurolm.lm.data import attach_tokenizer
+    from neurolm.lm.model import NeuroLM
+    from neurolm.tokenizer.weights import load_tokenizer
+
+    _, ckpt, corpus = real_corpus
+    lineage = open_corpus(corpus, CFG)[0].lineage
+    model = NeuroLM(lm_preset("tiny", input_mode=mode))
+    attach_tokenizer(model, ckpt, lineage)
+    tok = load_tokenizer(ckpt)
+    if mode == "codes":
+        assert torch.equal(model.codebook, tok.VQ.quantize.embedding.weight)
+    else:
+        ref = tok.VQ.encoder.state_dict()
+        assert all(torch.equal(v, ref[k]) for k, v in model.tokenizer.state_dict().items())
+    with pytest.raises(ConfigError, match="expects"):
+        from neurolm.tokenizer.config import preset as tokenizer_preset
+
+        attach_tokenizer(NeuroLM(lm_preset("tiny", tokenizer=tokenizer_preset("tiny", code_dim=16))), ckpt)
+
+
 def test_features_need_the_corpus_store(real_corpus, tmp_path):
     from neurolm.lm.data import SignalPatches
 

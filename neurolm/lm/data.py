@@ -71,8 +71,8 @@ def open_corpus(url: str, cfg: LMConfig, version: str | None = None) -> tuple[To
             TokenCorpus.open(url, version=ver, splits=VAL_SPLITS))
 
 
-def tokenizer_codebook(path: str, lineage: dict[str, Any] | None = None):
-    """(TokenizerConfig, codebook [K, code_dim]) of a tokenizer checkpoint; it must be the corpus's."""
+def load_corpus_tokenizer(path: str, lineage: dict[str, Any] | None = None):
+    """The tokenizer (eval mode) of checkpoint ``path``; ConfigError when it is not the corpus's (sha256)."""
     from neurolm.corpus.tokenize import resolve_checkpoint
     from neurolm.tokenizer.weights import load_tokenizer
 
@@ -81,8 +81,25 @@ def tokenizer_codebook(path: str, lineage: dict[str, Any] | None = None):
     if want not in (None, _SYNTHETIC) and want != sha:
         raise ConfigError(f"tokenizer {ckpt} (sha256 {sha[:12]}) is not the one the corpus was made with "
                           f"({str(want)[:12]})")
-    tok = load_tokenizer(ckpt)
+    return load_tokenizer(ckpt)
+
+
+def tokenizer_codebook(path: str, lineage: dict[str, Any] | None = None):
+    """(TokenizerConfig, codebook [K, code_dim]) of a tokenizer checkpoint; it must be the corpus's."""
+    tok = load_corpus_tokenizer(path, lineage)
     return tok.config, tok.VQ.quantize.embedding.weight.detach().clone()
+
+
+def attach_tokenizer(model, path: str, lineage: dict[str, Any] | None = None) -> None:
+    """Give ``model`` its tokenizer parts: the codebook (codes mode) or the frozen encoder (features mode)."""
+    tok = load_corpus_tokenizer(path, lineage)
+    if tok.config.config_hash() != model.config.tokenizer.config_hash():
+        raise ConfigError(f"tokenizer {path} has config {tok.config.config_hash()}, the model expects "
+                          f"{model.config.tokenizer.config_hash()}")
+    if model.config.input_mode == "codes":
+        model.set_codebook(tok.VQ.quantize.embedding.weight.detach())
+    else:
+        model.tokenizer.load_state_dict(tok.VQ.encoder.state_dict())
 
 
 class SignalPatches:
