@@ -8,7 +8,10 @@ Comparisons (each with its ratio):
    and vs eager attention with the additive float mask, same weights, forward + backward;
 3. building the stair mask for a B-shaped batch (60 x 1024) from [B, L] indices;
 4. on CUDA only: NeuroLM-B at batch 60 x 1024 in bf16, tokens/s and MFU (H100 dense bf16 peak
-   989 TFLOPS unless ``--peak-tflops``), and peak memory; XL peak memory with ``--xl``.
+   989 TFLOPS unless ``--peak-tflops``), and peak memory; XL peak memory with ``--xl``;
+5. ``--compare-modes``: tiny trained in ``codes`` and in ``features`` mode on the same small
+   corpus (signal store → random tiny tokenizer → token corpus), same samples in the same order,
+   EEG loss only; validation next-code loss / accuracy next to the unigram baseline.
 
 Tokens are EEG tokens (valid 1-s channel patches). Variants alternate within each repeat and
 medians are reported, so load from other processes hits all alike. Usage:
@@ -119,6 +122,51 @@ def gpu_b(dev, peak_tflops, steps, xl):
     return rows
 
 
+def compare_modes(steps: int, dev: str) -> list[str]:
+    import tempfile
+
+    from neurolm.corpus.fixtures import build_signal_store, save_random_tokenizer
+    from neurolm.corpus.tokenize import prepare_job, tokenize_local
+    from neurolm.lm.config import LMTrainConfig
+    from neurolm.lm.data import EEGBatches, SignalPatches, attach_tokenizer, open_corpus
+    from neurolm.lm.train import evaluate, make_optimizer, train_step, unigram_baseline
+
+    d = tempfile.mkdtemp(prefix="bench-lm-")
+    store, ckpt, corpus = f"{d}/store", f"{d}/tok", f"{d}/corpus"
+    build_signal_store(store, n_recordings=6, n_ch=8, windows_per_recording=2, splits=("train", "train", "val"))
+    save_random_tokenizer(ckpt, "tiny", seed=0)
+    tokenize_local(prepare_job(store, ckpt, corpus, shard_size=64), batch_size=8)
+    cfg = lm_preset("tiny")
+    train, val = open_corpus(corpus, cfg)
+    sig = SignalPatches(train.lineage)
+    tcfg = LMTrainConfig(steps=steps, warmup_steps=max(1, steps // 10), lr=2e-3, min_lr=2e-4, batch_size=4,
+                         text_batch_size=0)
+    base = unigram_baseline(EEGBatches(train, 4, 256, access="index").epoch(0),
+                            EEGBatches(val, 4, 256, shuffle=False, drop_last=False).epoch(0), cfg.codebook_size)
+    rows = [f"| unigram baseline | {base['loss']:.3f} | {base['accuracy']:.3f} | — |"]
+    for mode in ("codes", "features"):
+        torch.manual_seed(0)
+        model = NeuroLM(lm_preset("tiny", input_mode=mode), chan_init_std=0.02).to(dev)
+        attach_tokenizer(model, ckpt, train.lineage)
+        tb = EEGBatches(train, 4, 256, seed=0, signals=sig)
+        vb = EEGBatches(val, 4, 256, shuffle=False, drop_last=False, signals=sig)
+        opt = make_optimizer(model, tcfg)
+        step, epoch, t0 = 0, 0, time.perf_counter()
+        while step < steps:
+            for b in tb.epoch(epoch):
+                train_step(model, opt, step, tcfg, [b])
+                step += 1
+                if step >= steps:
+                    break
+            epoch += 1
+        secs = time.perf_counter() - t0
+        r = evaluate(model, vb.epoch(0))
+        rows.append(f"| {mode} | {r['loss']:.3f} | {r['accuracy']:.3f} | {secs:.0f} s |")
+    return [f"Input modes on the same data: {len(train)} train / {len(val)} val samples of 8 ch x 32 s, "
+            f"random tiny tokenizer, {steps} steps of 4 samples, EEG loss only", "",
+            "| tiny, val next-code | loss | accuracy | train time |", "|---|---|---|---|", *rows, ""]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -126,6 +174,8 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="append a markdown section to this file")
     ap.add_argument("--peak-tflops", type=float, default=989.0)
     ap.add_argument("--xl", action="store_true", help="also XL peak memory (CUDA)")
+    ap.add_argument("--compare-modes", type=int, default=0, metavar="STEPS",
+                    help="also train tiny in both input modes for STEPS steps and compare on val")
     args = ap.parse_args()
     dev = args.device
     cuda = dev.startswith("cuda")
@@ -177,6 +227,8 @@ def main() -> int:
         lines += ["| GPU, bf16, codes mode | EEG tokens/s | MFU | peak memory |", "|---|---|---|---|"]
         lines += [f"| NeuroLM-{n} | {t:,.0f} | {mfu:.1%} | {mem:.1f} GiB |" for n, t, mfu, mem in rows]
         lines.append("")
+    if args.compare_modes:
+        lines += compare_modes(args.compare_modes, dev)
     counts = {n: count_parameters(lm_preset(n, input_mode="features",
                                             tokenizer=tokenizer_preset("base", encoder_attention="full")))
               for n in ("B", "L", "XL")}
