@@ -110,7 +110,10 @@ def dask_runner(workers: int = 2, address: str | None = None) -> Iterator[object
                 "n_workers": int(workers),
                 "threads_per_worker": 1,
                 "processes": True,
-                "dashboard_address": ":0",  # a free port: the dashboard link is logged, never a clash
+                # Loopback only, like the scheduler and the Prefect server; a free port, so runs never
+                # clash. NEUROLM_DASK_DASHBOARD (e.g. ":8787" or "0.0.0.0:8787") exposes it deliberately.
+                "host": "127.0.0.1",
+                "dashboard_address": os.environ.get("NEUROLM_DASK_DASHBOARD", "127.0.0.1:0"),
                 "local_directory": scratch,
                 "env": dict(WORKER_ENV),
             },
