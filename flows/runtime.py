@@ -177,3 +177,35 @@ class RunEvents:
             yield
         finally:
             self._listeners.remove(fn)
+
+
+class PreparedRuns:
+    """A run prepared by a flow's runner (before the Prefect server starts), handed to the flow body.
+
+    The runner (what the CLI calls) prepares the run once, so bad inputs fail
+    fast with a one-line error and no server; the flow body takes that prepared
+    run instead of preparing again. A flow started any other way (a deployment,
+    the UI) finds none and prepares itself. Keyed by the params' JSON: Prefect
+    hands the flow a validated copy of the params, not the same object.
+    Process-local, like :class:`RunEvents`, and never pickled with its runs.
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[str, object] = {}
+
+    def __reduce__(self):
+        return (PreparedRuns, ())
+
+    @contextlib.contextmanager
+    def holding(self, params, run) -> Iterator[None]:
+        key = params.model_dump_json()
+        self._runs[key] = run
+        try:
+            yield
+        finally:
+            self._runs.pop(key, None)
+
+    def take(self, params, prepare: Callable):
+        """The run prepared for ``params`` by this process's runner, else ``prepare(params)``."""
+        run = self._runs.pop(params.model_dump_json(), None)
+        return run if run is not None else prepare(params)

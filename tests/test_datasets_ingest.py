@@ -30,6 +30,7 @@ def test_hmc_and_tusl_into_one_store(tmp_path):
     s1 = ingest_dataset(make_dataset_params(dataset="hmc", root=hmc["root"], store=store_url, seed=4,
                                             split="seeded"))  # subject-wise, by name
     store = SignalStore.open(store_url)
+    assert s1["outputs"] == {"store": store.url, "store_version": store.version_id}
     labels = store.read_table("labels")
     want = {f["path"]: sum(s is not None for s in f["stages"]) for f in hmc["files"]}
     assert labels.groupby("source").size().to_dict() == want

@@ -62,6 +62,7 @@ def test_mixed_corpus_ingested_and_malformed_quarantined_with_reasons(ingested, 
     store_url, s, events = ingested
     assert (s["files_seen"], s["new"], s["ingested"], s["quarantined"]) == (14, 14, 6, 8)
     store = SignalStore.open(store_url)
+    assert s["outputs"] == {"store": store.url, "store_version": store.version_id}  # what the next stage takes
     cat = store.read_table("catalog")
     by_path = {os.path.relpath(p, corpus.root): row for p, row in zip(cat["path"], cat.to_dict("records"))}
     for f in corpus.malformed:

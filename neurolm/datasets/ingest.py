@@ -42,6 +42,7 @@ from neurolm.ingest import IngestState, open_store
 from neurolm.ingest.discover import SourceFile, format_for, recording_id_for
 from neurolm.ingest.run import plan_batches, run_batches
 from neurolm.ingest.splits import register_heldout
+from neurolm.outputs import store_outputs
 from storage.lock import StoreLock
 
 _WHERE = re.compile(r"^(event [\d.]+-[\d.]+ s|epoch at [\d.]+ s|clip \d+ \([^)]*\))[: ]*")
@@ -298,5 +299,6 @@ def ingest_dataset(params: DatasetIngestParams, mapper: Mapper = local_map, run_
             "protocol": adapter.protocol(params.split, params.seed),
             "tuev_conflicts": getattr(adapter, "conflicts", None),
             "failed": failed,
+            "outputs": store_outputs(store.url, store.version_id),
             "wall_s": time.perf_counter() - t0,
         }

@@ -34,7 +34,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pandas as pd
@@ -49,6 +49,7 @@ from neurolm.ingest.layouts import infer_metadata
 from neurolm.ingest.splits import load_heldout, split_for
 from neurolm.ingest.windows import build_windows
 from neurolm.ingest.worker import ingest_key, process_batch
+from neurolm.outputs import store_outputs
 from neurolm.standardize import StandardizeConfig
 from schemas.io import read_table
 from schemas.tables import STORE_TABLES
@@ -241,6 +242,10 @@ class RebuildResult:
     n_removed: int = 0
     seconds: float = 0.0
     message: str = ""
+    outputs: dict[str, str] = field(init=False)  # what the next stage takes: the store and its version
+
+    def __post_init__(self) -> None:
+        self.outputs = store_outputs(self.store_url, self.new_version)
 
 
 def _target(params: RebuildParams):

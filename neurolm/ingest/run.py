@@ -27,6 +27,7 @@ from neurolm.ingest.qc import QC_FIGURES, publish_qc_figures
 from neurolm.ingest.report import run_summary
 from neurolm.ingest.splits import register_heldout
 from neurolm.ingest.worker import process_batch
+from neurolm.outputs import store_outputs
 from storage import fs
 from storage.lock import StoreLock
 
@@ -94,6 +95,7 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
                               wall_s=time.perf_counter() - t0)
         summary["qc_figures"], summary["qc_error"] = figures, qc_error
         summary["failed"] = failed
+        summary["outputs"] = store_outputs(store.url, store.version_id)
     return summary
 
 
