@@ -64,12 +64,13 @@ class DatasetIngestParams(BaseModel):
     store: str = Field(description="signal store URL (created when absent)")
     split: Literal["paper", "seeded"] = Field(
         default="paper", description="paper: NeuroLM's evaluation protocol (default); seeded: subject-wise hash")
-    seed: int = 0
-    workers: Count = 2
-    batch_size: Count = 4
-    tuev_mode: Literal["dedup", "reference"] = "dedup"
-    dask_address: DaskAddress = None
-    lock_timeout_s: float = 30.0
+    seed: int = Field(0, description="seed of the seeded splits (and of the paper splits the original left unseeded)")
+    workers: Count = Field(2, description="local Dask worker processes")
+    batch_size: Count = Field(4, description="files per Dask task")
+    tuev_mode: Literal["dedup", "reference"] = Field(
+        "dedup", description="TUEV: one sample per event (dedup) or one per channel-event row as the original")
+    dask_address: DaskAddress = Field(None, description="an existing Dask scheduler (tcp://host:8786); none: a local cluster")
+    lock_timeout_s: float = Field(30.0, description="seconds to wait for another run's store lock")
 
     @field_validator("dataset")
     @classmethod
