@@ -24,6 +24,7 @@ from neurolm.ingest import IngestState, discover, make_batches, open_store
 from neurolm.ingest.config import IngestParams
 from neurolm.ingest.items import SourceItem
 from neurolm.ingest.qc import QC_FIGURES, publish_qc_figures
+from neurolm.ingest.roots import canonical_root, claim_root
 from neurolm.ingest.report import run_summary
 from neurolm.ingest.splits import register_heldout
 from neurolm.ingest.worker import process_batch
@@ -74,6 +75,9 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
         store = open_store(params.store)
         state = IngestState.load(store, run_id, seed=params.seed, fractions=params.split_fractions,
                                  crop_end_s=params.crop_end_s, exclude_heldout=params.heldout_policy == "exclude")
+        previous_root = claim_root(store.url, dataset, params.source, moved=params.moved, catalog=state.catalog)
+        if previous_root is not None:
+            log(f"dataset {dataset!r} moved from {previous_root} to {canonical_root(params.source)} (--moved)")
         if state.recovered:
             log(f"restored {state.recovered} recordings committed by an interrupted run")
         files = discover(params.source, dataset, notch_hz=params.mains_hz, layout=params.layout,
