@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from neurolm.errors import ConfigError
@@ -141,3 +142,181 @@ def test_cli_passes_moved_to_both_ingest_commands():
     assert parser.parse_args(["ingest", "src", "--store", "s", "--moved"]).moved is True
     assert parser.parse_args(["ingest", "src", "--store", "s"]).moved is False
     assert parser.parse_args(["ingest-dataset", "hmc", "root", "--store", "s", "--moved"]).moved is True
+
+
+# ----------------------------------------------------------------------------- item 3: every file, whole files
+
+
+def _ingest(src: Path, store: str) -> dict:
+    return ingest(make_params(source=str(src), store=store, dataset="d"))
+
+
+def _replace_with(dst: Path, fresh: Path) -> None:
+    """Replace ``dst`` with ``fresh``'s bytes as a new file (what a re-export or a copy does)."""
+    tmp = dst.with_name(dst.name + ".new")
+    shutil.copyfile(fresh, tmp)
+    os.replace(tmp, dst)
+
+
+def _fresh(tmp_path: Path, src: Path, rid: str) -> np.ndarray:
+    """What a fresh store makes of ``src`` now: the reference a re-ingest must match."""
+    store = str(tmp_path / f"fresh-{len(list(tmp_path.glob('fresh-*')))}")
+    _ingest(src, store)
+    return _stored(store, rid)
+
+
+def test_replaced_brainvision_eeg_is_reingested(tmp_path):
+    src, other = tmp_path / "src", tmp_path / "other"
+    vhdr = write_recording(src / "s1" / "r.vhdr", "brainvision", _signal(1), SF, NAMES)
+    write_recording(other / "r.vhdr", "brainvision", _signal(2), SF, NAMES)
+    store = str(tmp_path / "store")
+    _ingest(src, store)
+    rid = recording_id_for("d", "s1/r.vhdr")
+    before = _stored(store, rid)
+    _replace_with(vhdr.with_suffix(".eeg"), other / "r.eeg")  # the header is untouched
+    s = _ingest(src, store)
+    assert (s["changed"], s["ingested"]) == (1, 1)
+    after = _stored(store, rid)
+    assert not np.array_equal(after, before)
+    np.testing.assert_array_equal(after, _fresh(tmp_path, src, rid))
+
+
+def test_replaced_brainvision_vmrk_is_noticed(tmp_path):
+    src = tmp_path / "src"
+    vhdr = write_recording(src / "s1" / "r.vhdr", "brainvision", _signal(1), SF, NAMES)
+    store = str(tmp_path / "store")
+    _ingest(src, store)
+    vmrk = vhdr.with_suffix(".vmrk")
+    vmrk.write_text(vmrk.read_text() + "Mk2=Comment,edited,100,1,0\n")
+    s = _ingest(src, store)
+    assert (s["changed"], s["ingested"]) == (1, 1)
+    assert _ingest(src, store)["changed"] == 0  # and the next run is quiet again
+
+
+def _eeglab_with_fdt(path: Path, data_uv: np.ndarray) -> None:
+    """An EEGLAB .set whose samples live in a separate .fdt (EEG.data names the file)."""
+    import scipy.io as sio
+
+    write_recording(path, "eeglab", data_uv, SF, NAMES)
+    mat = {k: v for k, v in sio.loadmat(path).items() if not k.startswith("__")}
+    samples = np.asarray(mat["data"], dtype="<f4")
+    mat["data"] = mat["datfile"] = path.with_suffix(".fdt").name
+    sio.savemat(path, mat, appendmat=False)
+    samples.T.tofile(path.with_suffix(".fdt"))  # points x channels, float32
+
+
+def test_replaced_eeglab_fdt_is_reingested(tmp_path):
+    src, other = tmp_path / "src", tmp_path / "other"
+    _eeglab_with_fdt(src / "s1" / "r.set", _signal(1))
+    _eeglab_with_fdt(other / "r.set", _signal(2))
+    store = str(tmp_path / "store")
+    _ingest(src, store)
+    rid = recording_id_for("d", "s1/r.set")
+    before = _stored(store, rid)
+    _replace_with(src / "s1" / "r.fdt", other / "r.fdt")
+    s = _ingest(src, store)
+    assert (s["changed"], s["ingested"]) == (1, 1)
+    after = _stored(store, rid)
+    assert not np.array_equal(after, before)
+    np.testing.assert_array_equal(after, _fresh(tmp_path, src, rid))
+
+
+def test_edited_fif_split_part_is_reingested(tmp_path):
+    import mne
+
+    src = tmp_path / "src" / "s1"
+    src.mkdir(parents=True)
+    info = mne.create_info(list(NAMES), SF, "eeg")
+    raw = mne.io.RawArray(_signal(1, seconds=600.0) * 1e-6, info, verbose="error")
+    raw.save(src / "r_raw.fif", split_size="2MB", buffer_size_sec=1.0, overwrite=True, verbose="error")
+    part = src / "r_raw-1.fif"
+    assert part.exists()  # the recording really is split
+    store = str(tmp_path / "store")
+    _ingest(tmp_path / "src", store)
+    rid = recording_id_for("d", "s1/r_raw.fif")
+    before = _stored(store, rid)
+    # change one sample of the second part in place (same size): its float32 big-endian bytes
+    last = mne.io.read_raw_fif(src / "r_raw.fif", verbose="error").get_data()[0, -100]
+    value = np.asarray([last], dtype=">f4").tobytes()
+    blob = part.read_bytes()
+    assert blob.count(value) == 1
+    part.write_bytes(blob.replace(value, np.asarray([1e-3], dtype=">f4").tobytes()))
+    s = _ingest(tmp_path / "src", store)
+    assert s["ingested"] >= 1
+    after = _stored(store, rid)
+    assert not np.array_equal(after, before)
+    np.testing.assert_array_equal(after, _fresh(tmp_path, tmp_path / "src", rid))
+
+
+def test_same_size_edit_in_the_middle_of_a_large_file_is_noticed(tmp_path):
+    from neurolm.ingest.catalog import catalog_row, content_hash, diff_catalog
+    from neurolm.ingest.discover import discover
+
+    big = tmp_path / "src" / "s1" / "big.edf"
+    big.parent.mkdir(parents=True)
+    size = 80 * 2**20  # above the 64 MiB the old rule hashed only the edges of
+    with open(big, "wb") as fh:
+        fh.truncate(size)
+    files = discover(str(tmp_path / "src"), "d")
+    prev = pd.DataFrame([catalog_row(files[0], status="ingested", reason=None,
+                                     content_hash=content_hash(str(big)), run_id="r1")])
+    with open(big, "r+b") as fh:  # one byte in the middle, same size, new mtime
+        fh.seek(size // 2)
+        fh.write(b"\x01")
+    d = diff_catalog(discover(str(tmp_path / "src"), "d"), prev, "d", {files[0].item.recording_id})
+    assert [f.rel_path for f in d.changed] == ["s1/big.edf"]
+
+
+def test_quarantined_for_a_missing_eeg_is_retried_when_it_appears(tmp_path):
+    src = tmp_path / "src"
+    vhdr = write_recording(src / "s1" / "r.vhdr", "brainvision", _signal(1), SF, NAMES)
+    eeg = vhdr.with_suffix(".eeg")
+    kept = tmp_path / "r.eeg"
+    shutil.move(str(eeg), str(kept))
+    store = str(tmp_path / "store")
+    assert _ingest(src, store)["quarantined"] == 1
+    assert _ingest(src, store)["quarantined"] == 0  # unchanged: not retried
+    shutil.move(str(kept), str(eeg))
+    s = _ingest(src, store)
+    assert s["ingested"] == 1
+    assert _catalog(store).loc[recording_id_for("d", "s1/r.vhdr"), "status"] == "ingested"
+
+
+def test_unchanged_rerun_reads_no_file(tmp_path, monkeypatch):
+    """A nightly run over an unchanged archive is a metadata walk: nothing is hashed or read."""
+    import neurolm.ingest.catalog as catalog
+
+    src = tmp_path / "src"
+    write_recording(src / "s1" / "r.vhdr", "brainvision", _signal(1), SF, NAMES)
+    _eeglab_with_fdt(src / "s2" / "r.set", _signal(2))
+    _edf(src / "s3" / "r.edf", 3)
+    store = str(tmp_path / "store")
+    assert _ingest(src, store)["ingested"] == 3
+
+    def no_reads(*_a, **_k):
+        raise AssertionError("an unchanged archive was hashed")
+
+    monkeypatch.setattr(catalog, "content_hash", no_reads)
+    s = _ingest(src, store)
+    assert (s["changed"], s["new"], s["ingested"]) == (0, 0, 0)
+
+
+def test_rebuild_back_to_an_earlier_config_rereads_changed_sources(tmp_path):
+    from neurolm.ingest.rebuild import make_rebuild_params, rebuild_store
+
+    src = tmp_path / "src"
+    for i in range(2):
+        _edf(src / f"s{i}" / "r.edf", i)
+    store = str(tmp_path / "store")
+    _ingest(src, store)
+    first = SignalStore.open(store).version_id
+    rebuild_store(make_rebuild_params(store=store, notch_hz=50.0))
+    assert SignalStore.open(store).version_id != first
+    _edf(src / "s0" / "r.edf", 99)  # the source changes while the store is at the other config
+    assert _ingest(src, store)["ingested"] == 1
+    back = rebuild_store(make_rebuild_params(store=store, notch_hz=60.0))
+    assert back.new_version == first  # the earlier version directory, with its old markers
+    rid = recording_id_for("d", "s0/r.edf")
+    np.testing.assert_array_equal(_stored(store, rid), _fresh(tmp_path, src, rid))
+    cat = _catalog(store)
+    assert cat.loc[rid, "content_hash"] == SignalStore.open(store).recording_meta(rid)["attrs"]["source_hash"]

@@ -3,22 +3,32 @@
 Rules (the reason each exists):
 
 - Files are matched to catalog rows by ``recording_id`` (dataset + path relative
-  to the root), so moving the archive to another mount changes nothing.
-- Unchanged = same size and mtime. Only when either differs is the content
-  hashed, so a ``touch`` or a copy that kept the bytes is not re-ingested (its
-  row just gets the new mtime) while a real edit is.
-- Content hash (:func:`content_hash`): ``sha256:<hex>`` of the whole file up to
-  64 MiB; above that ``sha256-edges:<hex>`` of (size, first MiB, last MiB).
-  Why: hashing a 2 GB EDF at every change would dominate the diff, and a
-  size-preserving edit confined to the middle of a large file while keeping
-  the mtime is not a realistic archive event; the worker still re-reads any
-  file whose size or mtime changed.
+  to the root), so moving the archive to another mount changes nothing (the
+  store remembers each dataset's root and asks for ``--moved`` once:
+  :mod:`neurolm.ingest.roots`).
+- A recording is every file it reads: the entry file plus its *parts*
+  (BrainVision ``.eeg``/``.vmrk``, EEGLAB ``.fdt``, FIF split parts; see
+  :mod:`neurolm.readers.parts`), recorded by the worker in the catalog's
+  ``parts`` column (this stage's own, beside the CATALOG schema's columns) as
+  ``[[name relative to the entry's folder, size, mtime], ...]`` (size -1:
+  declared but absent). Unchanged = the entry and every part
+  have the size and mtime recorded: one ``stat`` each, nothing read, so a
+  nightly run over a big unchanged archive costs a metadata walk.
+- Only when a size or mtime differs is the content hashed
+  (:func:`source_hash`): ``sha256:<hex>`` of the whole entry file when it has no
+  parts, else ``sha256-files:<hex>`` over each file's name and full sha256. The
+  whole of every file is hashed, whatever its size: a same-size edit in the
+  middle of a 2 GB file is caught. So a ``touch`` or a copy that kept the bytes
+  is not re-ingested (its row just gets the new stats) while a real edit to any
+  part is. A row written before parts were recorded (no ``parts``) of a
+  multi-file format counts as changed once: the worker then reads which files
+  it has and re-ingests only when they differ from what was committed.
 - A file that vanished from the source gets status ``removed`` with a reason.
   Its committed signal and its recordings row are **kept** (never lose
   committed data silently); ``neurolm inspect`` lists them, and a rebuild or an
   explicit deletion drops them.
-- Quarantined files are not retried while unchanged (a broken header stays
-  broken), except rows whose reason starts with ``internal error`` (a bug of
+- Quarantined files are not retried while unchanged, parts included (a broken
+  header stays broken; a missing ``.eeg`` that appears is a change), except rows whose reason starts with ``internal error`` (a bug of
   ours, which a new release may have fixed).
 - A row says ``ingested`` but its commit marker is gone → re-ingested.
 - Files under the root that are not work items (the listing's ``skipped``:
@@ -38,59 +48,153 @@ instead of being redone.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
+import posixpath
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from neurolm.ingest.discover import SkippedFile, SourceFile, generic_metadata, recording_id_for
+from neurolm.ingest.discover import SkippedFile, SourceFile, extension, generic_metadata, recording_id_for
 from storage import fs
 
 log = logging.getLogger(__name__)
 
-FULL_HASH_MAX = 64 * 1024 * 1024
-EDGE = 1024 * 1024
 CATALOG_COLUMNS = ("path", "format", "size_bytes", "mtime", "content_hash", "dataset", "subject", "session",
-                   "status", "reason", "recording_id", "run_id")
+                   "status", "reason", "recording_id", "run_id", "parts")
 INTERNAL_ERROR = "internal error"
 REMOVED_REASON = "source file no longer present (signal kept)"
 SKIPPED = "skipped"
+#: Entry files whose recording may read other files too (parts unknown for rows older than the ``parts`` column).
+MULTI_FILE_EXTENSIONS = (".vhdr", ".set", ".fif", ".fif.gz")
+_BLOCK = 4 << 20
 
 
 def content_hash(url: str, size: int | None = None) -> str:
-    """Content hash of a source file (see module docstring for the large-file rule)."""
+    """``sha256:<hex>`` of the whole file (``size`` is accepted for callers that have it; unused)."""
     url = fs.normalize_url(url)
-    opener = open if fs.is_local(url) else None
-    if opener is None:
-        f, p = fs.get_fs(url)
-        size = int(f.size(p)) if size is None else size
-        handle = f.open(p, "rb")
-    else:
-        import os
-
-        size = os.path.getsize(url) if size is None else size
+    if fs.is_local(url):
         handle = open(url, "rb")
+    else:
+        f, p = fs.get_fs(url)
+        handle = f.open(p, "rb")
     h = hashlib.sha256()
     with handle as fh:
-        if size <= FULL_HASH_MAX:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-            return f"sha256:{h.hexdigest()}"
-        h.update(str(size).encode())
-        h.update(fh.read(EDGE))
-        fh.seek(max(0, size - EDGE))
-        h.update(fh.read(EDGE))
-    return f"sha256-edges:{h.hexdigest()}"
+        for block in iter(lambda: fh.read(_BLOCK), b""):
+            h.update(block)
+    return f"sha256:{h.hexdigest()}"
+
+
+def part_url(entry: str, name: str) -> str:
+    """Where the part ``name`` (relative to the entry's folder) of the recording ``entry`` lives."""
+    entry = fs.normalize_url(entry)
+    if fs.is_local(entry):
+        return os.path.normpath(os.path.join(os.path.dirname(entry), name))
+    proto, rest = entry.split("://", 1)
+    return f"{proto}://{posixpath.normpath(posixpath.join(posixpath.dirname(rest), name))}"
+
+
+def _stat(url: str) -> tuple[int, float] | None:
+    try:
+        if fs.is_local(url):
+            st = os.stat(url)
+            return int(st.st_size), float(st.st_mtime)
+        from neurolm.ingest.discover import _mtime
+
+        f, p = fs.get_fs(url)
+        info = f.info(p)
+        return int(info.get("size") or 0), _mtime(info)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def stat_parts(entry: str, names: list[str]) -> list[list]:
+    """``[[name, size, mtime], ...]`` of the parts of ``entry`` now (``[name, -1, 0.0]`` for an absent one)."""
+    out = []
+    for name in names:
+        st = _stat(part_url(entry, name))
+        out.append([name, -1, 0.0] if st is None else [name, st[0], st[1]])
+    return out
+
+
+def source_hash(entry: str, names: list[str]) -> str:
+    """Content hash of a recording: its entry file and its parts (see module docstring). OSError if unreadable."""
+    if not names:
+        return content_hash(entry)
+    h = hashlib.sha256()
+    for name, url in [("", entry), *((n, part_url(entry, n)) for n in names)]:
+        try:
+            digest = content_hash(url)
+        except FileNotFoundError:
+            if not name:
+                raise
+            digest = "absent"
+        h.update(f"{name}\0{digest}\n".encode())
+    return f"sha256-files:{h.hexdigest()}"
+
+
+def encode_parts(stats: list[list]) -> str:
+    """The catalog's ``parts`` cell for :func:`stat_parts` output."""
+    return json.dumps(stats)
+
+
+def recorded_parts(row: dict) -> list[list] | None:
+    """A row's ``parts`` as a list, or None when the row predates the column (unknown)."""
+    text = row.get("parts")
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        parts = json.loads(text)
+    except ValueError:
+        return None
+    return parts if isinstance(parts, list) else None
+
+
+def part_names(row: dict, path: str) -> list[str] | None:
+    """Names of the recorded parts of a row; None when unknown (an older row of a multi-file format)."""
+    parts = recorded_parts(row)
+    if parts is not None:
+        return [str(p[0]) for p in parts]
+    return None if extension(path) in MULTI_FILE_EXTENSIONS else []
+
+
+def same_stat(row: dict, path: str, size: int, mtime: float) -> bool:
+    """True when the entry (``size``, ``mtime``) and every recorded part still have the recorded size and mtime."""
+    names = part_names(row, path)
+    if names is None or int(row["size_bytes"]) != int(size) or float(row["mtime"]) != float(mtime):
+        return False
+    return not names or stat_parts(path, names) == recorded_parts(row)
+
+
+def source_unchanged(path: str, row: dict, recorded_hash: str) -> bool:
+    """Whether the source of a committed recording (its catalog ``row`` and hash) is still what was read.
+
+    Stat only when nothing moved; the full :func:`source_hash` when a size or mtime did.
+    """
+    st = _stat(fs.normalize_url(path))
+    if st is None:
+        return False
+    if same_stat(row, path, *st):
+        return True
+    names = part_names(row, path)
+    if names is None:
+        return False
+    try:
+        return source_hash(path, names) == recorded_hash
+    except OSError:
+        return False
 
 
 def catalog_row(sf: SourceFile, *, status: str, reason: str | None, content_hash: str, run_id: str,
-                fmt: str | None = None) -> dict:
-    """A CATALOG row for a listed file."""
+                fmt: str | None = None, parts: list[list] | None = None) -> dict:
+    """A CATALOG row for a listed file (``parts``: its :func:`stat_parts`, None when unknown)."""
     it = sf.item
     return {
         "path": it.path, "format": fmt or sf.format or None, "size_bytes": int(sf.size), "mtime": float(sf.mtime),
         "content_hash": content_hash, "dataset": it.dataset, "subject": it.subject, "session": it.session,
         "status": status, "reason": reason, "recording_id": it.recording_id, "run_id": run_id,
+        "parts": None if parts is None else encode_parts(parts),
     }
 
 
@@ -165,14 +269,23 @@ def diff_catalog(files: list[SourceFile], previous: pd.DataFrame | None, dataset
                 p["status"] == "quarantined" and str(p.get("reason") or "").startswith(INTERNAL_ERROR)):
             out.changed.append(sf)  # the worker skips it cheaply if its committed signal is still valid
             continue
-        same_stat = int(p["size_bytes"]) == sf.size and float(p["mtime"]) == sf.mtime
-        if not same_stat:
-            h = content_hash(sf.item.path, sf.size)
-            out.known_hashes[rid] = h
+        if not same_stat(p, sf.item.path, sf.size, sf.mtime):
+            names = part_names(p, sf.item.path)
+            if names is None:  # a multi-file recording from before parts were recorded: the worker decides
+                out.changed.append(sf)
+                continue
+            try:
+                h = source_hash(sf.item.path, names)
+            except OSError:  # unreadable now: the worker quarantines it with the reason
+                out.changed.append(sf)
+                continue
+            if p["status"] == "ingested":  # hashed over the parts its commit marker records
+                out.known_hashes[rid] = h
             if h != p["content_hash"] or int(p["size_bytes"]) != sf.size:
                 out.changed.append(sf)
                 continue
-            p = {**p, "mtime": float(sf.mtime), "path": sf.item.path}
+            p = {**p, "size_bytes": int(sf.size), "mtime": float(sf.mtime), "path": sf.item.path,
+                 "parts": encode_parts(stat_parts(sf.item.path, names))}
         if p["status"] == "ingested" and rid not in committed:
             out.changed.append(sf)  # its signal is gone from the store: redo
             continue

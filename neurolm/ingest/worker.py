@@ -14,7 +14,9 @@ batch or the run. Only store-level failures (the store cannot be opened or
 written at all) propagate: retrying those per file would be pointless.
 
 Idempotence (why a rerun after ``kill -9`` redoes nothing committed): the
-commit marker's attrs hold the source hash, the ingest key (store config hash +
+commit marker's attrs hold the source hash (of every file the recording read:
+``source_parts`` names the files besides the entry, see
+:mod:`neurolm.ingest.catalog`), the ingest key (store config hash +
 per-item notch/crop/channels), the item's catalog and recordings rows, and its
 per-item settings (notch, end crop, channel list, subject key, layout extras) so
 a rebuild can re-create the item exactly. An
@@ -42,7 +44,7 @@ import traceback
 from collections.abc import Iterable, Iterator
 
 from neurolm.errors import BadInputError
-from neurolm.ingest.catalog import INTERNAL_ERROR, content_hash
+from neurolm.ingest.catalog import INTERNAL_ERROR, encode_parts, source_hash, stat_parts
 from neurolm.ingest.items import SourceItem
 from storage import fs
 
@@ -120,11 +122,51 @@ def _stat(path: str) -> tuple[int, float]:
     return int(info.get("size") or 0), _mtime(info)
 
 
+@dataclasses.dataclass
+class _Source:
+    """What one item reads: the entry and its parts (names relative to its folder), hashed at most once."""
+
+    path: str
+    names: list[str]
+    known_hash: str | None = None  # over these same names (by the catalog diff, or computed here once)
+    _stats: str | None = None
+
+    def set_names(self, names: list[str]) -> None:
+        if sorted(names) != sorted(self.names):
+            self.names, self.known_hash, self._stats = sorted(names), None, None
+
+    def hash(self) -> str:
+        if self.known_hash is None:
+            self._stats = encode_parts(stat_parts(self.path, self.names))  # stats taken before the bytes hashed
+            try:
+                self.known_hash = source_hash(self.path, self.names)
+            except OSError as exc:
+                raise BadInputError(f"cannot read source file: {exc.strerror or exc}") from None
+        return self.known_hash
+
+    def parts(self) -> str:
+        """The catalog's ``parts`` cell: each part's size and mtime (as of hashing)."""
+        if self._stats is None:
+            self._stats = encode_parts(stat_parts(self.path, self.names))
+        return self._stats
+
+
+def _header_parts(local: str, header) -> list[str]:
+    """Names (relative to ``local``'s folder) of the files the reader opened besides ``local``."""
+    base, own = os.path.dirname(os.path.abspath(local)), os.path.realpath(local)
+    names = []
+    for f in header.files:
+        if os.path.realpath(f) != own:
+            names.append(os.path.relpath(os.path.abspath(f), base).replace(os.sep, "/"))
+    return names
+
+
 def _catalog_row(item: SourceItem, size: int, mtime: float, chash: str, fmt: str | None, status: str,
-                 reason: str | None, run_id: str) -> dict:
+                 reason: str | None, run_id: str, parts: str | None = None) -> dict:
     return {"path": item.path, "format": fmt, "size_bytes": int(size), "mtime": float(mtime),
             "content_hash": chash, "dataset": item.dataset, "subject": item.subject, "session": item.session,
-            "status": status, "reason": reason, "recording_id": item.recording_id, "run_id": run_id}
+            "status": status, "reason": reason, "recording_id": item.recording_id, "run_id": run_id,
+            "parts": parts}
 
 
 def _select(item: SourceItem, header):
@@ -153,7 +195,24 @@ def _select(item: SourceItem, header):
     return sel, (mapping.report() if mapping is not None else [])
 
 
-def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mtime: float) -> dict:
+def _committed_parts(item: SourceItem, attrs: dict, declared: list[str]) -> list[str]:
+    """The parts a committed recording read: from its marker, or (older markers) from its header now."""
+    names = attrs.get("source_parts")
+    if names is not None:
+        return list(names)
+    from neurolm.ingest.catalog import MULTI_FILE_EXTENSIONS
+    from neurolm.ingest.discover import extension
+    from neurolm.readers import read_header
+
+    if extension(item.path) not in MULTI_FILE_EXTENSIONS:
+        return []
+    with localized(item.path) as local:
+        header = read_header(local, dict(item.extra).get("cnt_format", "auto"))
+        return sorted(set(declared) | set(_header_parts(local, header)))
+
+
+def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, mtime: float,
+                known_hash: str | None = None) -> dict:
     from neurolm.ingest.layouts import le_montage_reason
     from neurolm.readers import read_header, read_recording
     from neurolm.standardize import standardize
@@ -161,15 +220,22 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
     key = ingest_key(store.config_hash, item)
     if store.is_committed(item.recording_id):
         attrs = store.recording_meta(item.recording_id).get("attrs") or {}
-        if attrs.get("source_hash") == chash and attrs.get("ingest_key") == key:
-            cat = {**attrs["catalog_row"], "path": item.path, "mtime": float(mtime)}
-            return {"recording_id": item.recording_id, "status": "skipped", "reason": None,
-                    "catalog_row": cat, "recording_row": attrs["recording_row"],
-                    "duration_s": float(attrs["recording_row"]["duration_s"])}
+        if attrs.get("ingest_key") == key and attrs.get("source_hash"):
+            committed = _Source(item.path, sorted(_committed_parts(item, attrs, src.names)), known_hash)
+            if committed.hash() == attrs["source_hash"]:  # every file it read is unchanged
+                cat = {**attrs["catalog_row"], "path": item.path, "size_bytes": int(size), "mtime": float(mtime),
+                       "parts": committed.parts()}
+                return {"recording_id": item.recording_id, "status": "skipped", "reason": None,
+                        "catalog_row": cat, "recording_row": attrs["recording_row"],
+                        "duration_s": float(attrs["recording_row"]["duration_s"])}
+            if committed.names == src.names:
+                src.known_hash = committed.known_hash
     fmt = None
     cnt_format = dict(item.extra).get("cnt_format", "auto")  # SEED: int32, as the reference reads it
     with localized(item.path) as local:
         header = read_header(local, cnt_format)
+        src.set_names(sorted(set(src.names) | set(_header_parts(local, header))))
+        chash = src.hash()  # before the samples are read: a later edit never hides behind this hash
         le = le_montage_reason(dict(item.extra), header.ch_names)  # TUH -LE files: skipped like the reference
         if le is not None:
             raise BadInputError(le)
@@ -181,7 +247,7 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
     sel = dataclasses.replace(sel, positions=tuple(range(len(picks))))
     rec = standardize(raw, sel, store.config, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s)
     del raw
-    cat = _catalog_row(item, size, mtime, chash, fmt, "ingested", None, run_id)
+    cat = _catalog_row(item, size, mtime, chash, fmt, "ingested", None, run_id, src.parts())
     row = {
         "recording_id": item.recording_id, "dataset": item.dataset, "subject": item.subject,
         "session": item.session, "subject_key": item.subject_key or f"{item.dataset}:{item.subject}",
@@ -189,7 +255,8 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
         "duration_s": float(rec.duration_s), "orig_sfreq": float(rec.orig_sfreq),
         "n_samples": int(rec.data.shape[1]), "flags": ",".join(rec.flags),
     }
-    attrs = {"source_hash": chash, "ingest_key": key, "catalog_row": cat, "recording_row": row,
+    attrs = {"source_hash": chash, "source_parts": list(src.names), "ingest_key": key, "catalog_row": cat,
+             "recording_row": row,
              "notch_hz": item.notch_hz, "extra": dict(item.extra),
              # the rest of the item's settings, so a rebuild re-ingests it exactly as here
              "crop_end_s": float(item.crop_end_s),
@@ -202,23 +269,33 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
             "recording_row": row, "duration_s": float(rec.duration_s), "format": fmt}
 
 
+def _quarantined_row(item: SourceItem, size: int, mtime: float, src: _Source, fmt: str | None, reason: str,
+                     run_id: str) -> dict:
+    """The catalog row of a quarantined item, with the hash and stats of every file it declares (when readable):
+    a part that appears or changes later makes the next run retry it."""
+    try:
+        chash, parts = src.hash(), src.parts()
+    except (BadInputError, OSError):
+        chash, parts = "", None
+    return _catalog_row(item, size, mtime, chash, fmt, "quarantined", reason, run_id, parts)
+
+
 def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | None = None) -> dict:
     """Ingest one item into an open store; always returns a row dict (see :func:`process_batch`)."""
+    from neurolm.readers.parts import declared_parts
+
     t0, started = time.perf_counter(), time.time()
-    size, mtime, chash, fmt = 0, 0.0, "", None
+    size, mtime, fmt = 0, 0.0, None
+    src = _Source(item.path, sorted(declared_parts(item.path)))
     try:
         try:
             size, mtime = _stat(item.path)
         except OSError as exc:
             raise BadInputError(f"cannot stat source file: {exc.strerror or exc}") from None
-        try:
-            chash = known_hash or content_hash(item.path, size)
-        except OSError as exc:
-            raise BadInputError(f"cannot read source file: {exc.strerror or exc}") from None
-        out = _ingest_one(item, store, run_id, chash, size, mtime)
+        out = _ingest_one(item, store, run_id, src, size, mtime, known_hash)
     except BadInputError as exc:
         out = {"recording_id": item.recording_id, "status": "quarantined", "reason": exc.reason,
-               "catalog_row": _catalog_row(item, size, mtime, chash, fmt, "quarantined", exc.reason, run_id),
+               "catalog_row": _quarantined_row(item, size, mtime, src, fmt, exc.reason, run_id),
                "recording_row": None, "duration_s": 0.0}
     except MemoryError:
         raise  # the process is in trouble; let the orchestrator see it
@@ -230,7 +307,7 @@ def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | No
         reason = " ".join(f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}".split())[:500]
         log.error("internal error ingesting %s:\n%s", item.path, traceback.format_exc())
         out = {"recording_id": item.recording_id, "status": "quarantined", "reason": reason,
-               "catalog_row": _catalog_row(item, size, mtime, chash, fmt, "quarantined", reason, run_id),
+               "catalog_row": _quarantined_row(item, size, mtime, src, fmt, reason, run_id),
                "recording_row": None, "duration_s": 0.0}
     out["seconds"] = time.perf_counter() - t0
     out["t_start"], out["t_end"] = started, time.time()  # epoch: lets a caller measure worker utilisation
@@ -247,6 +324,8 @@ def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, 
     ``catalog_row`` (a CATALOG row), ``recording_row`` (a RECORDINGS row without
     ``split``, None when quarantined), ``duration_s``, ``seconds`` (wall time),
     ``size_bytes``, ``t_start``/``t_end`` (epoch seconds). Never raises for a file problem.
+    ``known_hashes``: source hashes the catalog diff already computed for committed recordings, over the parts
+    their commit markers record (:attr:`CatalogDiff.known_hashes`).
     """
     from storage.signal_store import SignalStore
 

@@ -72,6 +72,7 @@ def read_header(path: str | os.PathLike, cnt_format: str = "auto") -> RecordingH
             path=path, format=fmt, ch_names=tuple(raw.ch_names), ch_sfreqs=mne_io.mne_ch_sfreqs(raw),
             n_samples=int(raw.n_times), meas_date=_meas_date(raw),
             ch_units=mne_io.mne_ch_units(raw), ch_locs=mne_io.mne_eeg_locs(raw),
+            files=tuple(str(f) for f in (raw.filenames or ()) if f is not None),
         )  # fmt: skip
 
 
