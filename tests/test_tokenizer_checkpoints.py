@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import numpy as np
@@ -35,6 +36,16 @@ def test_state_round_trip_and_hash(tmp_path):
         expect = hashlib.sha256(f.read()).hexdigest()
     assert checkpoint_sha256(str(tmp_path)) == checkpoint_sha256(path) == expect
     assert checkpoint_sha256(os.path.join(path, "model.safetensors")) == expect
+    # the files read back with other readers than ours: safetensors' own and json
+    from safetensors import safe_open
+
+    with safe_open(os.path.join(path, "model.safetensors"), framework="pt") as f:
+        assert sorted(f.keys()) == ["a", "b"]
+        assert torch.equal(f.get_tensor("a"), torch.full((3,), 7.0)) and torch.equal(f.get_tensor("b"), torch.arange(4))
+    with open(os.path.join(path, "lineage.json")) as f:
+        assert json.load(f) == {"store": "x"}
+    with open(os.path.join(path, "state.json")) as f:
+        assert ["step", 7] in json.load(f)["__dict__"]  # the documented state encoding: [key, value] pairs
 
 
 def test_corrupt_latest_falls_back_to_previous_good(tmp_path):
