@@ -20,6 +20,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows.fanout import DaskMapper
+from flows.runtime import cli_run, run_name
 from neurolm.ingest.rebuild import RebuildParams, RebuildResult, rebuild_store
 
 
@@ -37,7 +38,7 @@ def _markdown(r: RebuildResult, figures: list[str]) -> str:
     ])
 
 
-@flow(name="neurolm-rebuild")
+@flow(name="neurolm-rebuild", flow_run_name=run_name("rebuild", "store"))
 def rebuild_flow(params: RebuildParams) -> dict:
     """Build a new store version for a changed config beside the current one; switch when complete."""
     logger = get_run_logger()
@@ -61,7 +62,5 @@ def rebuild_flow(params: RebuildParams) -> dict:
 
 def run_rebuild(params: RebuildParams) -> dict:
     """Run :func:`rebuild_flow` against the shared Prefect server (started here when none is configured)."""
-    from flows.runtime import prefect_server
-
-    with prefect_server():
+    with cli_run("rebuild"):
         return rebuild_flow(params)
