@@ -11,7 +11,7 @@ counted (``n_nonfinite``). Int16 at 0.1 µV is far below EEG amplifier noise
 (~0.5 µV) and compresses to ~0.91 MB per channel-hour, against ~2.4 MB for
 float32 with the same codec and 5.8 MB for NeuroLM's float64 sample files.
 
-Chunks are exactly one NeuroLM sample window, ``(n_ch, min(floor(1024/n_ch), 64)*200)``
+Chunks are exactly one NeuroLM sample window, ``(n_ch, neurolm.samples.sample_seconds(n_ch)*200)``
 (≤ 400 KB uncompressed for any channel count), so :meth:`SignalStore.read_sample`
 decodes exactly one chunk. Codec: Blosc zstd level 3 with byte shuffle. Sharding
 (``SHARD_CHUNKS`` windows per stored object) is supported but off by default: it
@@ -38,6 +38,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from neurolm.errors import ConfigError, StoreError
+from neurolm.samples import SFREQ as _SFREQ
+from neurolm.samples import sample_seconds
 from neurolm.vocab import VOCAB_VERSION
 from storage import fs
 from storage import versions as V
@@ -46,24 +48,13 @@ from storage.lock import StoreLock
 SCALE = 0.001  # model units per int16 step (0.1 µV at the default unit_divisor of 100)
 STEP_UV = 0.1  # µV per int16 step, whatever the model unit
 INT16_MAX = 32767
-SFREQ = 200.0
-TOKENS_PER_SAMPLE = 1024
-MAX_SAMPLE_SECONDS = 64  # rows of the tokenizer's temporal embedding (same cap as neurolm.ingest.windows)
+SFREQ = float(_SFREQ)
 NEUROLM_CROP_END_S = 10.0  # NeuroLM drops the last 10 s of every recording before cutting samples
 # Measured (bench/results_storage.md): sharding cuts objects ~9x but costs ~35% of
 # read_sample throughput in zarr-python 3.1, and reads are the training hot path.
 SHARD_CHUNKS = 0  # windows per shard; 0 or 1 = no sharding (one object per sample window)
 CODEC = {"cname": "zstd", "clevel": 3, "shuffle": "shuffle"}  # within 1.5% of zstd5's size, 2x faster writes
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=+-]{0,199}$")
-
-
-def sample_seconds(n_ch: int) -> int:
-    """NeuroLM sample length in seconds for ``n_ch`` channels: floor(1024 / n_ch), in [1, 64].
-
-    The same rule as ``neurolm.ingest.windows.window_seconds`` (which the WINDOWS
-    table uses; a test keeps them equal), so a window is exactly one chunk.
-    """
-    return max(1, min(TOKENS_PER_SAMPLE // max(1, int(n_ch)), MAX_SAMPLE_SECONDS))
 
 
 def quantize(data: np.ndarray, scale: float = SCALE) -> tuple[np.ndarray, int, int]:

@@ -17,7 +17,7 @@ Window → sample: a store window is a NeuroLM sample (floor(1024/n_ch) s). A
 tokenizer whose context is smaller (the ``tiny`` preset: 256 tokens) or whose
 time embedding is shorter than the window (< 16 channels with 64 time rows)
 cannot take it whole, so the window is cut into consecutive sub-samples of
-``seconds_per_sample(n_ch, max_tokens, time_rows)`` seconds (remainder dropped,
+``neurolm.samples.sample_seconds(n_ch, max_tokens, time_rows)`` seconds (remainder dropped,
 as NeuroLM drops the remainder of a recording). With the base tokenizer and
 ≥ 16 channels a window is exactly one sample.
 """
@@ -31,8 +31,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from neurolm.corpus.encode import PATCH, SampleRef, encode_samples
+from neurolm.corpus.encode import SampleRef, encode_samples
 from neurolm.errors import ConfigError, StoreError
+from neurolm.samples import PATCH, sample_seconds
 from neurolm.vocab import VOCAB_VERSION
 from storage import fs
 from storage.token_corpus import CorpusLineage, TokenCorpusStore
@@ -141,10 +142,6 @@ def get_tokenizer(ckpt: str, device: str = "cpu"):
         return tok
 
 
-def seconds_per_sample(n_ch: int, max_tokens: int, time_rows: int) -> int:
-    return max(1, min(max_tokens // max(1, n_ch), time_rows))
-
-
 def plan_samples(windows, recordings, max_tokens: int, time_rows: int) -> list[SampleRef]:
     """Windows (sorted by recording, start) expanded into samples the tokenizer can take.
 
@@ -156,7 +153,8 @@ def plan_samples(windows, recordings, max_tokens: int, time_rows: int) -> list[S
     n_ch = rec["n_channels"].reindex(rid).to_numpy(dtype=np.int64)
     dataset = rec["dataset"].reindex(rid).astype(str).to_numpy()
     win_sec = w["length"].to_numpy(dtype=np.int64) // PATCH
-    n_sec = np.clip(max_tokens // np.maximum(n_ch, 1), 1, time_rows)
+    counts, inverse = np.unique(n_ch, return_inverse=True)  # the rule once per channel count, not per window
+    n_sec = np.array([sample_seconds(int(c), max_tokens, time_rows) for c in counts], dtype=np.int64)[inverse]
     n_sec = np.minimum(n_sec, win_sec)
     count = np.where(n_sec > 0, win_sec // np.maximum(n_sec, 1), 0)
     starts = w["start"].to_numpy(dtype=np.int64)
