@@ -19,8 +19,8 @@ import pytest
 from neurolm.errors import StoreError
 from neurolm.ingest import make_params
 from neurolm.ingest.report import inspect_store
-from neurolm.ingest.splits import load_heldout
 from neurolm.synth import synth_corpus
+from storage.heldout import load_heldout
 from storage.lock import StoreLock
 from storage.signal_store import SignalStore
 

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from neurolm.errors import ConfigError
-from neurolm.ingest.splits import assign_split, load_heldout, register_heldout, split_for
+from neurolm.ingest.splits import assign_split, split_for
 from neurolm.ingest.windows import build_windows, recording_windows, window_samples, window_seconds
+from storage.heldout import load_heldout, register_heldout
 
 
 def test_split_is_deterministic_and_stable_under_added_subjects():

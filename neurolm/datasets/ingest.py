@@ -41,7 +41,7 @@ from neurolm.fanout import Mapper, local_map
 from neurolm.ingest import IngestState, open_store
 from neurolm.ingest.discover import SourceFile, format_for, recording_id_for
 from neurolm.ingest.run import plan_batches, run_batches
-from neurolm.ingest.splits import register_heldout
+from storage.heldout import register_heldout
 from storage.lock import StoreLock
 
 _WHERE = re.compile(r"^(event [\d.]+-[\d.]+ s|epoch at [\d.]+ s|clip \d+ \([^)]*\))[: ]*")

@@ -28,13 +28,14 @@ from neurolm.ingest.catalog import CatalogDiff, diff_catalog, merge_rows, recove
 from neurolm.ingest.config import IngestParams, make_params
 from neurolm.ingest.discover import SourceFile, discover, recording_id_for
 from neurolm.ingest.items import SourceItem
-from neurolm.ingest.splits import load_heldout, register_heldout, split_for
+from neurolm.ingest.splits import split_for
 from neurolm.ingest.windows import build_windows
 from neurolm.ingest.worker import process_batch, process_item
+from storage.heldout import load_heldout
 
 __all__ = [
-    "IngestParams", "IngestState", "SourceFile", "SourceItem", "discover", "load_heldout", "make_batches",
-    "make_params", "open_store", "process_batch", "process_item", "recording_id_for", "register_heldout",
+    "IngestParams", "IngestState", "SourceFile", "SourceItem", "discover", "make_batches",
+    "make_params", "open_store", "process_batch", "process_item", "recording_id_for",
 ]  # fmt: skip
 
 MAX_BATCH_BYTES = 512 * 2**20

@@ -46,7 +46,7 @@ from neurolm.ingest.catalog import merge_rows
 from neurolm.ingest.config import DaskAddress
 from neurolm.ingest.items import SourceItem
 from neurolm.ingest.layouts import infer_metadata
-from neurolm.ingest.splits import load_heldout, split_for
+from neurolm.ingest.splits import split_for
 from neurolm.ingest.windows import build_windows
 from neurolm.ingest.worker import ingest_key, process_batch
 from neurolm.standardize import StandardizeConfig
@@ -54,6 +54,7 @@ from schemas.io import read_table
 from schemas.tables import STORE_TABLES
 from storage import fs
 from storage import versions as V
+from storage.heldout import load_heldout
 from storage.lock import StoreLock
 from storage.signal_store import SignalStore
 

@@ -25,9 +25,9 @@ from neurolm.ingest.config import IngestParams
 from neurolm.ingest.items import SourceItem
 from neurolm.ingest.qc import QC_FIGURES, publish_qc_figures
 from neurolm.ingest.report import run_summary
-from neurolm.ingest.splits import register_heldout
 from neurolm.ingest.worker import process_batch
 from storage import fs
+from storage.heldout import register_heldout
 from storage.lock import StoreLock
 
 
