@@ -57,6 +57,13 @@ CODEC = {"cname": "zstd", "clevel": 3, "shuffle": "shuffle"}  # within 1.5% of z
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=+-]{0,199}$")
 
 
+def store_lock(url: str, owner_label: str = "", **kw: Any) -> StoreLock:
+    """The one lock of a signal store (``STORE/.lock``, every version): held by whoever writes its
+    tables, versions or pointer (ingest, dataset ingest, rebuild, version removal). Use as a context
+    manager; ``kw`` go to :class:`storage.lock.StoreLock` (``timeout_s``, ...). The store may not exist yet."""
+    return StoreLock(url, owner_label, **kw)
+
+
 def quantize(data: np.ndarray, scale: float = SCALE) -> tuple[np.ndarray, int, int]:
     """Model-unit float → int16 steps of ``scale`` model units; returns (q, n_clipped, n_nonfinite)."""
     x = np.asarray(data, dtype=np.float32) / np.float32(scale)
@@ -353,8 +360,10 @@ class SignalStore:
         out = []
         for vid in V.list_version_ids(self.url):
             try:
-                m = fs.read_json(fs.join(V.version_url(self.url, vid), "version.json"))
-            except (FileNotFoundError, StoreError):
+                m = V.read_version_json(self.url, vid)
+            except StoreError:  # corrupt version.json: not listed
+                continue
+            if m is None:
                 continue
             out.append({"version_id": vid, "status": m.get("status"), "created": m.get("created"),
                         "config_hash": m.get("config_hash"), "vocab_version": m.get("vocab_version"),
@@ -371,13 +380,9 @@ class SignalStore:
 
     def remove_version(self, vid: str) -> None:
         """Delete a version's directory; refuses the current version and the one this object has open."""
-        if vid == self.current_version():
-            raise StoreError(f"refusing to remove {vid}: it is the current version (switch_version first)")
-        if vid == self.version_id:
+        if vid == self.version_id and vid != self.current_version():
             raise StoreError(f"refusing to remove {vid}: this SignalStore has it open")
-        if vid not in V.list_version_ids(self.url):
-            raise StoreError(f"signal store {self.url} has no version {vid!r}")
-        fs.rm(V.version_url(self.url, vid))
+        V.remove_version(self.url, vid)
 
     def set_status(self, status: str) -> None:
         """Mark this version ``building`` or ``complete`` (ingestion sets complete at the end of a run)."""
@@ -385,8 +390,8 @@ class SignalStore:
         self.version_meta["status"] = status
 
     def lock(self, owner_label: str = "", **kw: Any) -> StoreLock:
-        """A StoreLock on the store root (``STORE/.lock``); use as a context manager."""
-        return StoreLock(self.url, owner_label, **kw)
+        """The store's lock (:func:`store_lock`); use as a context manager."""
+        return store_lock(self.url, owner_label, **kw)
 
     def __repr__(self) -> str:
         return f"SignalStore({self.url!r}, version={self.version_id!r})"

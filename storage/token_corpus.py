@@ -8,7 +8,7 @@ integer corpus (~1.8 B tokens, ~3.6 GB as uint16) it can stream at disk speed.
 Layout (local path or any fsspec URL)::
 
     ROOT/corpus-root.json                  {"kind", "format_version", "current": VERSION}
-    ROOT/.lock                             storage.lock.StoreLock while a job writes
+    ROOT/.lock                             TokenCorpusStore.lock() while a job writes
     ROOT/versions/VERSION/lineage.json     what the codes were made from (written first)
     ROOT/versions/VERSION/shards/KKKKKK/   zarr v3 group: codes uint16, ch uint8,
                                            time uint8|uint16 (flat, time-major tokens),
@@ -43,6 +43,7 @@ import pandas as pd
 from neurolm.errors import StoreError
 from storage import fs
 from storage.corpus_format import FORMAT_VERSION, CorpusLineage, ShardArrays, canonical
+from storage.lock import StoreLock
 
 __all__ = ["FORMAT_VERSION", "CorpusLineage", "CorpusVersion", "ShardArrays", "TokenCorpusStore", "shard_name"]
 
@@ -337,6 +338,11 @@ class TokenCorpusStore:
         fs.check_writable(store.url)
         fs.write_json_atomic(root_file, {"kind": ROOT_KIND, "format_version": FORMAT_VERSION, "current": None})
         return store
+
+    def lock(self, owner_label: str = "", **kw: Any) -> StoreLock:
+        """The corpus root's lock (``ROOT/.lock``), held by a job writing any version; a context manager.
+        ``kw`` go to :class:`storage.lock.StoreLock` (``timeout_s``, ...). The root may not exist yet."""
+        return StoreLock(self.url, owner_label, **kw)
 
     def _root_meta(self) -> dict[str, Any]:
         return fs.read_json(fs.join(self.url, ROOT_FILE))

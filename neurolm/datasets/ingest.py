@@ -42,7 +42,7 @@ from neurolm.ingest import IngestState, open_store
 from neurolm.ingest.discover import SourceFile, format_for, recording_id_for
 from neurolm.ingest.run import plan_batches, run_batches
 from storage.heldout import register_heldout
-from storage.lock import StoreLock
+from storage.signal_store import store_lock
 
 _WHERE = re.compile(r"^(event [\d.]+-[\d.]+ s|epoch at [\d.]+ s|clip \d+ \([^)]*\))[: ]*")
 
@@ -263,7 +263,7 @@ def ingest_dataset(params: DatasetIngestParams, mapper: Mapper = local_map, run_
     run_id = run_id or str(uuid.uuid4())
     say = log or (lambda _msg: None)
     adapter = params.adapter()
-    with StoreLock(params.store, f"ingest-dataset {adapter.name} {run_id}", timeout_s=params.lock_timeout_s):
+    with store_lock(params.store, f"ingest-dataset {adapter.name} {run_id}", timeout_s=params.lock_timeout_s):
         store = open_store(params.store)
         state = IngestState.load(store, run_id, seed=params.seed, fractions=adapter.seeded_fractions)
         files, problems = plan_dataset(adapter, params.root)

@@ -13,7 +13,7 @@ and none of them needs to know how the store or the tables work:
    crash loses nothing already committed), ``state.finalize()`` at the end:
    splits, windows, all tables written, version marked complete.
 
-The caller must hold the store lock (``storage.lock.StoreLock``) around 1–3:
+The caller must hold the store lock (``storage.signal_store.store_lock``) around 1–3:
 only one process writes the tables.
 """
 

@@ -28,7 +28,7 @@ from neurolm.ingest.report import run_summary
 from neurolm.ingest.worker import process_batch
 from storage import fs
 from storage.heldout import register_heldout
-from storage.lock import StoreLock
+from storage.signal_store import store_lock
 
 
 def _quiet(*_args, **_kwargs) -> None:
@@ -67,7 +67,7 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
     params.check_paths()
     run_id = run_id or str(uuid.uuid4())
     dataset = params.dataset_name
-    with StoreLock(params.store, f"ingest {run_id}", timeout_s=params.lock_timeout_s):
+    with store_lock(params.store, f"ingest {run_id}", timeout_s=params.lock_timeout_s):
         if params.heldout_subjects:
             register_heldout(params.store, params.heldout_subjects, "given to neurolm ingest", "neurolm ingest")
         store = open_store(params.store)
