@@ -35,7 +35,7 @@ from neurolm.corpus.encode import SampleRef, encode_samples
 from neurolm.errors import ConfigError, StoreError
 from neurolm.samples import PATCH, sample_seconds
 from neurolm.vocab import VOCAB_VERSION
-from storage import fs
+from storage import checkpoints, fs
 from storage.token_corpus import CorpusLineage, TokenCorpusStore
 
 SPLITS = ("train", "val", "test", "heldout")
@@ -101,23 +101,11 @@ def check_device(device: str) -> str:
 
 
 def resolve_checkpoint(path: str) -> tuple[str, str]:
-    """(concrete checkpoint, weights sha256). A run directory resolves to its newest good checkpoint,
-    so every worker loads exactly the weights the lineage names even if training goes on."""
-    from storage.checkpoints import checkpoint_sha256, list_checkpoints
-
-    path = fs.normalize_url(path)
-    if not fs.exists(path):
-        raise StoreError(f"no tokenizer checkpoint at {path}")
-    with warnings.catch_warnings():  # a corrupt checkpoint is reported by our error, not a warning
+    """(concrete checkpoint, weights sha256): :func:`storage.checkpoints.resolve`, without its warnings
+    (a corrupt checkpoint is reported by the StoreError when none is usable)."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if not fs.isdir(path) or fs.exists(fs.join(path, "manifest.json")):
-            return path, checkpoint_sha256(path)  # StoreError when corrupt
-        for _, ckpt in reversed(list_checkpoints(path)):
-            try:
-                return ckpt, checkpoint_sha256(ckpt)
-            except StoreError:
-                continue
-    raise StoreError(f"no good tokenizer checkpoint in {path}")
+        return checkpoints.resolve(path)
 
 
 def _checkpoint_lineage(ckpt: str) -> dict[str, Any]:
