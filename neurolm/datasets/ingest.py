@@ -42,7 +42,7 @@ from neurolm.ingest import IngestState, open_store
 from neurolm.ingest.discover import SourceFile, format_for, recording_id_for
 from neurolm.ingest.run import plan_batches, run_batches
 from storage.heldout import register_heldout
-from storage.signal_store import store_lock
+from storage.signal_store import SignalStore, store_lock
 
 _WHERE = re.compile(r"^(event [\d.]+-[\d.]+ s|epoch at [\d.]+ s|clip \d+ \([^)]*\))[: ]*")
 
@@ -185,7 +185,7 @@ def to_frame(rows: list[dict]) -> pd.DataFrame:
     return df
 
 
-def write_labels(store, task: str, labels: pd.DataFrame) -> pd.DataFrame:
+def write_labels(store: SignalStore, task: str, labels: pd.DataFrame) -> pd.DataFrame:
     """Replace `task`'s rows of the store's LABELS table (validated); returns the whole table."""
     old = store.read_table("labels")
     if not old.empty and "task" in old.columns:

@@ -28,7 +28,7 @@ from neurolm.ingest.report import run_summary
 from neurolm.ingest.worker import process_batch
 from storage import fs
 from storage.heldout import register_heldout
-from storage.signal_store import store_lock
+from storage.signal_store import SignalStore, store_lock
 
 
 def _quiet(*_args, **_kwargs) -> None:
@@ -142,7 +142,7 @@ def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, 
     return failed
 
 
-def _publish_qc(store, signals_changed: bool, warn: Callable[[str], None]) -> tuple[list[str], str | None]:
+def _publish_qc(store: SignalStore, signals_changed: bool, warn: Callable[[str], None]) -> tuple[list[str], str | None]:
     """(URLs of the version's QC figures, error) — a QC problem never fails an ingestion.
 
     Redrawn only when this run changed signals (or the figures are missing): a
