@@ -28,6 +28,7 @@ demo: $(STAMP)
 	$(BIN)/python -m neurolm.demo --out $(DEMO)
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest tests
 
 bench: $(STAMP)

@@ -38,6 +38,11 @@ max |ours - mne| / RMS < 2e-4 more than 20 s from either end (measured
 reflects the filtered signal again before the notch and the resample while the
 single pass reflects the raw signal once.
 
+Recordings no longer than half the band-pass kernel (16.5 s at 0.1 Hz) are
+far outside these bounds (whole-recording max deviation / RMS ~0.56 at 10 s,
+~0.09 at 15 s): MNE then zero-pads past its limited reflection in each pass.
+They are stored and flagged ``short_edge_effects`` (:func:`short_for_filters`).
+
 Input rates at or below 2 x h_freq (e.g. 128 Hz): MNE refuses the low-pass;
 we skip it (flag ``lowpass_skipped``) and upsample (flag ``upsampled``).
 
@@ -303,11 +308,29 @@ def standardize(raw: RawRecording, selection: ChannelSelection, cfg: Standardize
     flags = quality.recording_flags(names, frozen, cfg.mostly_flat_fraction) + rec_flags
     if raw.sfreq < cfg.sfreq:
         flags += ("upsampled",)
+    if short_for_filters(raw.data.shape[1], float(raw.sfreq), cfg, notch):
+        flags += ("short_edge_effects",)
     return StandardizedRecording(
         data=out, ch_names=tuple(names), ch_indices=tuple(selection.indices), orig_sfreq=float(raw.sfreq),
         duration_s=out.shape[1] / cfg.sfreq, channel_flags=frozen, flags=tuple(sorted(set(flags))),
         sfreq=cfg.sfreq,
     )
+
+
+def short_for_filters(n_samples: int, fs: float, cfg: StandardizeConfig, notch: float | None) -> bool:
+    """True when the recording is no longer than the half-length of the longest FIR kernel.
+
+    Then MNE's ``reflect_limited`` padding cannot reflect a whole half-kernel
+    and zero-pads the rest, once per pass (filter, notch, resample), while the
+    single pass reflects once: the two chains filter different extensions of
+    the signal and disagree everywhere, not only at the ends. Measured
+    (bench/bench_short_edges.py, bench/results_standardize.md): max |ours - mne|
+    / RMS ~0.56 at 10 s and ~0.09 at 15 s, against <= 7e-3 from 16.6 s on at
+    250-1000 Hz (the 0.1 Hz band-pass kernel is 33 s long, half 16.5 s).
+    Such recordings are stored, flagged ``short_edge_effects``.
+    """
+    kernels, _ = _kernels(fs, cfg.l_freq, cfg.h_freq, notch or None)
+    return bool(kernels) and n_samples <= max((len(h) - 1) // 2 for h in kernels)
 
 
 def _fill(dst: np.ndarray, src: np.ndarray) -> np.ndarray:

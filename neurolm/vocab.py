@@ -21,15 +21,26 @@ Conventions kept from NeuroLM (documented deviations are marked):
   ``<letter><number>`` label is dropped as a BioSemi cap position. Mapping those
   positions to 10-20 needs the cap's layout, which the file does not carry; a
   dataset adapter that knows it should rename channels before selection.
+  Letters A-I count: ``I1``/``I2`` in a BioSemi label set are cap positions
+  like ``A1``, not the 10-5 sites I1/I2 (letters past the cap's banks still
+  follow the same ``<letter><1-32>`` pattern).
+- A channel whose declared unit is not a voltage (µS, degC, %) is dropped
+  whatever its name (``unit µS is not a voltage``); see
+  :mod:`neurolm.readers.units`.
+- Channels whose label names no site (``EEG 001``) but whose file carries a
+  digitized position can be named by that position
+  (:mod:`neurolm.positions`); ``select_channels(by_position=...)`` takes the result.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from neurolm.errors import BadInputError, ConfigError
+from neurolm.readers.units import non_voltage_reason
 
 VOCAB_VERSION = "neurolm-standard_1020-139-v1"
 
@@ -69,8 +80,8 @@ _NON_EEG = re.compile(
 )
 _PREFIX = re.compile(r"^(EEG|EEG-|EEG_|POL|SEEG)\s*[-_ ]?")
 _REFERENCE_SITES = frozenset({"A1", "A2", "M1", "M2"})
-# BioSemi cap positions: a letter A-H and 1-32 (A1..A32, B1..B32, ...).
-_BIOSEMI = re.compile(r"^[A-H]([1-9]|[12][0-9]|3[0-2])$")
+# BioSemi cap positions: a letter A-I and 1-32 (A1..A32, B1..B32, ..., I1, I2).
+_BIOSEMI = re.compile(r"^[A-I]([1-9]|[12][0-9]|3[0-2])$")
 _REF_SUFFIX = re.compile(r"[-_ ]?(REF|LE|AR|AVG|AV|CAR|M1|M2|A1|A2|A1A2|LINKED|CZ)$")
 
 
@@ -173,6 +184,9 @@ def select_channels(
     raw_names: list[str] | tuple[str, ...],
     allowed: tuple[str, ...] | list[str] | None = None,
     reorder: bool = False,
+    *,
+    units: Sequence[str] | None = None,
+    by_position: Mapping[str, str] | None = None,
 ) -> ChannelSelection:
     """Keep vocabulary EEG channels; drop the rest with a reason.
 
@@ -191,6 +205,12 @@ def select_channels(
     BioSemi label sets (``A1``..``A32``, ``B1``.. with BioSemi-only names among
     them) are recognised as a whole and their positions dropped, never read as
     10-20 ``A1``/``C3`` (see the module docstring).
+
+    ``units`` (one per raw name, "" for unknown) drops channels declared in a
+    unit that is not a voltage. ``by_position`` maps raw labels that name no
+    site (``EEG 001``) to the vocabulary site their digitized position is
+    nearest to (:func:`neurolm.positions.map_positions`); a raw label absent
+    from it keeps its usual drop reason.
     """
     if reorder and allowed is None:
         raise ConfigError("select_channels(reorder=True) needs the allowed channel order")
@@ -199,13 +219,21 @@ def select_channels(
     biosemi = _is_biosemi_layout([_PREFIX.sub("", _clean(r)).replace(" ", "") for r in raw_names])
     positions, names, dropped = [], [], []
     seen: dict[str, str] = {}
+    if units is not None and len(units) != len(raw_names):
+        raise ConfigError(f"{len(units)} units for {len(raw_names)} channel names")
     for pos, raw in enumerate(raw_names):
         if biosemi and _BIOSEMI.match(_PREFIX.sub("", _clean(raw)).replace(" ", "")):
             dropped.append((raw, "BioSemi cap position, not a 10-20 site"))
             continue
         ch = normalize_channel_name(raw)
+        if ch.name is None and ch.kind == "unknown" and by_position and raw in by_position:
+            ch = ChannelName(raw, VOCAB[_INDEX[by_position[raw].upper()]], "eeg")
         if ch.name is None:
             dropped.append((raw, _DROP_REASON.get(ch.kind, "not in vocabulary")))
+            continue
+        unit_reason = non_voltage_reason(units[pos]) if units is not None else None
+        if unit_reason is not None:
+            dropped.append((raw, unit_reason))
             continue
         if allowed_set is not None and ch.name not in allowed_set:
             dropped.append((raw, f"{ch.name} not in the selected channel set"))

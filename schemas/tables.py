@@ -20,7 +20,8 @@ import pandera.pandas as pa
 
 SPLITS = ("train", "val", "test", "heldout")
 LABEL_SPLITS = ("train", "val", "test")
-CATALOG_STATUSES = ("ingested", "quarantined", "removed")
+#: ``skipped``: a file under the source that is not a recording to ingest (its reason says why)
+CATALOG_STATUSES = ("ingested", "quarantined", "removed", "skipped")
 
 
 def _str(nullable: bool = False, *checks: pa.Check) -> pa.Column:

@@ -54,6 +54,8 @@ NEUROLM_CROP_END_S = 10.0  # NeuroLM drops the last 10 s of every recording befo
 # read_sample throughput in zarr-python 3.1, and reads are the training hot path.
 SHARD_CHUNKS = 0  # windows per shard; 0 or 1 = no sharding (one object per sample window)
 CODEC = {"cname": "zstd", "clevel": 3, "shuffle": "shuffle"}  # within 1.5% of zstd5's size, 2x faster writes
+#: Table columns that say which run wrote a row, not what the store holds (left out of content_hash).
+RUN_COLUMNS = frozenset({"run_id"})
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=+-]{0,199}$")
 
 
@@ -329,7 +331,8 @@ class SignalStore:
     def content_hash(self, tables: Sequence[str] | None = None, verify: bool = False) -> str:
         """sha256 over committed signals (checksum, shape, channel map) and table rows, order-independent.
 
-        Write timestamps and free-form attrs are excluded, so the same content
+        Write timestamps, free-form attrs and the tables' run bookkeeping
+        (``RUN_COLUMNS``: which run wrote a row) are excluded, so the same content
         written in another order or by another run hashes the same. ``verify=True``
         re-reads every array and fails on a checksum mismatch.
         """
@@ -348,7 +351,7 @@ class SignalStore:
             h.update(it.encode() + b"\n")
         for name in sorted(tables if tables is not None else STORE_TABLES):
             df = self.read_table(name)
-            df = df[sorted(df.columns)]
+            df = df[sorted(c for c in df.columns if c not in RUN_COLUMNS)]
             rows = np.sort(pd.util.hash_pandas_object(df, index=False).to_numpy(dtype=np.uint64))
             h.update(f"table:{name}:{','.join(df.columns)}:{len(df)}\n".encode() + rows.tobytes())
         return h.hexdigest()

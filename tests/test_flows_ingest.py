@@ -110,7 +110,12 @@ def test_mixed_corpus_ingested_and_malformed_quarantined_with_reasons(ingested, 
         assert (qc_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"[{name}](file://{qc_dir / name})" in report
     info = inspect_store(store_url)
-    assert info["recordings"] == 6 and info["catalog"] == {"ingested": 6, "quarantined": 8}
+    # every other file of the corpus (sidecars, the manifest) is accounted for as skipped, not silently ignored
+    n_other = sum(1 for p in Path(corpus.root).rglob("*") if p.is_file()) - 14
+    assert info["recordings"] == 6 and info["catalog"] == {"ingested": 6, "quarantined": 8, "skipped": n_other}
+    assert set(info["skipped"]) <= {"sidecar of another recording (read through its .vhdr)",
+                                    "sidecar of another recording (read through its .set)",
+                                    "unknown extension .json"}
     assert len(info["quarantined"]) == 8 and info["channel_coverage"]["FP1"] == 6
 
 
@@ -120,6 +125,8 @@ def test_rerun_with_nothing_new_does_no_work(ingested, corpus):
     store_url, _, _ = ingested
     before = SignalStore.open(store_url).content_hash()
     events = []
+    # The plan finds nothing new, so no Dask cluster starts (workers=2 is never used here): the Dask path
+    # with real work is the `ingested` fixture and tests/test_cli_defaults.py's default-path CLI run.
     s = run_ingest(make_params(source=corpus.root, store=store_url, dataset="synth", workers=2), events.append)
     assert s["nothing_to_do"] and s["ingested"] == 0 and s["unchanged"] == 14
     assert [Path(u).name for u in s["qc_figures"]] == ["qc_channel_coverage.png", "qc_amplitude.png", "qc_psd.png"]

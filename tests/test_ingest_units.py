@@ -31,12 +31,21 @@ def test_params_validation_errors_are_clear(tmp_path):
         make_params(source=str(src), store=str(tmp_path / "st"), split_fractions=(0.5, 0.2, 0.2))
     with pytest.raises(ConfigError, match="inside the source"):
         make_params(source=str(src), store=str(src / "store"))
+    # A store below a regular file can never be created, whoever runs (root included, as in CI).
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match=r"not writable \(.*plain-file is not a directory\)"):
+        make_params(source=str(src), store=str(blocker / "deep" / "store"))
+    with pytest.raises(ConfigError, match="exists and is not a directory"):
+        make_params(source=str(src), store=str(blocker))
+    with pytest.raises(ConfigError, match="is not a directory"):
+        make_params(source=str(blocker), store=str(tmp_path / "st"))
     ro = tmp_path / "ro"
     ro.mkdir()
     os.chmod(ro, 0o555)
     try:
-        if not os.access(ro, os.W_OK):  # root ignores permissions
-            with pytest.raises(ConfigError, match="not writable"):
+        if os.geteuid() != 0:  # root bypasses permission bits (the cases above hold for root too)
+            with pytest.raises(ConfigError, match=r"not writable \(.*ro is read-only\)"):
                 make_params(source=str(src), store=str(ro / "deep" / "store"))
     finally:
         os.chmod(ro, 0o755)

@@ -35,10 +35,12 @@ def start_holder(url, tmp_path, hold_s):
     ready = str(tmp_path / f"ready-{uuid.uuid4().hex[:6]}")
     p = subprocess.Popen([sys.executable, "-c", HOLDER, url, ready, str(hold_s)], cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    t0 = time.time()
+    deadline = time.monotonic() + 300  # a guard against a hung holder, not a speed bound
     while not os.path.exists(ready):
         assert p.poll() is None, p.stderr.read().decode()
-        assert time.time() - t0 < 30
+        if time.monotonic() > deadline:
+            p.kill()
+            pytest.fail("the lock holder never signalled that it holds the lock")
         time.sleep(0.02)
     return p
 
@@ -49,8 +51,10 @@ def test_acquire_release_and_file_content(tmp_path):
         info = json.load(open(os.path.join(url, ".lock")))
         assert info["pid"] == os.getpid() and info["host"] == socket.gethostname() and info["owner"] == "run-1"
         first = info["heartbeat"]
-        time.sleep(0.5)
-        assert json.load(open(os.path.join(url, ".lock")))["heartbeat"] > first  # the heartbeat thread runs
+        deadline = time.monotonic() + 60  # a loaded box may delay the thread; only "it beats" is checked
+        while json.load(open(os.path.join(url, ".lock")))["heartbeat"] <= first:
+            assert time.monotonic() < deadline, "the heartbeat thread never updated the lock file"
+            time.sleep(0.05)
         assert lk.held
     assert not os.path.exists(os.path.join(url, ".lock"))
     with pytest.raises(RuntimeError):
@@ -66,14 +70,15 @@ def test_two_processes_contend(tmp_path):
     url = str(tmp_path / "st")
     p = start_holder(url, tmp_path, hold_s=2.0)
     try:
-        t0 = time.time()
+        t0 = time.monotonic()
         with pytest.raises(StoreError, match=rf"store is locked by pid {p.pid} on host .* since .*run ID run-holder-42"):
             StoreLock(url, "me", timeout_s=0.5).acquire()
-        assert time.time() - t0 >= 0.5
-        # Waiting long enough gets the lock once the holder exits normally.
-        with StoreLock(url, "me", timeout_s=20) as lk:
+        assert time.monotonic() - t0 >= 0.5  # it waited the whole timeout before giving up (a lower bound)
+        assert p.poll() is None  # the holder still holds it: the refusal was not a race with its exit
+        # Waiting long enough gets the lock once the holder exits normally, and only then.
+        with StoreLock(url, "me", timeout_s=300) as lk:
             assert lk.read_holder()["owner"] == "me"
-        assert p.wait(timeout=10) == 0
+        assert p.wait(timeout=60) == 0
     finally:
         if p.poll() is None:
             p.kill()
@@ -87,9 +92,11 @@ def test_killed_holder_is_detected_stale(tmp_path, caplog):
     p.wait()
     assert os.path.exists(os.path.join(url, ".lock"))  # the dead holder left its lock behind
     caplog.set_level(logging.WARNING, logger="storage.lock")
-    t0 = time.time()
-    with StoreLock(url, "after-crash", timeout_s=5, stale_after_s=300):
-        assert time.time() - t0 < 3  # broken at once: the pid is dead, no need to wait for the heartbeat
+    # The heartbeat is seconds old and stale_after_s is far beyond timeout_s: acquiring at all proves the
+    # lock was broken because its pid is dead, not because the heartbeat aged (no wall-clock bound needed).
+    assert time.time() - json.load(open(os.path.join(url, ".lock")))["heartbeat"] < 3600
+    with StoreLock(url, "after-crash", timeout_s=60, stale_after_s=3600) as lk:
+        assert lk.read_holder()["owner"] == "after-crash"
     assert any("stale" in r.message and f"pid {p.pid} is dead" in r.getMessage() for r in caplog.records)
 
 

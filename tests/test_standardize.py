@@ -86,15 +86,20 @@ def test_matches_neurolm_literal_call_at_power_of_two_rates(fs: float) -> None:
     assert np.abs(ours - ref)[:, e:-e].max() / rms < INTERIOR_TOL
 
 
-def test_mne_method_runs_the_reference_chain() -> None:
-    raw = _raw(_eeg(256.0, 40, seed=5), 256.0)
-    sel = select_channels(raw.ch_names)
+def test_mne_method_keeps_the_band_and_removes_mains_and_out_of_band_tones() -> None:
+    """method="mne" against known tones (an oracle independent of both chains): in-band tones keep their
+    amplitude, the mains tone, the tone above the low-pass and the electrode offset are gone, µV/100."""
+    fs = 256.0
+    raw = _tone(fs, 80, {10.0: 20.0, 30.0: 10.0, 60.0: 20.0, 110.0: 10.0}, offset=2000.0)
     mne_cfg = StandardizeConfig(method="mne")
-    got = standardize(raw, sel, mne_cfg)
-    ref = mne_reference_chain(raw, sel, mne_cfg)
-    # standardize centres each channel before MNE sees it: the band-pass removes DC exactly,
-    # and odd reflection of (x - mean) is the reflection of x minus the mean, so nothing changes
-    assert got.data.shape == ref.shape and np.abs(got.data - ref).max() < 1e-4
+    got = standardize(raw, select_channels(raw.ch_names), mne_cfg)
+    assert got.sfreq == 200.0 and got.data.shape == (1, int(round((80 - mne_cfg.crop_end_s) * 200)))
+    y = got.data[0].astype(np.float64) * 100
+    assert abs(_amp(y, 10.0) - 20.0) < 0.2 and abs(_amp(y, 30.0) - 10.0) < 0.1  # pass band: unity gain
+    assert _amp(y, 60.0) < 0.02 * 20  # the default 60 Hz notch
+    # 110 Hz is above the new Nyquist: if it were not removed before resampling it would alias to 90 Hz
+    assert _amp(y, 90.0) < 0.05
+    assert abs(float(y[4000:-4000].mean())) < 0.5  # the 2000 µV offset is gone (0.1 Hz high-pass)
     assert mne_cfg.config_hash() != CFG.config_hash()
 
 
@@ -254,3 +259,17 @@ def test_invalid_config_is_config_error(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         StandardizeConfig.from_mapping(kwargs)
     assert StandardizeConfig.from_mapping({"notch_hz": 50}).notch_hz == 50.0
+
+
+@pytest.mark.parametrize("fs", [250.0, 1000.0])
+def test_recordings_shorter_than_half_the_filter_are_flagged(fs: float) -> None:
+    """Below the band-pass half-length (16.5 s) MNE zero-pads: the chains disagree far past EDGE_TOL."""
+    cfg = StandardizeConfig(crop_end_s=0.0)
+    for seconds, short in ((12.0, True), (18.0, False)):
+        raw = _raw(_eeg(fs, seconds, seed=9), fs)
+        sel = select_channels(raw.ch_names)
+        ours = standardize(raw, sel, cfg)
+        ref = mne_reference_chain(raw, sel, cfg, exact_ratio=True)
+        worst = np.abs(ours.data - ref).max() / float(np.sqrt(np.mean(ref.astype(np.float64) ** 2)))
+        assert ("short_edge_effects" in ours.flags) is short
+        assert bool(worst > EDGE_TOL) is short

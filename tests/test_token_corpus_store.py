@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -72,11 +73,38 @@ def test_shard_roundtrip_marker_manifest_and_hash(tmp_path):
     man = v.manifest()
     assert list(man["sample"]) == list(range(6)) and list(man["shard"]) == [0] * 4 + [1] * 2
     assert list(man["recording_id"]) == [f"rec{i}" for i in range(6)]
-    # the content hash ignores timestamps/hosts and sees every byte of the codes
+    assert list(man["n_tokens"]) == [12] * 4 + [10] * 2
+    # the stored bytes, read with zarr directly (not through the store's reader), are the test's codes
+    import zarr
+
+    g = zarr.open_group(fs.zarr_store(v.shard_url(0)), mode="r")
+    np.testing.assert_array_equal(g["codes"][:], a0.codes)
+    np.testing.assert_array_equal(g["offsets"][:], [0, 12, 24, 36, 48])
+    # the marker's checksums are sha256 over dtype name + raw bytes of what the test wrote (documented format)
+    marker = json.loads(open(v.marker_url(0)).read())
+    codes_u16 = np.asarray(a0.codes).astype("<u2").tobytes()
+    assert marker["sha256"]["codes"] == hashlib.sha256(b"uint16" + codes_u16).hexdigest()
+    assert marker["sha256"]["codes"] == hashlib.sha256(b"uint16" + g["codes"][:].astype("<u2").tobytes()).hexdigest()
+    rows = {"recording_id": [f"rec{i}" for i in range(4)], "window_start": [0, 1000, 2000, 3000],
+            "n_tokens": [12] * 4, "split": ["train"] * 4, "dataset": ["a"] * 4}
+    assert marker["rows_sha256"] == hashlib.sha256(
+        json.dumps(rows, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    # the content hash: equal for the same shards written again elsewhere (other time, other root),
+    # different when one code differs; never compared with a value the store computed itself
     h = v.content_hash()
     assert h == status["content_hash"]
-    marker = json.loads(open(v.marker_url(0)).read())
-    assert marker["sha256"]["codes"] and marker["rows"]["n_tokens"] == [12] * 4
+
+    def rewrite(root, codes0):
+        other = TokenCorpusStore.open(str(tmp_path / root), create=True).version(lin.version_id())
+        other.ensure_lineage(lin)
+        other.write_shard(0, ShardArrays(codes0, a0.ch, a0.time, a0.offsets), r0, codebook_size=512)
+        other.write_shard(1, a1, r1)
+        return other.content_hash()
+
+    assert rewrite("again", a0.codes) == h
+    flipped = a0.codes.copy()
+    flipped[5] = (flipped[5] + 1) % 512
+    assert rewrite("flipped", flipped) != h
 
 
 def test_corrupt_and_invalid_shards_are_refused(tmp_path):

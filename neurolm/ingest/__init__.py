@@ -140,12 +140,17 @@ class IngestState:
     def plan(self, files: list[SourceFile], dataset: str) -> CatalogDiff:
         """Diff a listing of ``dataset`` with the catalog; vanished files are marked removed at once."""
         self.dataset = dataset
-        diff = diff_catalog(files, self.catalog, dataset, set(self.store.committed_ids()))
+        diff = diff_catalog(files, self.catalog, dataset, set(self.store.committed_ids()), self.run_id)
         touched = [r for r in diff.unchanged_rows if r.get("status") != "removed"]
-        if diff.removed_rows or touched:
+        changes = diff.removed_rows + diff.skipped_rows
+        if changes or touched or diff.dropped_ids:
             before = self.catalog.copy()
-            self.catalog = merge_rows(self.catalog, diff.removed_rows + touched, "recording_id")
-            self._dirty = self._dirty or bool(diff.removed_rows) or not _same(before, self.catalog)
+            cat = merge_rows(self.catalog, changes + touched, "recording_id")
+            if diff.dropped_ids:
+                cat = cat[~cat["recording_id"].isin(diff.dropped_ids)].reset_index(drop=True)
+            self.catalog = cat
+            self._dirty = (self._dirty or bool(diff.removed_rows) or bool(diff.dropped_ids)
+                           or not _same(before, self.catalog))
         return diff
 
     def add(self, rows: list[dict]) -> None:

@@ -21,6 +21,13 @@ Rules (the reason each exists):
   broken), except rows whose reason starts with ``internal error`` (a bug of
   ours, which a new release may have fixed).
 - A row says ``ingested`` but its commit marker is gone → re-ingested.
+- Files under the root that are not work items (the listing's ``skipped``:
+  unknown extension, compressed, sidecar, broken link...) get status
+  ``skipped`` and the reason, so every file is accounted for. They are not
+  hashed or opened (cheap for big archives). A skipped file that vanishes
+  loses its row (nothing of it was stored); a file that was ingested and is
+  now skipped (e.g. it became a broken link) is ``removed`` like a vanished
+  one, with the skip reason.
 
 Crash recovery (:func:`recover_committed`): the commit marker of every
 recording carries its catalog and recordings rows, so recordings committed by a
@@ -36,7 +43,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from neurolm.ingest.discover import SourceFile
+from neurolm.ingest.discover import SkippedFile, SourceFile, generic_metadata, recording_id_for
 from storage import fs
 
 log = logging.getLogger(__name__)
@@ -47,6 +54,7 @@ CATALOG_COLUMNS = ("path", "format", "size_bytes", "mtime", "content_hash", "dat
                    "status", "reason", "recording_id", "run_id")
 INTERNAL_ERROR = "internal error"
 REMOVED_REASON = "source file no longer present (signal kept)"
+SKIPPED = "skipped"
 
 
 def content_hash(url: str, size: int | None = None) -> str:
@@ -86,6 +94,16 @@ def catalog_row(sf: SourceFile, *, status: str, reason: str | None, content_hash
     }
 
 
+def skipped_row(sk: SkippedFile, dataset: str, run_id: str) -> dict:
+    """A CATALOG row (status ``skipped``) for a file that is not a work item; no hash, nothing opened."""
+    meta = generic_metadata(sk.rel_path, dataset)
+    return {
+        "path": sk.path, "format": None, "size_bytes": int(sk.size), "mtime": float(sk.mtime), "content_hash": "",
+        "dataset": dataset, "subject": str(meta["subject"]), "session": str(meta["session"]), "status": SKIPPED,
+        "reason": sk.reason, "recording_id": recording_id_for(dataset, sk.rel_path), "run_id": run_id,
+    }
+
+
 @dataclass
 class CatalogDiff:
     """Outcome of comparing a source listing with the stored catalog."""
@@ -95,6 +113,8 @@ class CatalogDiff:
     unchanged_rows: list[dict] = field(default_factory=list)  # kept (mtime refreshed when only touched)
     removed_rows: list[dict] = field(default_factory=list)  # vanished files, status "removed"
     known_hashes: dict[str, str] = field(default_factory=dict)  # recording_id -> hash already computed
+    skipped_rows: list[dict] = field(default_factory=list)  # every file under the root that is not a work item
+    dropped_ids: set[str] = field(default_factory=set)  # rows of skipped files that vanished: deleted
 
     @property
     def to_ingest(self) -> list[SourceFile]:
@@ -114,16 +134,31 @@ def _prev_rows(previous: pd.DataFrame | None, dataset: str) -> dict[str, dict]:
 
 
 def diff_catalog(files: list[SourceFile], previous: pd.DataFrame | None, dataset: str,
-                 committed: set[str]) -> CatalogDiff:
-    """Classify listed files against the stored catalog of ``dataset`` (rows of other datasets are ignored)."""
+                 committed: set[str], run_id: str = "") -> CatalogDiff:
+    """Classify listed files against the stored catalog of ``dataset`` (rows of other datasets are ignored).
+
+    ``files.skipped`` (a :class:`~neurolm.ingest.discover.Listing`) become ``skipped`` rows.
+    """
     prev = _prev_rows(previous, dataset)
     out = CatalogDiff()
     seen: set[str] = set()
+    for sk in getattr(files, "skipped", ()):
+        row = skipped_row(sk, dataset, run_id)
+        rid = row["recording_id"]
+        seen.add(rid)
+        p = prev.get(rid)
+        if p is not None and p["status"] in ("ingested", "removed"):
+            out.removed_rows.append({**p, "status": "removed", "reason": f"no longer ingestible: {sk.reason} "
+                                                                         "(signal kept)"})
+        elif p is not None and p["status"] == SKIPPED and (p["reason"], p["path"]) == (row["reason"], row["path"]):
+            out.skipped_rows.append({**p, "size_bytes": row["size_bytes"], "mtime": row["mtime"]})  # keeps its run_id
+        else:
+            out.skipped_rows.append(row)
     for sf in files:
         rid = sf.item.recording_id
         seen.add(rid)
         p = prev.get(rid)
-        if p is None:
+        if p is None or p["status"] == SKIPPED:
             out.new.append(sf)
             continue
         if p["status"] == "removed" or (
@@ -147,6 +182,8 @@ def diff_catalog(files: list[SourceFile], previous: pd.DataFrame | None, dataset
             continue
         if p["status"] == "removed":
             out.unchanged_rows.append(p)
+        elif p["status"] == SKIPPED:
+            out.dropped_ids.add(rid)
         else:
             out.removed_rows.append({**p, "status": "removed", "reason": REMOVED_REASON})
     return out

@@ -139,6 +139,8 @@ class IngestParams(BaseModel):
                 probe = parent
             if os.path.exists(dst) and not os.path.isdir(dst):
                 raise ConfigError(f"store {dst} exists and is not a directory")
+            if not os.path.isdir(probe):  # a file on the way: no folder can be made under it, even by root
+                raise ConfigError(f"store location {dst} is not writable ({probe} is not a directory)")
             if not os.access(probe, os.W_OK | os.X_OK):
                 raise ConfigError(f"store location {dst} is not writable ({probe} is read-only)")
 

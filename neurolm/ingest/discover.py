@@ -2,9 +2,17 @@
 
 Why no file is opened here: listing a 70k-file archive must stay a metadata
 walk (names, sizes, mtimes); headers are read by the parallel workers. Files
-are recognised by extension (case-insensitive). Only the *entry* file of a
-multi-file format is listed: BrainVision ``.vhdr`` (its ``.vmrk``/``.eeg``
-sidecars are read through it) and EEGLAB ``.set`` (its ``.fdt``).
+are recognised by extension (case-insensitive; ``.fif.gz`` is a FIF, which MNE
+reads compressed). Only the *entry* file of a multi-file format is listed:
+BrainVision ``.vhdr`` (its ``.vmrk``/``.eeg`` sidecars are read through it) and
+EEGLAB ``.set`` (its ``.fdt``).
+
+Every other file under the root is accounted for, never silently ignored: the
+listing's ``skipped`` holds each one with why (unknown extension, compressed,
+sidecar of another recording, hidden, broken link, symbolic-link loop, a link
+to something listed under its own path, unreadable directory); the catalog
+records them with status ``skipped``. It costs one ``lstat`` per file (links
+add a ``realpath``): still a metadata walk.
 
 Subject and session come from the file's place in the tree:
 :func:`neurolm.ingest.layouts.infer_metadata` (BIDS, TUH, generic) for local
@@ -31,10 +39,12 @@ from neurolm.ingest.items import SourceItem
 from storage import fs
 
 EEG_EXTENSIONS = {
-    ".edf": "edf", ".bdf": "bdf", ".gdf": "gdf", ".fif": "fif",
+    ".edf": "edf", ".bdf": "bdf", ".gdf": "gdf", ".fif": "fif", ".fif.gz": "fif",
     ".vhdr": "brainvision", ".set": "eeglab", ".cnt": "cnt",
 }
 SIDECAR_EXTENSIONS = (".vmrk", ".eeg", ".fdt")  # read through their entry file, never listed
+_SIDECAR_OF = {".vmrk": ".vhdr", ".eeg": ".vhdr", ".fdt": ".set"}
+COMPRESSED_EXTENSIONS = (".gz", ".bz2", ".xz", ".zst", ".zip", ".tar", ".tgz", ".7z", ".rar", ".lz4")
 _SLUG = re.compile(r"[^a-z0-9]+")
 _MAX_SLUG = 96
 
@@ -63,9 +73,54 @@ class SourceFile:
     format: str  # guessed from the extension; the reader decides for real
 
 
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file (or a link, or a directory not walked) under the root that is not a work item, and why."""
+
+    path: str
+    rel_path: str
+    size: int
+    mtime: float
+    reason: str
+
+
+class Listing(list):
+    """The :class:`SourceFile` s of a walk (a plain list of them) plus ``skipped``: everything else, with why."""
+
+    def __init__(self, files=(), skipped=()):
+        super().__init__(files)
+        self.skipped: list[SkippedFile] = list(skipped)
+
+
+def extension(path: str) -> str:
+    """Lower-case extension, ``.fif.gz`` counted as one."""
+    name = PurePosixPath(path).name.lower()
+    return ".fif.gz" if name.endswith(".fif.gz") else PurePosixPath(name).suffix
+
+
 def format_for(path: str) -> str | None:
     """Format name for an EEG entry-file extension, None for anything else (sidecars included)."""
-    return EEG_EXTENSIONS.get(PurePosixPath(path).suffix.lower())
+    return EEG_EXTENSIONS.get(extension(path))
+
+
+def skip_reason(name: str, siblings: frozenset[str]) -> str | None:
+    """Why the file ``name`` (in a directory holding ``siblings``, lower-case) is not listed; None if it is."""
+    if name.startswith("."):
+        return "hidden file"
+    ext = extension(name)
+    if ext in EEG_EXTENSIONS:
+        return None
+    if ext in _SIDECAR_OF:
+        entry = _SIDECAR_OF[ext]
+        stem = name[: -len(ext)].lower()
+        if stem + entry in siblings:
+            return f"sidecar of another recording (read through its {entry})"
+        return f"{ext} sidecar without its {entry} header file"
+    if ext in COMPRESSED_EXTENSIONS:
+        inner = extension(name[: -len(ext)])
+        what = f"compressed {inner.upper().lstrip('.')} recording" if inner in EEG_EXTENSIONS else "compressed file"
+        return f"{what} ({ext}): decompress it to ingest"
+    return f"unknown extension {ext or '(none)'}"
 
 
 def generic_metadata(rel_path: str, dataset: str) -> dict:
@@ -109,39 +164,115 @@ def _mtime(info: dict) -> float:
     return 0.0
 
 
-def _walk(root: str) -> list[tuple[str, str, int, float]]:
-    """(full path/URL, relative POSIX path, size, mtime) of every EEG entry file, sorted by relative path."""
+_LINK_INSIDE = "link to a {} under the source root (ingested under its own path)"
+
+
+def _inside(real: str, real_root: str) -> bool:
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def _walk_local(root: str) -> tuple[list[tuple[str, str, int, float]], list[SkippedFile]]:
     out: list[tuple[str, str, int, float]] = []
-    if fs.is_local(root):
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in filenames:
-                if name.startswith(".") or format_for(name) is None:
+    skipped: list[SkippedFile] = []
+    real_root = os.path.realpath(root)
+    visited = {real_root}
+
+    def rel(full: str) -> str:
+        return os.path.relpath(full, root).replace(os.sep, "/")
+
+    def skip(full: str, reason: str) -> None:
+        try:
+            st = os.lstat(full)
+            size, mtime = int(st.st_size), float(st.st_mtime)
+        except OSError:
+            size, mtime = 0, 0.0
+        skipped.append(SkippedFile(full, rel(full), size, mtime, reason))
+
+    def on_error(exc: OSError) -> None:
+        if exc.filename and os.path.abspath(exc.filename) != os.path.abspath(root):
+            skip(exc.filename, f"unreadable directory: {exc.strerror or exc}")
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=on_error):
+        keep = []
+        for d in sorted(dirnames):
+            full = os.path.join(dirpath, d)
+            if d.startswith("."):
+                skip(full, "hidden directory (not walked)")
+                continue
+            if os.path.islink(full):
+                real = os.path.realpath(full)
+                if real in visited or _inside(os.path.realpath(dirpath), real):
+                    skip(full, "symbolic link loop (directory already walked)")
                     continue
-                full = os.path.join(dirpath, name)
-                try:
-                    st = os.stat(full)
-                except OSError:
-                    continue  # vanished or a dangling link: not a candidate
-                out.append((full, os.path.relpath(full, root).replace(os.sep, "/"), int(st.st_size), float(st.st_mtime)))
-    else:
-        f, base = fs.get_fs(root)
-        proto = root.split("://", 1)[0]
-        base = base.rstrip("/")
-        for p, info in f.find(base, detail=True).items():
-            rel = p[len(base):].lstrip("/") if p.startswith(base) else p
-            if info.get("type", "file") != "file" or format_for(rel) is None:
+                if _inside(real, real_root):
+                    skip(full, _LINK_INSIDE.format("directory"))
+                    continue
+                visited.add(real)
+            keep.append(d)
+        dirnames[:] = keep
+        siblings = frozenset(n.lower() for n in filenames)
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            reason = skip_reason(name, siblings)
+            if reason is None and os.path.islink(full):
+                real = os.path.realpath(full)
+                if not os.path.exists(full):
+                    reason = "symbolic link loop" if os.path.islink(real) else "broken symbolic link"
+                elif _inside(real, real_root):
+                    reason = _LINK_INSIDE.format("file")
+            if reason is not None:
+                skip(full, reason)
                 continue
-            if any(part.startswith(".") for part in rel.split("/")):
+            try:
+                st = os.stat(full)
+            except OSError as exc:
+                skip(full, f"cannot stat: {exc.strerror or exc}")
                 continue
-            out.append((f"{proto}://{p.lstrip('/')}", rel, int(info.get("size") or 0), _mtime(info)))
+            out.append((full, rel(full), int(st.st_size), float(st.st_mtime)))
+    return out, skipped
+
+
+def _walk_remote(root: str) -> tuple[list[tuple[str, str, int, float]], list[SkippedFile]]:
+    f, base = fs.get_fs(root)
+    proto = root.split("://", 1)[0]
+    base = base.rstrip("/")
+    found = {p: info for p, info in f.find(base, detail=True).items() if info.get("type", "file") == "file"}
+    by_dir: dict[str, set[str]] = {}
+    for p in found:
+        d, _, name = p.rpartition("/")
+        by_dir.setdefault(d, set()).add(name.lower())
+    out, skipped = [], []
+    for p, info in found.items():
+        rel = p[len(base):].lstrip("/") if p.startswith(base) else p
+        url, size, mtime = f"{proto}://{p.lstrip('/')}", int(info.get("size") or 0), _mtime(info)
+        d, _, name = p.rpartition("/")
+        reason = skip_reason(name, frozenset(by_dir[d]))
+        if reason is None and any(part.startswith(".") for part in rel.split("/")):
+            reason = "hidden file"
+        if reason is not None:
+            skipped.append(SkippedFile(url, rel, size, mtime, reason))
+        else:
+            out.append((url, rel, size, mtime))
+    return out, skipped
+
+
+def _walk(root: str) -> tuple[list[tuple[str, str, int, float]], list[SkippedFile]]:
+    """(full path/URL, relative POSIX path, size, mtime) of every EEG entry file, and everything else skipped.
+
+    Both sorted by relative path.
+    """
+    out, skipped = _walk_local(root) if fs.is_local(root) else _walk_remote(root)
     out.sort(key=lambda t: t[1])
-    return out
+    skipped.sort(key=lambda s: s.rel_path)
+    return out, skipped
 
 
 def discover(root: str, dataset: str, *, notch_hz: float | None = None, layout: str = "auto",
-             family: str | None = None, crop_end_s: float = 0.0, tuh_le: str = "skip") -> list[SourceFile]:
+             family: str | None = None, crop_end_s: float = 0.0, tuh_le: str = "skip") -> Listing:
     """Every EEG entry file under ``root`` as a :class:`SourceFile`, sorted by relative path.
+
+    The result is a list of them; its ``skipped`` attribute lists every other
+    file under ``root`` with the reason it is not ingested.
 
     ``notch_hz`` is the dataset's mains frequency (None: store default);
     ``crop_end_s`` is cut from each recording before it is stored (0 for
@@ -150,8 +281,9 @@ def discover(root: str, dataset: str, *, notch_hz: float | None = None, layout: 
     see :func:`neurolm.ingest.layouts.le_montage_reason`.
     """
     root = fs.normalize_url(root)
-    files = []
-    for full, rel, size, mtime in _walk(root):
+    listed, skipped = _walk(root)
+    files = Listing(skipped=skipped)
+    for full, rel, size, mtime in listed:
         meta = _metadata(root, full, rel, dataset, layout, family, tuh_le)
         extra = tuple(sorted((str(k), str(v)) for k, v in (meta.get("extra") or {}).items()))
         item = SourceItem(

@@ -24,6 +24,11 @@ def channel_coverage(recordings: pd.DataFrame) -> dict[str, int]:
     return dict(counter.most_common())
 
 
+def skipped_reasons(reasons) -> dict[str, int]:
+    """Files per skip reason, most common first (a big archive has many of the same kind)."""
+    return dict(collections.Counter(str(r) for r in reasons).most_common())
+
+
 def run_summary(state, diff, n_files: int, *, dataset: str, source: str, wall_s: float) -> dict[str, Any]:
     """Summary of one run (``state``: IngestState after finalize, ``diff``: its CatalogDiff)."""
     rec = state.recordings
@@ -37,6 +42,8 @@ def run_summary(state, diff, n_files: int, *, dataset: str, source: str, wall_s:
         "removed": len(diff.removed_rows), "recovered": state.recovered,
         "ingested": c.get("ingested", 0), "skipped": c.get("skipped", 0), "quarantined": c.get("quarantined", 0),
         "quarantine": [{"path": p, "reason": r} for p, r in sorted(state.quarantined)],
+        "skipped_files": len(getattr(diff, "skipped_rows", ())),
+        "skipped_reasons": skipped_reasons(r["reason"] for r in getattr(diff, "skipped_rows", ())),
         "hours_ingested": round(hours, 4), "wall_s": round(wall_s, 2),
         "files_per_s": round(len(diff.to_ingest) / wall_s, 3) if wall_s > 0 else 0.0,
         "eeg_hours_per_hour": round(hours * 3600 / wall_s, 1) if wall_s > 0 else 0.0,
@@ -62,6 +69,11 @@ def render_run_markdown(s: dict[str, Any]) -> str:
               f"({s['files_per_s']} files/s, {s['eeg_hours_per_hour']} EEG-h per hour, {s['mb_per_s']} MB/s)",
               f"- dataset now: {s['dataset_recordings']} recordings, {s['dataset_hours']:.3f} h; "
               f"store: {s['store_recordings']} recordings; version `{s['version_id']}`", ""]
+    if s.get("skipped_files"):
+        lines += [f"## Skipped: {s['skipped_files']} files under the source are not recordings to ingest", "",
+                  "| reason | files |", "|---|---|"]
+        lines += [f"| {r} | {n} |" for r, n in s["skipped_reasons"].items()]
+        lines.append("")
     if s["quarantine"]:
         lines += ["## Quarantined", "", "| file | reason |", "|---|---|"]
         lines += [f"| `{q['path']}` | {q['reason']} |" for q in s["quarantine"]]
@@ -100,6 +112,9 @@ def render_run_text(s: dict[str, Any]) -> str:
         out.append(f"recovered {s['recovered']} recordings committed by an interrupted run")
     out.append(f"{s['hours_ingested']:.3f} h of EEG in {s['wall_s']:.1f} s ({s['eeg_hours_per_hour']} EEG-h/h); "
                f"dataset {s['dataset']}: {s['dataset_recordings']} recordings, {s['dataset_hours']:.3f} h")
+    if s.get("skipped_files"):
+        out.append(f"{s['skipped_files']} other files skipped: "
+                   + "; ".join(f"{r} ({n})" for r, n in s["skipped_reasons"].items()))
     out += [f"  quarantined {q['path']}: {q['reason']}" for q in s["quarantine"]]
     if s.get("qc_figures"):
         out.append(f"QC figures: {s['qc_figures'][0].rsplit('/', 1)[0]}/")
@@ -133,6 +148,8 @@ def inspect_store(url: str) -> dict[str, Any]:
     info["catalog"] = {k: int(v) for k, v in cat["status"].value_counts().items()} if len(cat) else {}
     q = cat[cat["status"] == "quarantined"] if len(cat) else cat
     info["quarantined"] = [{"path": p, "reason": r} for p, r in zip(q.get("path", []), q.get("reason", []))]
+    sk = cat[cat["status"] == "skipped"] if len(cat) else cat
+    info["skipped"] = skipped_reasons(sk.get("reason", []))  # counts per reason: an archive may hold 100k of them
     rm = cat[cat["status"] == "removed"] if len(cat) else cat
     info["removed"] = [str(p) for p in rm.get("path", [])]
     try:
@@ -168,6 +185,8 @@ def render_inspect_text(info: dict[str, Any]) -> str:
         out.append("catalog: " + ", ".join(f"{k} {v}" for k, v in sorted(info["catalog"].items())))
     for q in info["quarantined"]:
         out.append(f"  quarantined {q['path']}: {q['reason']}")
+    for r, n in (info.get("skipped") or {}).items():
+        out.append(f"  skipped {n} files: {r}")
     for p in info["removed"]:
         out.append(f"  removed from source (signal kept) {p}")
     labels = info.get("labels")

@@ -30,6 +30,7 @@ process only adds contention.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -50,9 +51,15 @@ log = logging.getLogger(__name__)
 ROW_STATUSES = ("ingested", "skipped", "quarantined")
 
 
+#: Revision of the channel-selection rules (units, BioSemi letters, digitized positions): a change
+#: re-ingests committed recordings, whose stored channels would otherwise follow the old rules.
+SELECTION_REVISION = 2
+
+
 def ingest_key(config_hash: str, item: SourceItem) -> str:
     """What, besides the file bytes, decides the stored signal of one item."""
-    payload = {"config": config_hash, "notch": item.notch_hz, "crop": item.crop_end_s,
+    payload = {"config": config_hash, "selection": SELECTION_REVISION, "notch": item.notch_hz,
+               "crop": item.crop_end_s,
                "channels": list(item.channels) if item.channels is not None else None}
     cnt_format = dict(item.extra).get("cnt_format", "auto")
     if cnt_format != "auto":  # a forced CNT sample width (SEED) decides the samples; keys of others unchanged
@@ -120,18 +127,30 @@ def _catalog_row(item: SourceItem, size: int, mtime: float, chash: str, fmt: str
             "status": status, "reason": reason, "recording_id": item.recording_id, "run_id": run_id}
 
 
-def _select(item: SourceItem, raw_names: tuple[str, ...]):
+def _select(item: SourceItem, header):
+    """Channels to keep, from the header: labels, declared units and digitized positions.
+
+    Returns (selection over the header's channels, position mapping report).
+    """
     import warnings
 
+    from neurolm.positions import map_positions
     from neurolm.vocab import select_channels
 
+    raw_names = header.ch_names
+    mapping = map_positions(raw_names, header.ch_locs) if any(header.ch_locs) else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # duplicates are resolved deterministically and recorded in `dropped`
-        sel = select_channels(raw_names, item.channels, reorder=item.channels is not None)
+        sel = select_channels(raw_names, item.channels, reorder=item.channels is not None,
+                              units=header.ch_units or None, by_position=mapping.names if mapping else None)
+    if mapping is not None and mapping.unmapped:
+        sel = dataclasses.replace(sel, dropped=tuple((r, mapping.unmapped.get(r, why)) for r, why in sel.dropped))
     if sel.n_channels == 0:
         shown = ", ".join(raw_names[:6]) + (" ..." if len(raw_names) > 6 else "")
-        raise BadInputError(f"no EEG channel maps to the channel vocabulary (labels: {shown or 'none'})")
-    return sel
+        reasons = sorted({why for _, why in sel.dropped})
+        hint = f"; dropped as: {'; '.join(reasons[:3])}" if reasons else ""
+        raise BadInputError(f"no EEG channel maps to the channel vocabulary (labels: {shown or 'none'}){hint}"[:500])
+    return sel, (mapping.report() if mapping is not None else [])
 
 
 def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mtime: float) -> dict:
@@ -155,10 +174,11 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
         if le is not None:
             raise BadInputError(le)
         fmt = header.format
-        chosen = _select(item, header.ch_names)  # its `dropped` names every channel of the file left out
-        picks = [header.ch_names[p] for p in chosen.positions]
+        sel, position_mapping = _select(item, header)
+        picks = [header.ch_names[p] for p in sel.positions]
         raw = read_recording(local, picks=picks, cnt_format=cnt_format)
-    sel = _select(item, raw.ch_names)  # positions relative to what was read
+    # the rows read are the picks, in order; `dropped` stays the header-level audit
+    sel = dataclasses.replace(sel, positions=tuple(range(len(picks))))
     rec = standardize(raw, sel, store.config, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s)
     del raw
     cat = _catalog_row(item, size, mtime, chash, fmt, "ingested", None, run_id)
@@ -175,7 +195,8 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
              "crop_end_s": float(item.crop_end_s),
              "channels": list(item.channels) if item.channels is not None else None,
              "subject_key": row["subject_key"],
-             "dropped_channels": [list(d) for d in chosen.dropped]}
+             "dropped_channels": [list(d) for d in sel.dropped],
+             "position_mapping": position_mapping}
     store.write_recording(item.recording_id, rec, attrs)
     return {"recording_id": item.recording_id, "status": "ingested", "reason": None, "catalog_row": cat,
             "recording_row": row, "duration_s": float(rec.duration_s), "format": fmt}

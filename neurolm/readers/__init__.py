@@ -43,6 +43,7 @@ def _header_edf(path: str, fmt: str) -> RecordingHeader:
     return RecordingHeader(
         path=path, format=fmt, ch_names=tuple(lay.labels[i] for i in lay.signal_idx),
         ch_sfreqs=rates, n_samples=n_samples, meas_date=lay.meas_date,
+        ch_units=tuple(lay.units[i] for i in lay.signal_idx) if lay.units else (),
     )  # fmt: skip
 
 
@@ -70,6 +71,7 @@ def read_header(path: str | os.PathLike, cnt_format: str = "auto") -> RecordingH
         return RecordingHeader(
             path=path, format=fmt, ch_names=tuple(raw.ch_names), ch_sfreqs=mne_io.mne_ch_sfreqs(raw),
             n_samples=int(raw.n_times), meas_date=_meas_date(raw),
+            ch_units=mne_io.mne_ch_units(raw), ch_locs=mne_io.mne_eeg_locs(raw),
         )  # fmt: skip
 
 

@@ -43,6 +43,7 @@ class EdfLayout:
     signal_idx: tuple[int, ...]  # indices of non-annotation signals
     discontinuous: bool  # EDF+D / BDF+D
     meas_date: datetime | None
+    units: tuple[str, ...] = ()  # physical dimension of every signal, as declared
 
     @property
     def width(self) -> int:
@@ -150,5 +151,5 @@ def parse_edf_header(path: str | os.PathLike, bdf: bool) -> EdfLayout:
         path=str(p), bdf=bdf, header_bytes=header_bytes, n_records=n_records, record_s=record_s,
         labels=labels, ns=ns, cal=tuple(cal), offset=tuple(offset), signal_idx=signal_idx,
         discontinuous=reserved.startswith(("EDF+D", "BDF+D")),
-        meas_date=_meas_date(_text(fixed[168:176]), _text(fixed[176:184])),
+        meas_date=_meas_date(_text(fixed[168:176]), _text(fixed[176:184])), units=tuple(units),
     )  # fmt: skip

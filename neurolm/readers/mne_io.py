@@ -79,7 +79,14 @@ def open_raw(path: str, fmt: str, cnt_format: CntFormat = "auto") -> mne.io.Base
         if fmt == "gdf":
             return mne.io.read_raw_gdf(path, **kw)
         if fmt == "fif":
-            return mne.io.read_raw_fif(path, allow_maxshield=True, **kw)
+            try:
+                return mne.io.read_raw_fif(path, allow_maxshield=True, **kw)
+            except Exception:
+                what = fif_content(path)  # only on failure: raw files pay nothing for the probe
+                if what is None:
+                    raise
+                raise BadInputError(f"not a raw recording: {what}; only continuous raw FIF files are ingested"
+                                    ) from None
         if fmt == "brainvision":
             return mne.io.read_raw_brainvision(path, **kw)
         if fmt == "eeglab":
@@ -108,6 +115,69 @@ def mne_ch_sfreqs(raw: mne.io.BaseRaw) -> tuple[float, ...]:
     if len(rates) != len(raw.ch_names):
         return (sfreq,) * len(raw.ch_names)
     return tuple(float(r) for r in rates)
+
+
+def mne_ch_units(raw: mne.io.BaseRaw) -> tuple[str, ...]:
+    """Declared unit per channel: the file's own spelling where MNE kept it (BrainVision, EDF), else from FIFF."""
+    orig = getattr(raw, "_orig_units", None) or {}
+    out = []
+    for ch in raw.info["chs"]:
+        if ch["unit"] == FIFF.FIFF_UNIT_V:
+            out.append(orig.get(ch["ch_name"]) or "V")
+        else:
+            code = int(ch["unit"])
+            fallback = "degC" if code == FIFF.FIFF_UNIT_CEL else f"(FIFF unit {code})"
+            out.append(orig.get(ch["ch_name"]) or fallback)
+    return tuple(out)
+
+
+def mne_eeg_locs(raw: mne.io.BaseRaw) -> tuple[tuple[float, float, float] | None, ...]:
+    """Head-frame position (m) of each EEG channel that has a real one, None for the others.
+
+    MNE stores a digitized EEG electrode in ``chs[i]["loc"][:3]``; zeros or NaN
+    mean "no position", and only head coordinates are comparable with the
+    standard montage.
+    """
+    out: list[tuple[float, float, float] | None] = []
+    for ch in raw.info["chs"]:
+        loc = np.asarray(ch["loc"][:3], dtype=float)
+        ok = (ch["kind"] == FIFF.FIFFV_EEG_CH and ch.get("coord_frame") == FIFF.FIFFV_COORD_HEAD
+              and np.isfinite(loc).all() and np.linalg.norm(loc) > 1e-6)
+        out.append(tuple(float(v) for v in loc) if ok else None)
+    return tuple(out)
+
+
+#: FIF blocks that mark a file as something other than a raw recording.
+_FIF_KINDS = (
+    (FIFF.FIFFB_MNE_EPOCHS, "an epochs FIF (segmented trials)"),
+    (FIFF.FIFFB_EVOKED, "an evoked FIF (averaged responses)"),
+    (FIFF.FIFFB_MNE_FORWARD_SOLUTION, "a forward-solution FIF"),
+    (FIFF.FIFFB_MNE_INVERSE_SOLUTION, "an inverse-operator FIF"),
+    (FIFF.FIFFB_MNE_COV, "a covariance FIF"),
+    (FIFF.FIFFB_MNE_SOURCE_SPACE, "a source-space FIF"),
+    (FIFF.FIFFB_BEM, "a BEM FIF"),
+)
+
+
+def fif_content(path: str) -> str | None:
+    """What a FIF file holds when it is not a raw recording (None: raw, or unknown)."""
+    try:
+        from mne._fiff.open import fiff_open
+        from mne._fiff.tree import dir_tree_find
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fid, tree, _ = fiff_open(Path(path), verbose="error")
+            with fid:
+                if any(dir_tree_find(tree, b) for b in (FIFF.FIFFB_RAW_DATA, FIFF.FIFFB_CONTINUOUS_DATA,
+                                                        FIFF.FIFFB_IAS_RAW_DATA)):
+                    return None
+                for block, what in _FIF_KINDS:
+                    if dir_tree_find(tree, block):
+                        return what
+    except Exception:  # noqa: BLE001 - a probe for a better message; the reader's own error stands otherwise
+        return None
+    return None
 
 
 def check_raw(raw: mne.io.BaseRaw) -> None:

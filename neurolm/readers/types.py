@@ -18,6 +18,11 @@ class RecordingHeader:
     ch_sfreqs: tuple[float, ...]  # per channel (EDF/BDF/GDF may mix rates)
     n_samples: int  # at `sfreq`
     meas_date: datetime | None = None
+    #: declared unit per channel ("" when the file does not say); see :mod:`neurolm.readers.units`
+    ch_units: tuple[str, ...] = ()
+    #: digitized position per channel (x, y, z in metres, MNE head coordinates) for EEG
+    #: channels whose file carries one (FIF channel locations), else None
+    ch_locs: tuple[tuple[float, float, float] | None, ...] = ()
 
     @property
     def sfreq(self) -> float:

@@ -1,0 +1,157 @@
+"""One optimisation step of stage 2, its optimiser and schedule, and validation (reference §3.5).
+
+Configuration: :class:`neurolm.lm.config.LMTrainConfig` (re-exported here).
+
+- AdamW(β = 0.9, 0.95), weight decay 0.1 on trainable tensors with ≥ 2 dims, none on the rest
+  (biases, LayerNorms); frozen parts (the features-mode encoder, the codebook) are not in it.
+- Learning rate: linear warm-up from 0, cosine from ``lr`` to ``min_lr`` (6e-4 → 6e-5).
+- Each step: an EEG batch and a text batch, ``loss = loss_eeg + loss_text`` (equal weights),
+  gradient accumulation over micro-batches, clipping at 1.0, bf16 autocast on CUDA.
+
+The loop around it (epochs, checkpoints, resume, progress) belongs to the training flow.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from typing import Iterable
+
+import torch
+
+from neurolm.lm.config import LMTrainConfig
+from neurolm.lm.model import NeuroLM
+
+
+def lr_at(step: int, cfg: LMTrainConfig) -> float:
+    """Linear warm-up from 0 over ``warmup_steps``, then cosine to ``min_lr`` at ``steps``."""
+    if cfg.steps is None:
+        raise ValueError("steps unresolved: call cfg.resolved(steps_per_epoch) first")
+    if step < cfg.warmup_steps:
+        return cfg.lr * step / cfg.warmup_steps
+    if step >= cfg.steps:
+        return cfg.min_lr
+    ratio = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.lr - cfg.min_lr)
+
+
+def param_groups(model: NeuroLM, weight_decay: float) -> list[dict]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
+def make_optimizer(model: NeuroLM, cfg: LMTrainConfig) -> torch.optim.AdamW:
+    fused = next(model.parameters()).device.type == "cuda"
+    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, fused=fused)
+
+
+def autocast_for(device: torch.device, amp: str):
+    """bf16 (or fp16 when asked / unsupported) autocast on CUDA; nothing on CPU or with ``off``."""
+    if device.type != "cuda" or amp == "off":
+        return nullcontext()
+    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def unwrap(model: torch.nn.Module) -> NeuroLM:
+    """The NeuroLM inside a DDP (or compiled) wrapper."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, step: int, cfg: LMTrainConfig,
+               eeg_batches: Iterable[dict[str, torch.Tensor]],
+               text_batches: Iterable[tuple[torch.Tensor, torch.Tensor]] = (),
+               scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
+    """One optimiser step over the given micro-batches (``grad_accum`` of them); → losses, lr, grad norm.
+
+    ``model`` may be DDP-wrapped: each micro-batch is one ``model(eeg, text)`` call, and gradient
+    sync is skipped on all but the last micro-batch.
+    """
+    device = next(model.parameters()).device
+    lr = lr_at(step, cfg)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    model.train()
+    opt.zero_grad(set_to_none=True)
+    eeg_list, text_list = list(eeg_batches), list(text_batches)
+    n = len(eeg_list)
+    tot_eeg = tot_text = 0.0
+    for i, eb in enumerate(eeg_list):
+        text = tuple(t.to(device, non_blocking=True) for t in text_list[i]) if i < len(text_list) else None
+        sync = nullcontext() if i == n - 1 or not hasattr(model, "no_sync") else model.no_sync()
+        with sync:
+            with autocast_for(device, cfg.amp):
+                out = model(_to(eb, device), text)
+            loss = out["loss"] / n
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        tot_eeg += float(out["loss_eeg"].detach())
+        if "loss_text" in out:
+            tot_text += float(out["loss_text"].detach())
+    if scaler is not None:
+        scaler.unscale_(opt)
+    params = [p for g in opt.param_groups for p in g["params"]]
+    gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    out_m = {"loss_eeg": tot_eeg / n, "lr": lr, "grad_norm": float(gnorm)}
+    if text_list:
+        out_m["loss_text"] = tot_text / min(n, len(text_list))
+    out_m["loss"] = out_m["loss_eeg"] + out_m.get("loss_text", 0.0)
+    return out_m
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]], amp: str = "auto") -> dict[str, float]:
+    """Validation next-code loss (token-weighted), accuracy (argmax over all logits) and perplexity."""
+    model = unwrap(model)
+    device = next(model.parameters()).device
+    model.eval()
+    nll, correct, count = 0.0, 0, 0
+    for b in batches:
+        with autocast_for(device, amp):
+            out = model(_to(b, device))
+        lg, y = out["logits_eeg"].float(), out["targets_eeg"]
+        if not len(y):
+            continue
+        nll += float(torch.nn.functional.cross_entropy(lg, y, reduction="sum"))
+        correct += int((lg.argmax(-1) == y).sum())
+        count += len(y)
+    if not count:
+        return {"loss": float("nan"), "accuracy": float("nan"), "perplexity": float("nan"), "tokens": 0}
+    loss = nll / count
+    return {"loss": loss, "accuracy": correct / count, "perplexity": math.exp(min(loss, 50.0)), "tokens": count}
+
+
+def unigram_baseline(train: Iterable[dict[str, torch.Tensor]], val: Iterable[dict[str, torch.Tensor]],
+                     n_codes: int) -> dict[str, float]:
+    """What a model without context scores: the train-split target frequencies applied to val.
+
+    Accuracy of always predicting the most frequent train target; loss (and perplexity) of the
+    add-one-smoothed train frequencies on the val targets. The bar stage 2 must clear.
+    """
+    counts = torch.ones(n_codes, dtype=torch.float64)
+    for b in train:
+        y = b["targets"][b["targets"] >= 0]
+        counts += torch.bincount(y.reshape(-1), minlength=n_codes)[:n_codes].double()
+    logp = (counts / counts.sum()).log()
+    best = int(counts.argmax())
+    nll, correct, count = 0.0, 0, 0
+    for b in val:
+        y = b["targets"][b["targets"] >= 0].reshape(-1)
+        nll -= float(logp[y].sum())
+        correct += int((y == best).sum())
+        count += int(y.numel())
+    if not count:
+        return {"loss": float("nan"), "accuracy": float("nan"), "perplexity": float("nan"), "tokens": 0}
+    return {"loss": nll / count, "accuracy": correct / count, "perplexity": math.exp(nll / count), "tokens": count}
