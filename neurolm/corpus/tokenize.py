@@ -100,14 +100,6 @@ def check_device(device: str) -> str:
     return device
 
 
-def resolve_checkpoint(path: str) -> tuple[str, str]:
-    """(concrete checkpoint, weights sha256): :func:`storage.checkpoints.resolve`, without its warnings
-    (a corrupt checkpoint is reported by the StoreError when none is usable)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return checkpoints.resolve(path)
-
-
 def _checkpoint_lineage(ckpt: str) -> dict[str, Any]:
     url = fs.join(ckpt, "lineage.json")
     if fs.isdir(ckpt) and fs.exists(url):
@@ -172,7 +164,9 @@ def prepare_job(store_url: str, checkpoint: str, corpus_url: str, *, datasets: S
     precision = resolve_precision(device, precision)
     TokenCorpusStore.check_location(corpus_url)
     store = SignalStore.open(store_url, version=store_version)  # StoreError when missing
-    ckpt, sha = resolve_checkpoint(checkpoint)
+    with warnings.catch_warnings():  # a corrupt checkpoint is reported by the StoreError when none is usable
+        warnings.simplefilter("ignore")
+        ckpt, sha = checkpoints.resolve(checkpoint)  # a run directory: its newest good checkpoint, pinned
     tok = get_tokenizer(ckpt, "cpu")  # full load: catches undecodable weights, gives the config
     cfg = tok.config
     tok_vocab = _checkpoint_lineage(ckpt).get("vocab_version") or VOCAB_VERSION
