@@ -17,9 +17,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from neurolm.errors import StoreError
+from neurolm.samples import PATCH
 from storage.token_corpus import ShardArrays
-
-PATCH = 200
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,12 @@ def build_signal_store(url: str, n_recordings: int = 6, n_ch: int = 8, windows_p
     Signals are band-limited noise plus a per-recording rhythm (model units, ~±0.5).
     """
     from neurolm.standardize import StandardizedRecording
-    from storage.signal_store import SignalStore, sample_seconds
+    from neurolm.samples import SFREQ, sample_seconds
+    from storage.signal_store import SignalStore
 
     rng = np.random.default_rng(seed)
     store = SignalStore.open(url, create=True)
-    win = sample_seconds(n_ch) * 200
+    win = sample_seconds(n_ch) * SFREQ
     ch_idx = tuple(range(0, 3 * n_ch, 3))[:n_ch]
     names = tuple(VOCAB[i] for i in ch_idx)
     rec_rows, win_rows = [], []

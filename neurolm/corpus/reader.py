@@ -24,11 +24,11 @@ from typing import Any, Iterator
 import numpy as np
 
 from neurolm.errors import StoreError
+from neurolm.samples import MAX_TOKENS
 from neurolm.vocab import PAD_INDEX
 from storage.token_corpus import CorpusVersion, ShardArrays, TokenCorpusStore
 
 LLM_EEG_OFFSET = 50304  # NeuroLM: EEG code k is LLM output logit 50304 + k (reference §3.1)
-MAX_TOKENS = 1024
 
 
 class TokenCorpus:

@@ -241,12 +241,7 @@ def load_tokenizer(path: str, device: str = "cpu") -> VQTokenizer:
         except Exception as exc:
             raise StoreError(f"{path} is not a readable safetensors file: {exc}") from exc
     else:
-        if fs.exists(fs.join(path, "manifest.json")):
-            ckpt = checkpoints.load_checkpoint(path)
-        else:
-            ckpt = checkpoints.load_latest_good(path)
-            if ckpt is None:
-                raise StoreError(f"no checkpoint in {path}")
+        ckpt = checkpoints.load(path)  # a checkpoint directory, or a run's newest good checkpoint
         meta, weights = ckpt.metadata, ckpt.weights
     model = VQTokenizer(config_from_metadata(meta, path))
     model.load_state_dict(weights, strict=True)
