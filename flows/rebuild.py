@@ -22,6 +22,8 @@ from prefect.runtime import flow_run
 from flows.fanout import DaskMapper
 from flows.runtime import cli_run, run_name
 from neurolm.ingest.rebuild import RebuildParams, RebuildResult, rebuild_store
+from neurolm.ingest.qc import publish_qc_figures
+from storage.signal_store import SignalStore
 
 
 def _markdown(r: RebuildResult, figures: list[str]) -> str:
@@ -49,8 +51,6 @@ def rebuild_flow(params: RebuildParams) -> dict:
     figures: list[str] = []
     if result.status != "up_to_date":
         try:  # QC of the new version; a plotting problem must not fail a finished rebuild
-            from neurolm.ingest.qc import publish_qc_figures
-            from storage.signal_store import SignalStore
 
             figures = publish_qc_figures(SignalStore.open(result.store_url, version=result.new_version))
         except Exception as exc:

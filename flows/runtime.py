@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from neurolm.errors import NeurolmError
 
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "NUMEXPR_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -50,7 +51,6 @@ def prefect_server(timeout_s: int = 120) -> Iterator[str]:
     try:
         server.start(timeout=timeout_s)
     except Exception as exc:  # a clear one-liner for the CLI instead of a traceback
-        from neurolm.errors import NeurolmError
 
         server.stop()
         raise NeurolmError(f"could not start a local Prefect server ({type(exc).__name__}: {exc}); "

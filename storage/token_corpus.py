@@ -44,6 +44,9 @@ from neurolm.errors import StoreError
 from storage import fs
 from storage.corpus_format import FORMAT_VERSION, CorpusLineage, ShardArrays, canonical
 from storage.lock import StoreLock
+from schemas.io import read_table
+from schemas.io import write_table
+from schemas.tables import CORPUS_MANIFEST
 
 __all__ = ["FORMAT_VERSION", "CorpusLineage", "CorpusVersion", "ShardArrays", "TokenCorpusStore", "shard_name"]
 
@@ -259,8 +262,6 @@ class CorpusVersion:
 
     def finalize(self, expected_shards: Iterable[int], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """After every planned shard is committed: manifest table, then corpus.json ``complete``."""
-        from schemas.io import write_table
-        from schemas.tables import CORPUS_MANIFEST
 
         expected = sorted(int(k) for k in expected_shards)
         missing = [k for k in expected if not self.is_committed(k)]
@@ -279,8 +280,6 @@ class CorpusVersion:
 
     def manifest(self) -> pd.DataFrame:
         """The validated manifest of a complete version."""
-        from schemas.io import read_table
-        from schemas.tables import CORPUS_MANIFEST
 
         url = fs.join(self.url, "tables", "manifest.parquet")
         if not fs.exists(url):

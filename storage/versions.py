@@ -16,7 +16,10 @@ import json
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
 from neurolm.errors import ConfigError, StoreError
+from neurolm.standardize import StandardizeConfig
 from neurolm.vocab import VOCAB_VERSION
 from storage import fs
 
@@ -53,23 +56,16 @@ def version_id_for(config: Any, vocab_version: str = VOCAB_VERSION) -> str:
     return "v-" + hashlib.sha256((vocab_version + config_hash(config)).encode()).hexdigest()[:12]
 
 
-def default_config() -> Any:
-    """``neurolm.standardize.StandardizeConfig()``, imported lazily (the module may be absent in old checkouts)."""
-    try:
-        from neurolm.standardize import StandardizeConfig
-    except ImportError as exc:
-        raise ConfigError("creating a signal store needs a standardize config (neurolm.standardize "
-                          f"is not importable: {exc})") from exc
+def default_config() -> StandardizeConfig:
+    """The default standardization config of a new store."""
     return StandardizeConfig()
 
 
 def load_config(dump: dict[str, Any]) -> Any:
     """Rebuild a StandardizeConfig from version.json; the plain dict when that fails (older/newer fields)."""
     try:
-        from neurolm.standardize import StandardizeConfig
-
         return StandardizeConfig.model_validate(dump)
-    except Exception:
+    except ValidationError:
         return dump
 
 

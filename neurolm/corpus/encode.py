@@ -19,6 +19,7 @@ import numpy as np
 from neurolm.errors import StoreError
 from neurolm.samples import PATCH
 from storage.token_corpus import ShardArrays
+from neurolm.tokenizer import build_sample
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,6 @@ class _BatchBuilder:
     def __call__(self, b: int) -> dict[str, Any]:
         import torch
 
-        from neurolm.tokenizer import build_sample
 
         built = []
         for s in self.samples[b * self.batch_size:(b + 1) * self.batch_size]:

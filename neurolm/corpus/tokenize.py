@@ -37,6 +37,8 @@ from neurolm.samples import PATCH, sample_seconds
 from neurolm.vocab import VOCAB_VERSION
 from storage import checkpoints, fs
 from storage.token_corpus import CorpusLineage, TokenCorpusStore
+from neurolm.tokenizer import load_tokenizer
+from storage.signal_store import SignalStore
 
 SPLITS = ("train", "val", "test", "heldout")
 # Held-out subjects (e.g. TUAB/TUEV test subjects registered in the store) stay out of a
@@ -109,7 +111,6 @@ def _checkpoint_lineage(ckpt: str) -> dict[str, Any]:
 
 def get_tokenizer(ckpt: str, device: str = "cpu"):
     """The frozen tokenizer for ``ckpt`` on ``device``, loaded once per process."""
-    from neurolm.tokenizer import load_tokenizer
 
     key = (ckpt, str(device))
     with _TOK_LOCK:
@@ -151,7 +152,6 @@ def prepare_job(store_url: str, checkpoint: str, corpus_url: str, *, datasets: S
                 splits: Sequence[str] | None = None, shard_size: int = 1024, store_version: str | None = None,
                 device: str = "cpu", precision: str = "auto") -> TokenizeJob:
     """Check every input and plan the shards; raises ConfigError/StoreError before any work."""
-    from storage.signal_store import SignalStore
 
     if not 1 <= int(shard_size) <= 65536:
         raise ConfigError(f"--shard-size must be between 1 and 65536 samples, not {shard_size}")
@@ -226,7 +226,6 @@ def tokenize_shard(plan: ShardPlan, store_url: str, ckpt: str, corpus_url: str, 
 
     import pandas as pd
 
-    from storage.signal_store import SignalStore
 
     t0 = _time.perf_counter()
     v = TokenCorpusStore.open(corpus_url).version(plan.version_id)

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from neurolm.errors import ConfigError, StoreError
 from neurolm.samples import MAX_TOKENS, PATCH, TIME_ROWS, sample_seconds
 from neurolm.vocab import PAD_INDEX
+from storage.signal_store import SignalStore
 
 _EPS = 1e-6
 
@@ -129,8 +130,6 @@ class StoreSampleDataset(Dataset):
         self._store = None
 
     def _open(self):
-        from storage.signal_store import SignalStore  # storage is our sibling package; imported lazily
-
         return SignalStore.open(self.store_url, version=self.version)  # StoreError when absent
 
     def __getstate__(self) -> dict:

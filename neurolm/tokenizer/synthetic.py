@@ -12,6 +12,10 @@ import numpy as np
 
 from neurolm.tokenizer.data import ArraySampleDataset
 from neurolm.vocab import index_of
+from neurolm.samples import SFREQ, sample_seconds
+from neurolm.standardize import StandardizedRecording
+from neurolm.vocab import VOCAB
+from storage.signal_store import SignalStore
 
 RHYTHMS = {"slow": (1.0, 3.0), "alpha": (8.0, 12.0), "beta": (18.0, 25.0)}
 # The 19 channels of the 10-20 system (vocabulary indices), frontal-central-parietal first.
@@ -55,10 +59,6 @@ def write_rhythm_store(url: str, n_recordings: int = 3, n_ch: int = 8, seconds: 
     """
     import pandas as pd
 
-    from neurolm.standardize import StandardizedRecording
-    from neurolm.vocab import VOCAB
-    from neurolm.samples import SFREQ, sample_seconds
-    from storage.signal_store import SignalStore
 
     store = SignalStore.open(url, create=True)
     rng = np.random.default_rng(seed)

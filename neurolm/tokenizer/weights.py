@@ -28,6 +28,7 @@ import torch
 from neurolm.errors import ConfigError, StoreError
 from neurolm.tokenizer.config import TokenizerConfig, preset
 from neurolm.tokenizer.vq import VQTokenizer
+from storage import checkpoints, fs
 
 FORMAT = "neurolm-tokenizer-v1"
 _PREFIXES = ("_orig_mod.", "module.")
@@ -226,7 +227,6 @@ def load_tokenizer(path: str, device: str = "cpu") -> VQTokenizer:
     """
     from safetensors.torch import load_file, safe_open
 
-    from storage import checkpoints, fs
 
     path = os.fspath(path)
     if not fs.exists(path):
