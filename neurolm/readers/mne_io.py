@@ -21,7 +21,7 @@ import mne
 import numpy as np
 from mne.io.constants import FIFF
 
-from neurolm.errors import BadInputError
+from neurolm.errors import BadInputError, describe
 
 
 @contextmanager
@@ -36,7 +36,7 @@ def _as_bad_input(fmt: str):
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is a file problem
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise BadInputError(f"{fmt} reader failed: {type(exc).__name__}: {first}"[:300]) from None
+        raise BadInputError(f"{fmt} reader failed: {describe(exc, first)}"[:400]) from None
 
 
 #: MNE insists on these extensions; single-file formats are read through a
