@@ -1,4 +1,4 @@
-"""Per-file cost of the bounded child (neurolm.ingest.limits.run_bounded): fork + cap + pipe + wait.
+"""Per-file cost of the bounded children (neurolm.ingest.limits): fork + cap + pipe + wait.
 
 Measured in a process that has imported what an ingest worker imports (MNE, scipy, pandas, zarr), because
 fork's cost grows with the parent's page tables. Prints the median and p90 per call over N calls, and the
@@ -23,7 +23,7 @@ def main(n: int = 200) -> None:
 
     from neurolm.ingest import open_store, process_batch
     from neurolm.ingest.items import SourceItem
-    from neurolm.ingest.limits import FileLimits, _address_space, run_bounded
+    from neurolm.ingest.limits import FileLimits, _address_space, map_bounded, run_bounded
     from neurolm.synth import default_ch_names, synth_signal, write_recording
 
     limits = FileLimits(timeout_s=60.0)
@@ -36,6 +36,11 @@ def main(n: int = 200) -> None:
     times.sort()
     print(f"parent address space {_address_space() / 2**30:.2f} GiB; empty bounded call over {n}: "
           f"median {statistics.median(times) * 1e3:.2f} ms, p90 {times[int(0.9 * n)] * 1e3:.2f} ms")
+    batch = list(range(8))
+    t = time.perf_counter()
+    for _ in range(n // 8):
+        map_bounded(lambda i: {"status": i}, batch, limits, lambda i, why: None)
+    print(f"batches of 8 (one child per batch): {(time.perf_counter() - t) / (n // 8 * 8) * 1e3:.2f} ms per item")
     ch = default_ch_names(19)
     with tempfile.TemporaryDirectory() as tmp:
         paths = [write_recording(Path(tmp) / f"r{i}.edf", "edf", synth_signal(19, 256.0, 60, seed=i, ch_names=ch),

@@ -6,14 +6,15 @@ claims 10^10 samples, a FIF split naming itself as its next part, a compressed
 sizes catch the known cases early with a precise reason; these limits catch the
 rest, whatever the reader.
 
-How: :func:`run_bounded` forks a child process per file (``os.fork``: the child
-shares the parent's imported modules and open store, so it costs a few ms, not
-an interpreter start). The child caps its address space (``RLIMIT_AS``) at what
-it already maps + the file's size (EDF records are memory-mapped) + the memory
-budget, runs the work and sends the small result dict back through a pipe. The
-parent waits at most ``timeout_s`` and kills the child past it. A file that
+How: :func:`map_bounded` forks one child process per batch (``os.fork``: the
+child shares the parent's imported modules and open store, so it costs
+milliseconds, not an interpreter start). The child caps its address space
+(``RLIMIT_AS``) at what it already maps + the largest file's size (EDF records
+are memory-mapped) + the memory budget, processes the files one after another
+and sends each small result dict back through a pipe as it ends. The parent
+gives each file at most ``timeout_s`` and kills the child past it. A file that
 goes over either bound, or whose reader crashes the child, is quarantined with
-a reason saying so.
+a reason saying so, and a fresh child goes on with the files after it.
 
 Defaults (:class:`FileLimits`): 600 s; memory = min(8 GiB, 60 % of RAM / workers);
 a sampling-rate ceiling of 20 kHz (filter design and memory grow with the rate).
@@ -23,13 +24,15 @@ the calling process and only MemoryError is caught (no time limit).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import select
 import signal
 import stat as stat_mod
+import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,20 +95,25 @@ def _address_space() -> int:
         return 0
 
 
-def cap_memory(budget: int, mapped: int = 0) -> None:
-    """Cap this process's address space at its current size + ``mapped`` + ``budget`` (best effort)."""
+def cap_memory(budget: int, mapped: int = 0, base: int | None = None) -> int:
+    """Cap this process's address space at ``base`` (default: its current size) + ``mapped`` + ``budget``.
+
+    Best effort (no-op where ``RLIMIT_AS`` or ``/proc`` is missing); returns the base used, so a child
+    can re-cap for each file from the same base.
+    """
     try:
         import resource
     except ImportError:  # pragma: no cover - not POSIX
-        return
-    now = _address_space()
-    if not now:
-        return
-    want = now + int(mapped) + int(budget)
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        return 0
+    base = _address_space() if base is None else base
+    if not base:
+        return 0
+    want = base + int(mapped) + int(budget)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         want = min(want, hard)
     resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+    return base
 
 
 def _signal_name(num: int) -> str:
@@ -115,70 +123,132 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
-def run_bounded(fn: Callable[[], Any], limits: FileLimits, mapped: int = 0) -> Any:
-    """``fn()`` in a forked child under ``limits``; its return value (picklable, small).
-
-    An exception ``fn`` raises is re-raised here. Going over the time limit, or
-    the child dying without an answer (killed for memory, a crashing reader),
-    raises :class:`LimitExceeded` with the reason.
-    """
-    if not limits.isolate or not hasattr(os, "fork"):
-        return fn()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns
-        try:
-            os.close(r)
-            cap_memory(limits.memory, mapped)
-            try:
-                payload = pickle.dumps((True, fn()))
-            except BaseException as exc:  # noqa: BLE001 - sent to the parent, which re-raises it
-                try:
-                    payload = pickle.dumps((False, exc))
-                except Exception:  # noqa: BLE001 - an unpicklable exception: its text
-                    payload = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(w, view):]
-        finally:
-            os._exit(0)
-    os.close(w)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + limits.timeout_s
-    timed_out = False
+def _send(w: int, ok: bool, value: Any) -> None:
     try:
+        payload = pickle.dumps((ok, value))
+    except Exception:  # noqa: BLE001 - an unpicklable exception: its text
+        payload = pickle.dumps((False, RuntimeError(f"{type(value).__name__}: {value}")))
+    view = memoryview(struct.pack("<Q", len(payload)) + payload)
+    while view:
+        view = view[os.write(w, view):]
+
+
+def _child(w: int, fn: Callable[[Any], Any], items: Sequence[Any], limits: FileLimits,
+           mapped: Sequence[int]) -> None:
+    """The forked child: ``fn`` on each item in turn, each result framed onto ``w``; never returns."""
+    try:
+        import faulthandler
+
+        faulthandler.disable()  # a crashing reader is reported by the parent as a reason, not a stack dump
+        base = None
+        for item, size in zip(items, mapped):
+            base = cap_memory(limits.memory, size, base)  # from the address space at fork, for every file
+            try:
+                value = fn(item)
+            except BaseException as exc:  # noqa: BLE001 - sent to the parent, which re-raises it
+                _send(w, False, exc)
+                break
+            _send(w, True, value)
+    finally:
+        os._exit(0)
+
+
+class _Frames:
+    """Length-prefixed pickles read from a child's pipe, each within a deadline."""
+
+    def __init__(self, fd: int):
+        self.fd, self.buf = fd, b""
+
+    def next(self, timeout_s: float) -> bytes | None:
+        """The next frame; None at end of file; raises TimeoutError past ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
         while True:
+            if len(self.buf) >= 8:
+                n = struct.unpack("<Q", self.buf[:8])[0]
+                if len(self.buf) >= 8 + n:
+                    frame, self.buf = self.buf[8:8 + n], self.buf[8 + n:]
+                    return frame
             left = deadline - time.monotonic()
             if left <= 0:
-                timed_out = True
-                break
-            ready, _, _ = select.select([r], [], [], min(left, 60.0))
-            if not ready:
-                continue
-            data = os.read(r, 1 << 20)
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(r)
-        if timed_out:
-            os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-    if timed_out:
-        raise LimitExceeded(f"processing took longer than the per-file time limit of {limits.timeout_s:g} s "
-                            "(stopped)")
-    if not chunks:
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            why = ("it was killed, most likely for using too much memory" if sig == signal.SIGKILL
-                   else f"the reader crashed ({_signal_name(sig)})")
-            raise LimitExceeded(f"reading the file failed: {why}")
-        raise LimitExceeded(f"reading the file failed: the worker process ended without an answer "
-                            f"(exit status {os.WEXITSTATUS(status)})")
-    ok, value = pickle.loads(b"".join(chunks))
-    if not ok:
-        raise value
-    return value
+                raise TimeoutError
+            ready, _, _ = select.select([self.fd], [], [], min(left, 60.0))
+            if ready:
+                data = os.read(self.fd, 1 << 20)
+                if not data:
+                    return None
+                self.buf += data
+
+
+def _death(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        why = ("it was killed, most likely for using too much memory" if sig == signal.SIGKILL
+               else f"the reader crashed ({_signal_name(sig)})")
+        return f"reading the file failed: {why}"
+    return ("reading the file failed: the worker process ended without an answer "
+            f"(exit status {os.WEXITSTATUS(status)})")
+
+
+def map_bounded(fn: Callable[[Any], Any], items: Sequence[Any], limits: FileLimits,
+                on_limit: Callable[[Any, str], Any], mapped: Sequence[int] | None = None) -> list:
+    """``[fn(item) for item in items]``, each item under ``limits``, in forked children.
+
+    One child runs the items one after another and sends each result back as it
+    ends (one fork per batch, not per file); the parent allows each item
+    ``limits.timeout_s``. An item that goes over it, or whose child dies without
+    an answer (killed for memory, a crashing reader), gets ``on_limit(item,
+    reason)`` instead, and a fresh child takes the items after it. An exception
+    ``fn`` raises is re-raised here. ``mapped[i]``: bytes item ``i`` may map
+    beyond the budget (its file's size: EDF records are memory-mapped).
+    """
+    if not limits.isolate or not hasattr(os, "fork"):
+        return [fn(it) for it in items]
+    mapped = list(mapped) if mapped is not None else [0] * len(items)
+    out: list = []
+    while len(out) < len(items):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            _child(w, fn, items[len(out):], limits, mapped[len(out):])
+        os.close(w)
+        frames, reaped, error = _Frames(r), None, None
+        try:
+            while len(out) < len(items):
+                try:
+                    frame = frames.next(limits.timeout_s)
+                except TimeoutError:
+                    os.kill(pid, signal.SIGKILL)
+                    out.append(on_limit(items[len(out)], "processing took longer than the per-file time limit "
+                                                         f"of {limits.timeout_s:g} s (stopped)"))
+                    break
+                if frame is None:
+                    _, reaped = os.waitpid(pid, 0)
+                    out.append(on_limit(items[len(out)], _death(reaped)))
+                    break
+                ok, value = pickle.loads(frame)
+                if not ok:
+                    error = value
+                    break
+                out.append(value)
+        finally:
+            os.close(r)
+            if reaped is None:
+                if error is not None or len(out) < len(items):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        if error is not None:
+            raise error
+    return out
+
+
+def run_bounded(fn: Callable[[], Any], limits: FileLimits, mapped: int = 0) -> Any:
+    """``fn()`` in a forked child under ``limits``; raises :class:`LimitExceeded` when it goes over."""
+    def over(_item, reason: str):
+        raise LimitExceeded(reason)
+
+    return map_bounded(lambda _: fn(), [None], limits, over, [mapped])[0]
 
 
 _NOT_REGULAR = ((stat_mod.S_ISFIFO, "a named pipe"), (stat_mod.S_ISCHR, "a character device"),

@@ -18,9 +18,10 @@ or written at all) propagate: retrying those per file would be pointless.
 
 Bounds (:mod:`neurolm.ingest.limits`): only regular files are read; header
 sizes are checked against the per-file memory budget before any sample is
-read; rates above ``max_sfreq`` are refused; and each file runs in a forked
-child under a time limit and an address-space cap, so a file that hangs or
-blows up its reader is quarantined with that reason instead of stopping the run.
+read; rates above ``max_sfreq`` are refused; and the batch runs in a forked
+child, each file under a time limit and an address-space cap, so a file that
+hangs or blows up its reader is quarantined with that reason instead of
+stopping the run (a fresh child goes on with the files after it).
 
 Idempotence (why a rerun after ``kill -9`` redoes nothing committed): the
 commit marker's attrs hold the source hash, the ingest key (store config hash +
@@ -54,7 +55,7 @@ from collections.abc import Iterable, Iterator
 from neurolm.errors import BadInputError, StoreError, describe
 from neurolm.ingest.catalog import INTERNAL_ERROR, content_hash
 from neurolm.ingest.items import SourceItem
-from neurolm.ingest.limits import FileLimits, LimitExceeded, gib, not_regular, run_bounded
+from neurolm.ingest.limits import FileLimits, gib, map_bounded, not_regular
 from storage import fs
 
 log = logging.getLogger(__name__)
@@ -316,22 +317,6 @@ def _lstat_size(path: str) -> tuple[int, float]:
     return 0, 0.0
 
 
-def process_item_bounded(item: SourceItem, store, run_id: str = "", known_hash: str | None = None,
-                         limits: FileLimits | None = None) -> dict:
-    """:func:`process_item` in a forked child under ``limits`` (time, memory); a file going over is quarantined."""
-    limits = limits or FileLimits()
-    t0, started = time.perf_counter(), time.time()
-    size, mtime = _lstat_size(item.path)
-    try:
-        return run_bounded(lambda: process_item(item, store, run_id, known_hash, limits), limits, mapped=size)
-    except LimitExceeded as exc:
-        out = _quarantined(item, size, mtime, known_hash or "", None, exc.reason, run_id)
-    out["seconds"] = time.perf_counter() - t0
-    out["t_start"], out["t_end"] = started, time.time()
-    out["size_bytes"] = int(size)
-    return out
-
-
 def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, *, run_id: str = "",
                   known_hashes: dict[str, str] | None = None, limits: FileLimits | None = None) -> list[dict]:
     """Ingest a batch of items into store version ``version_id``; one small row dict per item.
@@ -348,5 +333,16 @@ def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, 
     store = SignalStore.open(store_url, version=version_id)
     known = known_hashes or {}
     limits = limits or FileLimits()
+    items = list(items)
+    sizes = {it.path: _lstat_size(it.path) for it in items}
+
+    def over(item: SourceItem, reason: str) -> dict:  # the child went over a bound or died on this item
+        size, mtime = sizes[item.path]
+        out = _quarantined(item, size, mtime, known.get(item.recording_id, ""), None, reason, run_id)
+        now = time.time()
+        out.update(seconds=0.0, t_start=now, t_end=now, size_bytes=int(size))
+        return out
+
     with _thread_limit():
-        return [process_item_bounded(it, store, run_id, known.get(it.recording_id), limits) for it in items]
+        return map_bounded(lambda it: process_item(it, store, run_id, known.get(it.recording_id), limits),
+                           items, limits, over, mapped=[sizes[it.path][0] for it in items])
