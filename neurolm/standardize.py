@@ -194,7 +194,7 @@ def _response(fs: float, l_freq: float | None, h_freq: float | None, notch: floa
     for k in kernels[1:]:
         # one combined zero-phase kernel; direct convolution is quadratic in the rate (kernels grow with it),
         # so long kernels (rates of several kHz) go through the FFT
-        h = np.convolve(h, k) if len(h) * len(k) <= 10**8 else fftconvolve(h, k)
+        h = np.convolve(h, k) if len(h) * len(k) <= 2 * 10**9 else fftconvolve(h, k)  # direct up to ~3 kHz
     c = (len(h) - 1) // 2
     centered = np.zeros(n_fft)
     centered[: c + 1] = h[c:]
