@@ -108,13 +108,19 @@ def fif_lying_sizes(path: Path) -> Path:
     return _patch(path, pos + 8, struct.pack(">i", 0x7FFFFFF0))
 
 
-def fif_self_split(folder: Path) -> Path:
-    """A split FIF part that names itself as its next part (the reader would loop)."""
+def fif_split(folder: Path, name: str = "split_raw.fif") -> Path:
+    """A 120 s raw FIF saved in two split parts (``name`` and its ``-1`` part); returns the first part."""
     from neurolm.synth.writers import _mne_raw
 
     folder.mkdir(parents=True, exist_ok=True)
     raw = _mne_raw(synth_signal(19, 200.0, 120, seed=7, ch_names=CH), 200.0, CH, None, None)
-    raw.save(folder / "loop_raw.fif", split_size="2MB", overwrite=True, verbose="error")
+    raw.save(folder / name, split_size="2MB", overwrite=True, verbose="error")
+    return folder / name
+
+
+def fif_self_split(folder: Path) -> Path:
+    """A split FIF part that names itself as its next part (the reader would loop)."""
+    fif_split(folder, "loop_raw.fif")
     os.replace(folder / "loop_raw.fif", folder / "loop_raw-1.fif")  # part 0 names "loop_raw-1.fif" next
     return folder / "loop_raw-1.fif"
 

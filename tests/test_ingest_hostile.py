@@ -114,6 +114,19 @@ def test_fif_split_naming_itself_is_refused(tmp_path):
     _quarantined(row, "FIF split chain loops", "loop_raw-1.fif")
 
 
+def test_fif_split_parts_are_read_once_through_the_first_part(tmp_path):
+    root = tmp_path / "src"
+    first = hf.fif_split(root)
+    listing = discover(str(root), "h")
+    assert [f.rel_path for f in listing] == ["split_raw-1.fif", "split_raw.fif"]  # discovery lists both
+    store = open_store(str(tmp_path / "store"))
+    rows = process_batch([f.item for f in listing], store.url, store.version_id, limits=LIMITS)
+    by_name = {os.path.basename(r["catalog_row"]["path"]): r for r in rows}
+    assert by_name[first.name]["status"] == "ingested"
+    assert by_name[first.name]["duration_s"] == pytest.approx(120.0)  # both parts' samples
+    _quarantined(by_name["split_raw-1.fif"], "continuation part of a split FIF recording", "split_raw.fif")
+
+
 def test_rate_above_the_ceiling_is_refused_with_a_reason(tmp_path):
     path = hf.edf_100khz(tmp_path / "fast.edf")
     assert path.stat().st_size < 9 * MIB

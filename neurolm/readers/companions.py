@@ -13,7 +13,8 @@ is refused with a reason before the reader opens the file:
 - it must be a regular file (not a pipe, a device, a directory);
 - a sidecar (``.eeg``/``.vmrk``/``.fdt``) whose stem matches *another* entry file
   in its folder belongs to that recording and is refused;
-- FIF split chains may not revisit a part and have at most ``MAX_FIF_PARTS`` parts.
+- FIF split chains may not revisit a part and have at most ``MAX_FIF_PARTS`` parts;
+  a split part whose previous part lies beside it is read through that part only.
 
 BrainVision headers and FIF split chains are checked before MNE opens the entry
 (opening reads the marker file and follows the splits); the EEGLAB data file,
@@ -83,8 +84,30 @@ def brainvision_files(vhdr: str) -> list[tuple[str, str, str]]:
     return out
 
 
+def _previous_part(fid, tree) -> str | None:
+    """The file name a FIF split part names as the part before it (MNE writes it in parts 1, 2, ...)."""
+    from mne._fiff.constants import FIFF
+    from mne._fiff.tag import read_tag
+    from mne._fiff.tree import dir_tree_find
+
+    for node in dir_tree_find(tree, FIFF.FIFFB_REF):
+        role, name = None, None
+        for ent in node["directory"]:
+            if ent.kind == FIFF.FIFF_REF_ROLE:
+                role = int(read_tag(fid, ent.pos).data.item())
+            elif ent.kind == FIFF.FIFF_REF_FILE_NAME:
+                name = str(read_tag(fid, ent.pos).data)
+        if role == FIFF.FIFFV_ROLE_PREV_FILE and name:
+            return name
+    return None
+
+
 def fif_parts(path: str, root: str) -> list[str]:
-    """The split parts of a raw FIF after ``path``, each checked before it is opened."""
+    """The split parts of a raw FIF after ``path``, each checked before it is opened.
+
+    A part whose previous part is present beside it is not a recording of its own: it is read through
+    that part (refused here, so its samples are stored once).
+    """
     from mne._fiff.open import _get_next_fname, fiff_open
 
     seen = {os.path.realpath(path)}
@@ -93,6 +116,12 @@ def fif_parts(path: str, root: str) -> list[str]:
     while True:
         fid, tree, _ = fiff_open(Path(current), verbose="error")
         with fid:
+            if current == path:
+                prev = _previous_part(fid, tree)
+                prev_path = os.path.join(os.path.dirname(path), os.path.basename(prev)) if prev else ""
+                if prev and os.path.isfile(prev_path) and os.path.realpath(prev_path) not in seen:
+                    raise BadInputError(f"a continuation part of a split FIF recording: read through the part "
+                                        f"before it ({os.path.basename(prev)!r}), not ingested on its own")
             nxt = _get_next_fname(fid, Path(os.path.abspath(current)), tree)
         if nxt is None:
             return parts
