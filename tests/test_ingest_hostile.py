@@ -286,7 +286,8 @@ def test_hostile_tree_ingests_the_good_and_quarantines_the_bad(tmp_path):
     """One source tree holding every hostile case above and a few good files, under a 190-character folder."""
     root, outside = tmp_path / ("hostile_archive_" * 12)[:190], tmp_path / "outside"
     good = [hf.good_edf(root / "good" / "a.edf"), hf.good_vhdr(root / "good" / "b.vhdr", seed=1),
-            hf.good_fif(root / "good" / "c_raw.fif", seed=2), hf.eeglab_fdt(root / "good" / "d.set")]
+            hf.good_fif(root / "good" / "c_raw.fif", seed=2), hf.eeglab_fdt(root / "good" / "d.set"),
+            hf.fif_split(root / "good" / "split")]
     hf.good_vhdr(outside / "x.vhdr", seed=4)
     bad = [hf.edf_signal_count(root / "bad" / "nsig.edf"), hf.sparse_edf(root / "bad" / "sparse.edf"),
            hf.sparse_vhdr(root / "bad" / "sparse.vhdr"), hf.eeglab_fdt(root / "bad" / "claims.set", pnts=1e10),
@@ -295,7 +296,8 @@ def test_hostile_tree_ingests_the_good_and_quarantines_the_bad(tmp_path):
            hf.vhdr_pointing_to(root / "bad" / "up.vhdr", "../../outside/x.eeg"),
            hf.vhdr_pointing_to(root / "bad" / "abs.vhdr", "/dev/zero"),
            hf.vhdr_pointing_to(root / "bad" / "reuse.vhdr", "../good/b.eeg"),
-           hf.eeglab_fdt(root / "bad" / "out.set", dataname="../../outside/e.fdt", fdt=outside / "e.fdt")]
+           hf.eeglab_fdt(root / "bad" / "out.set", dataname="../../outside/e.fdt", fdt=outside / "e.fdt"),
+           root / "good" / "split" / "split_raw-1.fif"]  # read through split_raw.fif, not on its own
     hf.fifo(root / "bad" / "pipe.edf")
     os.symlink("/dev/zero", root / "bad" / "zero.edf")
     hf.non_utf8(root / "bad")
