@@ -14,22 +14,25 @@ Rules (the reason each exists):
   declared but absent). Unchanged = the entry and every part
   have the size and mtime recorded: one ``stat`` each, nothing read, so a
   nightly run over a big unchanged archive costs a metadata walk.
-- Only when a size or mtime differs is the content hashed
-  (:func:`source_hash`): ``sha256:<hex>`` of the whole entry file when it has no
-  parts, else ``sha256-files:<hex>`` over each file's name and full sha256. The
-  whole of every file is hashed, whatever its size: a same-size edit in the
-  middle of a 2 GB file is caught. So a ``touch`` or a copy that kept the bytes
-  is not re-ingested (its row just gets the new stats) while a real edit to any
-  part is. A row written before parts were recorded (no ``parts``) of a
-  multi-file format counts as changed once: the worker then reads which files
-  it has and re-ingests only when they differ from what was committed.
+- A size that moved (entry or part, or a part that appeared or vanished) is a
+  change: re-ingested, nothing hashed. When only mtimes moved, the content is
+  hashed (:func:`source_hash`): ``sha256:<hex>`` of the whole entry file when it
+  has no parts, else ``sha256-files:<hex>`` over each file's name and full
+  sha256. The whole of every file is hashed, whatever its size: a same-size
+  edit in the middle of a 2 GB file is caught. So a ``touch`` or a copy that
+  kept the bytes is not re-ingested (its row just gets the new stats) while a
+  real edit to any part is. Pipes and devices are never opened. An ingested
+  row written before parts were recorded (no ``parts``) of a multi-file format
+  counts as changed once (re-ingested, since what it read is unknown).
 - A file that vanished from the source gets status ``removed`` with a reason.
   Its committed signal and its recordings row are **kept** (never lose
   committed data silently); ``neurolm inspect`` lists them, and a rebuild or an
   explicit deletion drops them.
-- Quarantined files are not retried while unchanged, parts included (a broken
-  header stays broken; a missing ``.eeg`` that appears is a change), except rows whose reason starts with ``internal error`` (a bug of
-  ours, which a new release may have fixed).
+- Quarantined files are not retried while every stat is unchanged, parts
+  included (a broken header stays broken; a missing ``.eeg`` that appears is a
+  change); when one moves the worker retries them under its per-file bounds,
+  without any hashing here. Rows whose reason starts with ``internal error``
+  (a bug of ours, which a new release may have fixed) are always retried.
 - A row says ``ingested`` but its commit marker is gone → re-ingested.
 - Files under the root that are not work items (the listing's ``skipped``:
   unknown extension, compressed, sidecar, broken link...) get status
@@ -52,6 +55,7 @@ import json
 import logging
 import os
 import posixpath
+import stat as stat_mod
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -118,14 +122,28 @@ def stat_parts(entry: str, names: list[str]) -> list[list]:
     return out
 
 
+def _regular(url: str) -> bool:
+    """False for a local pipe, device or directory: never opened (it could block or never end).
+    FileNotFoundError when absent."""
+    return not fs.is_local(url) or stat_mod.S_ISREG(os.stat(url).st_mode)
+
+
+def _digest(url: str) -> str:
+    """:func:`content_hash` of a regular file; for anything else a digest that says what it is."""
+    return content_hash(url) if _regular(url) else "not a regular file"
+
+
 def source_hash(entry: str, names: list[str]) -> str:
     """Content hash of a recording: its entry file and its parts (see module docstring). OSError if unreadable."""
+    entry = fs.normalize_url(entry)
+    if not _regular(entry):
+        raise OSError(f"{entry} is not a regular file")
     if not names:
         return content_hash(entry)
     h = hashlib.sha256()
     for name, url in [("", entry), *((n, part_url(entry, n)) for n in names)]:
         try:
-            digest = content_hash(url)
+            digest = _digest(url)
         except FileNotFoundError:
             if not name:
                 raise
@@ -152,38 +170,49 @@ def recorded_parts(row: dict) -> list[list] | None:
 
 
 def part_names(row: dict, path: str) -> list[str] | None:
-    """Names of the recorded parts of a row; None when unknown (an older row of a multi-file format)."""
+    """Names of the recorded parts of a row; None when unknown (an ingested row of a multi-file format written
+    before parts were recorded). Other rows without parts count as one-file (a quarantined file is retried
+    when its entry changes, as before)."""
     parts = recorded_parts(row)
     if parts is not None:
         return [str(p[0]) for p in parts]
-    return None if extension(path) in MULTI_FILE_EXTENSIONS else []
+    return None if row.get("status") == "ingested" and extension(path) in MULTI_FILE_EXTENSIONS else []
+
+
+def stat_change(row: dict, path: str, size: int, mtime: float) -> str | None:
+    """How the files of a row's recording moved since the row was written, by ``stat`` alone (nothing read).
+
+    None: the entry (``size``, ``mtime``) and every recorded part have the recorded size and mtime.
+    ``"mtime"``: only mtimes moved (the bytes may be the same: hash to tell). ``"size"``: a size moved, a
+    part appeared or vanished, or the parts are unknown: changed, nothing to hash.
+    """
+    names = part_names(row, path)
+    if names is None or "size_bytes" not in row or "mtime" not in row:
+        return "size"
+    now, before = stat_parts(path, names), recorded_parts(row) or []
+    if int(row["size_bytes"]) != int(size) or [p[1] for p in now] != [int(p[1]) for p in before]:
+        return "size"
+    if float(row["mtime"]) != float(mtime) or now != before:
+        return "mtime"
+    return None
 
 
 def same_stat(row: dict, path: str, size: int, mtime: float) -> bool:
-    """True when the entry (``size``, ``mtime``) and every recorded part still have the recorded size and mtime."""
-    names = part_names(row, path)
-    if names is None or int(row["size_bytes"]) != int(size) or float(row["mtime"]) != float(mtime):
-        return False
-    return not names or stat_parts(path, names) == recorded_parts(row)
+    """True when the entry and every recorded part still have the recorded size and mtime."""
+    return stat_change(row, path, size, mtime) is None
 
 
-def source_unchanged(path: str, row: dict, recorded_hash: str) -> bool:
-    """Whether the source of a committed recording (its catalog ``row`` and hash) is still what was read.
+def source_unchanged(path: str, row: dict, recorded_hash: str, known_hash: str | None = None) -> bool:
+    """Whether the files a committed recording read (its catalog ``row`` and source hash) are still what was read.
 
-    Stat only when nothing moved; the full :func:`source_hash` when a size or mtime did.
+    Stat only when nothing moved; the full :func:`source_hash` (or ``known_hash``, computed over the same
+    parts) only when nothing but an mtime moved. OSError when a file cannot be read.
     """
     st = _stat(fs.normalize_url(path))
-    if st is None:
-        return False
-    if same_stat(row, path, *st):
-        return True
-    names = part_names(row, path)
-    if names is None:
-        return False
-    try:
-        return source_hash(path, names) == recorded_hash
-    except OSError:
-        return False
+    change = "size" if st is None else stat_change(row, path, *st)
+    if change != "mtime":
+        return change is None
+    return (known_hash or source_hash(path, part_names(row, path) or [])) == recorded_hash
 
 
 def catalog_row(sf: SourceFile, *, status: str, reason: str | None, content_hash: str, run_id: str,
@@ -269,22 +298,25 @@ def diff_catalog(files: list[SourceFile], previous: pd.DataFrame | None, dataset
                 p["status"] == "quarantined" and str(p.get("reason") or "").startswith(INTERNAL_ERROR)):
             out.changed.append(sf)  # the worker skips it cheaply if its committed signal is still valid
             continue
-        if not same_stat(p, sf.item.path, sf.size, sf.mtime):
-            names = part_names(p, sf.item.path)
-            if names is None:  # a multi-file recording from before parts were recorded: the worker decides
+        change = stat_change(p, sf.item.path, sf.size, sf.mtime)
+        if change is not None:
+            # A size moved, or a quarantined file moved at all: the worker decides, under its per-file bounds
+            # (a huge sparse file is never hashed here). Only an ingested recording whose mtimes alone moved
+            # is hashed, to tell a touch or a byte-identical copy from an edit.
+            if change == "size" or p["status"] != "ingested":
                 out.changed.append(sf)
                 continue
+            names = part_names(p, sf.item.path) or []
             try:
                 h = source_hash(sf.item.path, names)
             except OSError:  # unreadable now: the worker quarantines it with the reason
                 out.changed.append(sf)
                 continue
-            if p["status"] == "ingested":  # hashed over the parts its commit marker records
-                out.known_hashes[rid] = h
-            if h != p["content_hash"] or int(p["size_bytes"]) != sf.size:
+            out.known_hashes[rid] = h  # over the parts its commit marker records
+            if h != p["content_hash"]:
                 out.changed.append(sf)
                 continue
-            p = {**p, "size_bytes": int(sf.size), "mtime": float(sf.mtime), "path": sf.item.path,
+            p = {**p, "mtime": float(sf.mtime), "path": sf.item.path,
                  "parts": encode_parts(stat_parts(sf.item.path, names))}
         if p["status"] == "ingested" and rid not in committed:
             out.changed.append(sf)  # its signal is gone from the store: redo

@@ -23,14 +23,15 @@ from neurolm.fanout import Mapper, Outcome, local_map
 from neurolm.ingest import IngestState, discover, make_batches, open_store
 from neurolm.ingest.config import IngestParams
 from neurolm.ingest.items import SourceItem
+from neurolm.ingest.limits import FileLimits
 from neurolm.ingest.qc import QC_FIGURES, publish_qc_figures
 from neurolm.ingest.roots import canonical_root, claim_root
 from neurolm.ingest.report import run_summary
-from neurolm.ingest.splits import register_heldout
 from neurolm.ingest.worker import process_batch
 from neurolm.outputs import store_outputs
 from storage import fs
-from storage.lock import StoreLock
+from storage.heldout import register_heldout
+from storage.signal_store import SignalStore, store_lock
 
 
 def _quiet(*_args, **_kwargs) -> None:
@@ -50,9 +51,11 @@ class IngestBatch:
         return f"{first} (+{len(self.items) - 1})" if len(self.items) > 1 else first
 
 
-def ingest_batch(batch: IngestBatch, store_url: str, version_id: str, run_id: str) -> list[dict]:
-    """One batch of files → committed recordings + small row dicts (runs on any worker)."""
-    return process_batch(batch.items, store_url, version_id, run_id=run_id, known_hashes=batch.known_hashes)
+def ingest_batch(batch: IngestBatch, store_url: str, version_id: str, run_id: str,
+                 limits: FileLimits | None = None) -> list[dict]:
+    """One batch of files → committed recordings + small row dicts (runs on any worker, each file bounded)."""
+    return process_batch(batch.items, store_url, version_id, run_id=run_id, known_hashes=batch.known_hashes,
+                         limits=limits)
 
 
 def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = "",
@@ -69,7 +72,7 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
     params.check_paths()
     run_id = run_id or str(uuid.uuid4())
     dataset = params.dataset_name
-    with StoreLock(params.store, f"ingest {run_id}", timeout_s=params.lock_timeout_s):
+    with store_lock(params.store, f"ingest {run_id}", timeout_s=params.lock_timeout_s):
         if params.heldout_subjects:
             register_heldout(params.store, params.heldout_subjects, "given to neurolm ingest", "neurolm ingest")
         store = open_store(params.store)
@@ -90,7 +93,8 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
               "removed": len(diff.removed_rows), "recovered": state.recovered})
         failed: list[dict] = []
         if batches:
-            failed = run_batches(state, batches, mapper, flush_s=params.table_flush_s, log=log, warn=warn, emit=emit)
+            failed = run_batches(state, batches, mapper, flush_s=params.table_flush_s, log=log, warn=warn, emit=emit,
+                                 limits=params.file_limits())
         else:
             log(f"nothing new in {params.source}: {len(files)} files already in the store, no work done")
         state.finalize()
@@ -112,7 +116,7 @@ def plan_batches(diff, batch_size: int) -> list[IngestBatch]:
 
 def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, *, flush_s: float = 5.0,
                 log: Callable[[str], None] = _quiet, warn: Callable[[str], None] | None = None,
-                emit: Callable[[dict], None] = _quiet) -> list[dict]:
+                emit: Callable[[dict], None] = _quiet, limits: FileLimits | None = None) -> list[dict]:
     """Run ``batches`` through ``mapper``, folding each finished one into ``state``'s tables (flushed every
     ``flush_s`` seconds, and at the end whatever happens); returns the batches that failed."""
     warn = warn or log
@@ -140,7 +144,7 @@ def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, 
               "t_end": max((r["t_end"] for r in rows), default=None)})
 
     fn = functools.partial(ingest_batch, store_url=state.store.url, version_id=state.store.version_id,
-                           run_id=state.run_id)
+                           run_id=state.run_id, limits=limits)
     try:
         mapper(fn, batches, on_outcome, [b.label for b in batches])
     finally:
@@ -148,7 +152,7 @@ def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, 
     return failed
 
 
-def _publish_qc(store, signals_changed: bool, warn: Callable[[str], None]) -> tuple[list[str], str | None]:
+def _publish_qc(store: SignalStore, signals_changed: bool, warn: Callable[[str], None]) -> tuple[list[str], str | None]:
     """(URLs of the version's QC figures, error) — a QC problem never fails an ingestion.
 
     Redrawn only when this run changed signals (or the figures are missing): a

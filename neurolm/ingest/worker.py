@@ -8,15 +8,25 @@ whatever a Prefect/Dask task returns is kept by the orchestrator (prefect#12668)
 
 Failure policy (why a batch never crashes): a source-file problem is a
 ``BadInputError`` and becomes a ``quarantined`` catalog row with its one-line
-reason; any other exception is our bug, quarantined as ``internal error: ...``
-with the traceback logged, so one odd file cannot cost the other files of the
-batch or the run. Only store-level failures (the store cannot be opened or
-written at all) propagate: retrying those per file would be pointless.
+reason. Any exception raised while *reading* the file (header, samples, hash)
+is a file problem too: :func:`neurolm.errors.describe` turns its type into
+words (``OverflowError`` -> "a size or count in the file is too large to be
+real: ..."). Any other exception is our bug, quarantined as ``internal error
+(...)`` with the traceback logged, so one odd file cannot cost the other files
+of the batch or the run. Only store-level failures (the store cannot be opened
+or written at all) propagate: retrying those per file would be pointless.
+
+Bounds (:mod:`neurolm.ingest.limits`): only regular files are read; header
+sizes are checked against the per-file memory budget before any sample is
+read; rates above ``max_sfreq`` are refused; and the batch runs in a forked
+child, each file under a time limit and an address-space cap, so a file that
+hangs or blows up its reader is quarantined with that reason instead of
+stopping the run (a fresh child goes on with the files after it).
 
 Idempotence (why a rerun after ``kill -9`` redoes nothing committed): the
-commit marker's attrs hold the source hash (of every file the recording read:
-``source_parts`` names the files besides the entry, see
-:mod:`neurolm.ingest.catalog`), the ingest key (store config hash +
+commit marker's attrs hold the source hash (of every file the recording read,
+whose sizes and mtimes its catalog row keeps: see :mod:`neurolm.ingest.catalog`),
+the ingest key (store config hash +
 per-item notch/crop/channels), the item's catalog and recordings rows, and its
 per-item settings (notch, end crop, channel list, subject key, layout extras) so
 a rebuild can re-create the item exactly. An
@@ -38,14 +48,16 @@ import json
 import logging
 import os
 import shutil
+import stat as stat_mod
 import tempfile
 import time
 import traceback
 from collections.abc import Iterable, Iterator
 
-from neurolm.errors import BadInputError
-from neurolm.ingest.catalog import INTERNAL_ERROR, encode_parts, source_hash, stat_parts
+from neurolm.errors import BadInputError, StoreError, describe
+from neurolm.ingest.catalog import INTERNAL_ERROR, encode_parts, part_names, source_hash, stat_change, stat_parts
 from neurolm.ingest.items import SourceItem
+from neurolm.ingest.limits import FileLimits, gib, map_bounded, not_regular
 from storage import fs
 
 log = logging.getLogger(__name__)
@@ -114,6 +126,9 @@ def localized(path: str) -> Iterator[str]:
 def _stat(path: str) -> tuple[int, float]:
     if fs.is_local(path):
         st = os.stat(fs.normalize_url(path))
+        what = not_regular(st.st_mode)
+        if what is not None:  # a FIFO would block open() forever, /dev/zero never ends: only files are read
+            raise BadInputError(f"not a regular file: the path is {what}; only regular files are read")
         return int(st.st_size), float(st.st_mtime)
     from neurolm.ingest.discover import _mtime
 
@@ -126,20 +141,21 @@ def _stat(path: str) -> tuple[int, float]:
 class _Source:
     """What one item reads: the entry and its parts (names relative to its folder), hashed at most once."""
 
-    path: str
+    item: SourceItem
     names: list[str]
     known_hash: str | None = None  # over these same names (by the catalog diff, or computed here once)
     _stats: str | None = None
 
-    def set_names(self, names: list[str]) -> None:
-        if sorted(names) != sorted(self.names):
-            self.names, self.known_hash, self._stats = sorted(names), None, None
+    def set_names(self, names) -> None:
+        names = _own_parts(self.item, names)
+        if names != self.names:
+            self.names, self.known_hash, self._stats = names, None, None
 
     def hash(self) -> str:
         if self.known_hash is None:
-            self._stats = encode_parts(stat_parts(self.path, self.names))  # stats taken before the bytes hashed
+            self._stats = encode_parts(stat_parts(self.item.path, self.names))  # stats taken before hashing
             try:
-                self.known_hash = source_hash(self.path, self.names)
+                self.known_hash = source_hash(self.item.path, self.names)
             except OSError as exc:
                 raise BadInputError(f"cannot read source file: {exc.strerror or exc}") from None
         return self.known_hash
@@ -147,18 +163,31 @@ class _Source:
     def parts(self) -> str:
         """The catalog's ``parts`` cell: each part's size and mtime (as of hashing)."""
         if self._stats is None:
-            self._stats = encode_parts(stat_parts(self.path, self.names))
+            self._stats = encode_parts(stat_parts(self.item.path, self.names))
         return self._stats
 
 
+def _own_parts(item: SourceItem, names) -> list[str]:
+    """The part names that stay inside the source root (others are refused by the companion checks, never read)."""
+    out = set()
+    for name in names:
+        name = str(name).replace(os.sep, "/")
+        if fs.is_local(item.path):
+            real = os.path.realpath(os.path.join(os.path.dirname(fs.normalize_url(item.path)), name))
+            root = os.path.realpath(item.root or os.path.dirname(fs.normalize_url(item.path)))
+            if real == root or not real.startswith(root.rstrip(os.sep) + os.sep):
+                continue
+        elif name.startswith("/") or ".." in name.split("/"):
+            continue
+        out.add(name)
+    return sorted(out)
+
+
 def _header_parts(local: str, header) -> list[str]:
-    """Names (relative to ``local``'s folder) of the files the reader opened besides ``local``."""
+    """Names (relative to ``local``'s folder) of the files the reader opens besides ``local``."""
     base, own = os.path.dirname(os.path.abspath(local)), os.path.realpath(local)
-    names = []
-    for f in header.files:
-        if os.path.realpath(f) != own:
-            names.append(os.path.relpath(os.path.abspath(f), base).replace(os.sep, "/"))
-    return names
+    return [os.path.relpath(os.path.abspath(f), base).replace(os.sep, "/")
+            for f in header.files if os.path.realpath(f) != own]
 
 
 def _catalog_row(item: SourceItem, size: int, mtime: float, chash: str, fmt: str | None, status: str,
@@ -195,36 +224,73 @@ def _select(item: SourceItem, header):
     return sel, (mapping.report() if mapping is not None else [])
 
 
-def _committed_parts(item: SourceItem, attrs: dict, declared: list[str]) -> list[str]:
-    """The parts a committed recording read: from its marker, or (older markers) from its header now."""
-    names = attrs.get("source_parts")
-    if names is not None:
-        return list(names)
-    from neurolm.ingest.catalog import MULTI_FILE_EXTENSIONS
-    from neurolm.ingest.discover import extension
-    from neurolm.readers import read_header
+@contextlib.contextmanager
+def reading(limits: FileLimits) -> Iterator[None]:
+    """Exceptions raised while reading a source file are file problems: reasons in words (see module docstring)."""
+    try:
+        yield
+    except BadInputError:
+        raise
+    except MemoryError:
+        raise BadInputError(f"the file needs more memory than the per-file budget of {gib(limits.memory)}"
+                            ": MemoryError") from None
+    except StoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's
+        raise BadInputError(describe(exc)) from None
 
-    if extension(item.path) not in MULTI_FILE_EXTENSIONS:
-        return []
-    with localized(item.path) as local:
+
+#: Bytes of working memory per decoded value, by reader: the EDF path decodes float32 straight into the
+#: output; MNE reads float64, scales into another float64 array and casts to float32.
+_BYTES_PER_VALUE = {"edf": 8, "bdf": 8}
+_BYTES_PER_VALUE_MNE = 24
+
+
+def check_bounds(header, positions, limits: FileLimits) -> None:
+    """Refuse, before any sample is read, a recording whose header asks for more than the bounds allow."""
+    rates = [header.ch_sfreqs[p] for p in positions] if header.ch_sfreqs else [header.sfreq]
+    rate = max(rates) if rates else 0.0
+    if rate > limits.max_sfreq:
+        raise BadInputError(f"sampling rate {rate:g} Hz is above the ingest ceiling of {limits.max_sfreq:g} Hz "
+                            "(filtering cost and memory grow with the rate): downsample the file to ingest it")
+    per_value = _BYTES_PER_VALUE.get(header.format, _BYTES_PER_VALUE_MNE)
+    need = len(positions) * int(header.n_samples) * per_value
+    if need > limits.memory:
+        raise BadInputError(f"recording too large for the per-file memory budget: the header claims "
+                            f"{len(positions)} channels x {int(header.n_samples)} samples (about {gib(need)} "
+                            f"to decode; budget {gib(limits.memory)}, raise file_memory_gb to ingest it)")
+
+
+def _checked_header(item: SourceItem, local: str, limits: FileLimits):
+    """The header of ``local``, every file it opens checked first (a regular file under the root, its own)."""
+    from neurolm.readers import read_header
+    from neurolm.readers.companions import check_companions, check_files
+
+    with reading(limits):
+        root = item.root if fs.is_local(item.path) else ""
+        check_companions(local, root)
         header = read_header(local, dict(item.extra).get("cnt_format", "auto"))
-        return sorted(set(declared) | set(_header_parts(local, header)))
+        check_files(header.files, local, root)
+    return header
 
 
 def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, mtime: float,
-                known_hash: str | None = None) -> dict:
+                limits: FileLimits | None = None, known_hash: str | None = None) -> dict:
     from neurolm.ingest.layouts import le_montage_reason
-    from neurolm.readers import read_header, read_recording
+    from neurolm.readers import read_recording
     from neurolm.standardize import standardize
 
+    limits = limits or FileLimits()
     key = ingest_key(store.config_hash, item)
     if store.is_committed(item.recording_id):
         attrs = store.recording_meta(item.recording_id).get("attrs") or {}
-        if attrs.get("ingest_key") == key and attrs.get("source_hash"):
-            committed = _Source(item.path, sorted(_committed_parts(item, attrs, src.names)), known_hash)
-            if committed.hash() == attrs["source_hash"]:  # every file it read is unchanged
-                cat = {**attrs["catalog_row"], "path": item.path, "size_bytes": int(size), "mtime": float(mtime),
-                       "parts": committed.parts()}
+        row = attrs.get("catalog_row") or {}
+        if attrs.get("ingest_key") == key and attrs.get("source_hash") and row:
+            # every file it read unchanged: by stat, or (only mtimes moved) by the hash of all of them
+            committed = _Source(item, _own_parts(item, part_names(row, item.path) or []), known_hash)
+            change = stat_change(row, item.path, size, mtime)
+            if change is None or (change == "mtime" and committed.hash() == attrs["source_hash"]):
+                cat = {**row, "path": item.path, "mtime": float(mtime), "parts": committed.parts()}
                 return {"recording_id": item.recording_id, "status": "skipped", "reason": None,
                         "catalog_row": cat, "recording_row": attrs["recording_row"],
                         "duration_s": float(attrs["recording_row"]["duration_s"])}
@@ -233,16 +299,18 @@ def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, m
     fmt = None
     cnt_format = dict(item.extra).get("cnt_format", "auto")  # SEED: int32, as the reference reads it
     with localized(item.path) as local:
-        header = read_header(local, cnt_format)
-        src.set_names(sorted(set(src.names) | set(_header_parts(local, header))))
-        chash = src.hash()  # before the samples are read: a later edit never hides behind this hash
+        header = _checked_header(item, local, limits)
+        src.set_names([*src.names, *_header_parts(local, header)])
         le = le_montage_reason(dict(item.extra), header.ch_names)  # TUH -LE files: skipped like the reference
         if le is not None:
             raise BadInputError(le)
         fmt = header.format
         sel, position_mapping = _select(item, header)
         picks = [header.ch_names[p] for p in sel.positions]
-        raw = read_recording(local, picks=picks, cnt_format=cnt_format)
+        check_bounds(header, sel.positions, limits)
+        chash = src.hash()  # before the samples are read: a later edit never hides behind this hash
+        with reading(limits):
+            raw = read_recording(local, picks=picks, cnt_format=cnt_format)
     # the rows read are the picks, in order; `dropped` stays the header-level audit
     sel = dataclasses.replace(sel, positions=tuple(range(len(picks))))
     rec = standardize(raw, sel, store.config, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s)
@@ -255,8 +323,7 @@ def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, m
         "duration_s": float(rec.duration_s), "orig_sfreq": float(rec.orig_sfreq),
         "n_samples": int(rec.data.shape[1]), "flags": ",".join(rec.flags),
     }
-    attrs = {"source_hash": chash, "source_parts": list(src.names), "ingest_key": key, "catalog_row": cat,
-             "recording_row": row,
+    attrs = {"source_hash": chash, "ingest_key": key, "catalog_row": cat, "recording_row": row,
              "notch_hz": item.notch_hz, "extra": dict(item.extra),
              # the rest of the item's settings, so a rebuild re-ingests it exactly as here
              "crop_end_s": float(item.crop_end_s),
@@ -269,54 +336,74 @@ def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, m
             "recording_row": row, "duration_s": float(rec.duration_s), "format": fmt}
 
 
-def _quarantined_row(item: SourceItem, size: int, mtime: float, src: _Source, fmt: str | None, reason: str,
+def _quarantined(item: SourceItem, size: int, mtime: float, chash: str, fmt: str | None, reason: str,
+                 run_id: str, parts: str | None = None) -> dict:
+    return {"recording_id": item.recording_id, "status": "quarantined", "reason": reason,
+            "catalog_row": _catalog_row(item, size, mtime, chash, fmt, "quarantined", reason, run_id, parts),
+            "recording_row": None, "duration_s": 0.0}
+
+
+def _quarantined_src(item: SourceItem, size: int, mtime: float, src: _Source | None, fmt: str | None, reason: str,
                      run_id: str) -> dict:
-    """The catalog row of a quarantined item, with the hash and stats of every file it declares (when readable):
-    a part that appears or changes later makes the next run retry it."""
-    try:
-        chash, parts = src.hash(), src.parts()
-    except (BadInputError, OSError):
-        chash, parts = "", None
-    return _catalog_row(item, size, mtime, chash, fmt, "quarantined", reason, run_id, parts)
+    """:func:`_quarantined` with the part stats of an item whose entry is a regular file (``src``; stat only,
+    nothing hashed), so a part that appears or changes later makes the next run retry it."""
+    parts = None
+    if src is not None:
+        try:
+            parts = src.parts()
+        except OSError:
+            pass
+    return _quarantined(item, size, mtime, (src.known_hash or "") if src else "", fmt, reason, run_id, parts)
 
 
-def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | None = None) -> dict:
-    """Ingest one item into an open store; always returns a row dict (see :func:`process_batch`)."""
+def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | None = None,
+                 limits: FileLimits | None = None) -> dict:
+    """Ingest one item into an open store, in this process; always returns a row dict (see :func:`process_batch`)."""
     from neurolm.readers.parts import declared_parts
 
+    limits = limits or FileLimits()
     t0, started = time.perf_counter(), time.time()
     size, mtime, fmt = 0, 0.0, None
-    src = _Source(item.path, sorted(declared_parts(item.path)))
+    src: _Source | None = None  # set once the entry is known to be a regular file
     try:
         try:
             size, mtime = _stat(item.path)
         except OSError as exc:
             raise BadInputError(f"cannot stat source file: {exc.strerror or exc}") from None
-        out = _ingest_one(item, store, run_id, src, size, mtime, known_hash)
+        src = _Source(item, [])
+        src.set_names(declared_parts(item.path))
+        out = _ingest_one(item, store, run_id, src, size, mtime, limits, known_hash)
     except BadInputError as exc:
-        out = {"recording_id": item.recording_id, "status": "quarantined", "reason": exc.reason,
-               "catalog_row": _quarantined_row(item, size, mtime, src, fmt, exc.reason, run_id),
-               "recording_row": None, "duration_s": 0.0}
-    except MemoryError:
-        raise  # the process is in trouble; let the orchestrator see it
+        out = _quarantined_src(item, size, mtime, src, fmt, exc.reason, run_id)
+    except MemoryError:  # standardizing or writing a recording the header checks let through
+        reason = f"the file needs more memory than the per-file budget of {gib(limits.memory)}: MemoryError"
+        out = _quarantined_src(item, size, mtime, src, fmt, reason, run_id)
+    except StoreError:
+        raise
     except Exception as exc:  # a bug of ours: quarantine, log the traceback, keep the batch going
-        from neurolm.errors import StoreError
-
-        if isinstance(exc, StoreError):
-            raise
-        reason = " ".join(f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}".split())[:500]
+        reason = " ".join(f"{INTERNAL_ERROR} (a neurolm bug, not a problem of the file; retried on the next run): "
+                          f"{type(exc).__name__}: {exc}".split())[:500]
         log.error("internal error ingesting %s:\n%s", item.path, traceback.format_exc())
-        out = {"recording_id": item.recording_id, "status": "quarantined", "reason": reason,
-               "catalog_row": _quarantined_row(item, size, mtime, src, fmt, reason, run_id),
-               "recording_row": None, "duration_s": 0.0}
+        out = _quarantined_src(item, size, mtime, src, fmt, reason, run_id)
     out["seconds"] = time.perf_counter() - t0
     out["t_start"], out["t_end"] = started, time.time()  # epoch: lets a caller measure worker utilisation
     out["size_bytes"] = int(size)
     return out
 
 
+def _lstat_size(path: str) -> tuple[int, float]:
+    """(size, mtime) for a quarantine row, without opening the file; zeros when unknown."""
+    try:
+        if fs.is_local(path):
+            st = os.stat(fs.normalize_url(path))
+            return (int(st.st_size) if stat_mod.S_ISREG(st.st_mode) else 0), float(st.st_mtime)
+    except OSError:
+        pass
+    return 0, 0.0
+
+
 def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, *, run_id: str = "",
-                  known_hashes: dict[str, str] | None = None) -> list[dict]:
+                  known_hashes: dict[str, str] | None = None, limits: FileLimits | None = None) -> list[dict]:
     """Ingest a batch of items into store version ``version_id``; one small row dict per item.
 
     Each row: ``recording_id``, ``status`` (``ingested`` | ``skipped`` (already
@@ -324,6 +411,7 @@ def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, 
     ``catalog_row`` (a CATALOG row), ``recording_row`` (a RECORDINGS row without
     ``split``, None when quarantined), ``duration_s``, ``seconds`` (wall time),
     ``size_bytes``, ``t_start``/``t_end`` (epoch seconds). Never raises for a file problem.
+    Each item runs under ``limits`` (default :class:`FileLimits`): see :mod:`neurolm.ingest.limits`.
     ``known_hashes``: source hashes the catalog diff already computed for committed recordings, over the parts
     their commit markers record (:attr:`CatalogDiff.known_hashes`).
     """
@@ -331,5 +419,17 @@ def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, 
 
     store = SignalStore.open(store_url, version=version_id)
     known = known_hashes or {}
+    limits = limits or FileLimits()
+    items = list(items)
+    sizes = {it.path: _lstat_size(it.path) for it in items}
+
+    def over(item: SourceItem, reason: str) -> dict:  # the child went over a bound or died on this item
+        size, mtime = sizes[item.path]
+        out = _quarantined(item, size, mtime, known.get(item.recording_id, ""), None, reason, run_id)
+        now = time.time()
+        out.update(seconds=0.0, t_start=now, t_end=now, size_bytes=int(size))
+        return out
+
     with _thread_limit():
-        return [process_item(it, store, run_id, known.get(it.recording_id)) for it in items]
+        return map_bounded(lambda it: process_item(it, store, run_id, known.get(it.recording_id), limits),
+                           items, limits, over, mapped=[sizes[it.path][0] for it in items])
