@@ -28,3 +28,7 @@ class ConfigError(NeurolmError, ValueError):
 
 class StoreError(NeurolmError):
     """A store is missing, incompatible, locked or corrupt."""
+
+
+class LockLostError(StoreError):
+    """This run's store lock was taken by another run: it must stop writing (raised at its next write)."""

@@ -17,21 +17,36 @@ decodes exactly one chunk. Codec: Blosc zstd level 3 with byte shuffle. Sharding
 (``SHARD_CHUNKS`` windows per stored object) is supported but off by default: it
 measurably slowed random sample reads more than it helped (see the benchmark).
 
-Commit protocol: the array is fully written first; then
-``commits/<recording_id>.json`` (shape, n_samples, sha256 of the int16 data,
-channel map) is written atomically, LAST. Readers see only recordings with a
-marker; a rerun overwrites any unmarked (partial) array. Each recording is its
-own array with its own writer, so workers in different processes can write
-different recordings at the same time. Two writers of the *same* recording id
-are not supported (the ingestion plan never produces them).
+Commit protocol (generations): every write of a recording goes to a *new* array,
+``recordings/<recording_id>@<generation>``, never over the published one; once it
+is fully written, ``commits/<recording_id>.json`` (shape, n_samples, sha256 of the
+int16 data, channel map, and ``array``: the array's name) is replaced atomically,
+LAST. So a reader that resolved the array through the marker it read sees exactly
+the old recording or exactly the new one, never a half-written one, even while a
+changed file is re-ingested. Superseded and unmarked (partial) arrays are removed
+later by :meth:`SignalStore.collect_garbage` (at the start of the next ingestion,
+after ``GENERATION_GRACE_S``). Arrays are created with fill value ``MISSING``
+(-32768, which quantized data never holds, so every chunk is written): a read that
+meets it hit an array removed under a long-lived reader, and re-resolves through the
+current marker instead of returning zeros. Markers without ``array`` (stores written
+before generations) name ``recordings/<recording_id>``. Each recording has its own
+writer, so workers in different processes can write different recordings at the
+same time; two writers of the *same* recording id are not supported (the ingestion
+plan never produces them).
+
+Lock: a store object bound to the store lock (:meth:`SignalStore.bind_lock`, with the
+lock itself in the holder's process, or its token in a worker) checks that the lock is
+still held before every commit and table write, and raises ``LockLostError`` if not.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
+import uuid
 import warnings
 from typing import Any, Sequence
 
@@ -41,11 +56,13 @@ from neurolm.errors import ConfigError, StoreError
 from neurolm.vocab import VOCAB_VERSION
 from storage import fs
 from storage import versions as V
-from storage.lock import StoreLock
+from storage.lock import StoreLock, check_token
 
 SCALE = 0.001  # model units per int16 step (0.1 µV at the default unit_divisor of 100)
 STEP_UV = 0.1  # µV per int16 step, whatever the model unit
 INT16_MAX = 32767
+MISSING = -32768  # fill value of the arrays: quantize() never produces it, so reading it means "no data here"
+GENERATION_GRACE_S = 3600.0  # superseded arrays stay readable at least this long (collect_garbage)
 SFREQ = 200.0
 TOKENS_PER_SAMPLE = 1024
 MAX_SAMPLE_SECONDS = 64  # rows of the tokenizer's temporal embedding (same cap as neurolm.ingest.windows)
@@ -91,6 +108,17 @@ def _check_id(recording_id: str) -> str:
     return recording_id
 
 
+def _mtime(url: str) -> float | None:
+    """Modification time (epoch seconds) of a file, None when absent."""
+    try:
+        if fs.is_local(url):
+            return os.path.getmtime(url)
+        f, p = fs.get_fs(url)
+        return f.modified(p).timestamp()
+    except (OSError, FileNotFoundError, NotImplementedError):
+        return None
+
+
 def _json_safe(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
@@ -111,6 +139,8 @@ class SignalStore:
         self._zr = None
         self._arrays: dict[str, Any] = {}
         self._markers: dict[str, dict[str, Any]] = {}
+        self._lock: StoreLock | None = None
+        self._lock_token: str | None = None
 
     # -- opening ----------------------------------------------------------------
     @classmethod
@@ -179,12 +209,33 @@ class SignalStore:
     def _marker_url(self, rid: str) -> str:
         return fs.join(self.version_url, "commits", f"{rid}.json")
 
+    # -- lock ownership -------------------------------------------------------------
+    def bind_lock(self, lock: StoreLock | str | None) -> "SignalStore":
+        """Check ``lock`` (a held StoreLock, or its token in a worker process) before every write."""
+        if isinstance(lock, StoreLock):
+            self._lock, self._lock_token = lock, lock.token
+        else:
+            self._lock, self._lock_token = None, lock
+        return self
+
+    @property
+    def lock_token(self) -> str | None:
+        """The token of the lock this object is bound to (pass it to workers), or None."""
+        return self._lock_token
+
+    def check_lock(self) -> None:
+        """LockLostError when this object is bound to a lock that another run has taken; else nothing."""
+        if self._lock is not None:
+            self._lock.check()
+        elif self._lock_token is not None:
+            check_token(fs.join(self.url, ".lock"), self._lock_token)
+
     # -- writing ------------------------------------------------------------------
     def write_recording(self, recording_id: str, rec: Any, attrs: dict | None = None) -> dict[str, Any]:
-        """Write a StandardizedRecording's data, then its commit marker; returns the marker.
+        """Write a StandardizedRecording's data as a new generation, then switch its commit marker; returns it.
 
-        Overwrites whatever is there (partial data of an interrupted run, or a
-        committed recording, which is un-published first).
+        A committed recording stays readable, unchanged, until the marker switches;
+        its superseded array is left for :meth:`collect_garbage`.
         """
         import zarr
         from zarr.codecs import BloscCodec
@@ -199,21 +250,20 @@ class SignalStore:
         rec_sfreq = getattr(rec, "sfreq", None)
         if rec_sfreq is not None and abs(float(rec_sfreq) - self.sfreq) > 1e-6:
             raise ConfigError(f"recording {rid} is at {rec_sfreq} Hz; store version {self.version_id} holds {self.sfreq} Hz")
+        self.check_lock()
         n_ch, n = data.shape
         q, n_clipped, n_nonfinite = quantize(data, self.scale)
-        fs.rm(self._marker_url(rid))  # un-publish first: readers must never see a marker over new data
-        self._arrays.pop(rid, None)
-        self._markers.pop(rid, None)
+        name = f"{rid}@g{uuid.uuid4().hex[:12]}"  # a new array for every write: readers of the old one go on
         win = sample_seconds(n_ch) * int(round(self.sfreq))
         n_chunks = max(1, -(-n // win))
         safe_attrs = _json_safe(attrs or {})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr = zarr.create_array(
-                self._zstore(write=True), name=f"recordings/{rid}", shape=(n_ch, n), dtype="int16",
+                self._zstore(write=True), name=f"recordings/{name}", shape=(n_ch, n), dtype="int16",
                 chunks=(n_ch, win), shards=(n_ch, win * min(n_chunks, SHARD_CHUNKS)) if SHARD_CHUNKS > 1 else None,
                 compressors=[BloscCodec(**CODEC)],
-                fill_value=0, overwrite=True, dimension_names=("channel", "time"),
+                fill_value=MISSING, overwrite=True, dimension_names=("channel", "time"),
                 attributes={"ch_names": list(ch_names), "ch_indices": list(ch_indices), "scale": self.scale,
                             "unit": "model units (uV/100)", "sfreq": self.sfreq, "attrs": safe_attrs},
             )
@@ -227,18 +277,59 @@ class SignalStore:
             "flags": list(getattr(rec, "flags", ()) or ()),
             "channel_flags": _json_safe(dict(getattr(rec, "channel_flags", {}) or {})),
             "n_clipped": n_clipped, "n_nonfinite": n_nonfinite, "attrs": safe_attrs,
-            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "array": name,
         }
+        self.check_lock()  # the commit: only while this run still holds the store
         fs.write_json_atomic(self._marker_url(rid), marker)
+        self._arrays.pop(rid, None)
+        self._markers[rid] = marker
         return marker
 
     def delete_recording(self, recording_id: str) -> None:
-        """Marker first (the recording disappears for readers at once), then the data."""
+        """Marker first (the recording disappears for readers at once), then every array of it.
+
+        A reader still holding the old marker then meets ``MISSING`` and gets a KeyError.
+        """
         rid = _check_id(recording_id)
+        self.check_lock()
         fs.rm(self._marker_url(rid))
         self._arrays.pop(rid, None)
         self._markers.pop(rid, None)
-        fs.rm(fs.join(self._signals_url, "recordings", rid))
+        for entry in fs.listdir(fs.join(self._signals_url, "recordings")):
+            if entry == rid or entry.startswith(rid + "@"):
+                fs.rm(fs.join(self._signals_url, "recordings", entry))
+
+    def collect_garbage(self, grace_s: float = GENERATION_GRACE_S) -> list[str]:
+        """Remove arrays no marker names (superseded generations, partial writes of killed runs).
+
+        An array goes only when nothing has named it for ``grace_s``: a superseded one
+        once its recording's current marker is that old, an unmarked one once its own
+        files are. Call it with the store lock held (no writer running). Returns the
+        removed array names.
+        """
+        self.check_lock()
+        rec_url = fs.join(self._signals_url, "recordings")
+        groups: dict[str, list[str]] = {}
+        for entry in fs.listdir(rec_url):
+            groups.setdefault(entry.split("@", 1)[0], []).append(entry)
+        committed = set(self.committed_ids())
+        removed, now = [], time.time()
+        for rid, entries in groups.items():
+            if rid in committed:
+                if len(entries) == 1:
+                    continue  # the one array of a committed recording is the one its marker names
+                keep = self._array_name(rid, fs.read_json(self._marker_url(rid)))
+                since = _mtime(self._marker_url(rid))
+            else:
+                keep, since = None, None
+            for entry in entries:
+                if entry == keep:
+                    continue
+                age_from = since if since is not None else _mtime(fs.join(rec_url, entry, "zarr.json"))
+                if age_from is not None and now - age_from > grace_s:
+                    fs.rm(fs.join(rec_url, entry))
+                    removed.append(entry)
+        return removed
 
     # -- reading ------------------------------------------------------------------
     def is_committed(self, recording_id: str) -> bool:
@@ -259,26 +350,48 @@ class SignalStore:
             self._markers[rid] = m
         return m
 
+    @staticmethod
+    def _array_name(rid: str, marker: dict[str, Any]) -> str:
+        return str(marker.get("array") or rid)  # markers written before generations name recordings/<rid>
+
     def _array(self, rid: str):
+        """The array the cached marker of ``rid`` names."""
         a = self._arrays.get(rid)
         if a is None:
             import zarr
 
-            a = zarr.open_array(self._zstore(write=False), path=f"recordings/{rid}", mode="r")
+            name = self._array_name(rid, self.recording_meta(rid))
+            a = zarr.open_array(self._zstore(write=False), path=f"recordings/{name}", mode="r")
             self._arrays[rid] = a
         return a
 
+    def _read_q(self, rid: str, start: int, stop: int | None) -> tuple[dict[str, Any], np.ndarray]:
+        """(marker, int16 data) read through one marker: the whole read comes from one generation.
+
+        A cached marker whose array was removed since (superseded, then collected) shows
+        as ``MISSING`` or a missing array: the marker is re-read from disk and the read
+        redone on the array it names now; a recording with no marker left is a KeyError.
+        """
+        for attempt in range(3):
+            m = self.recording_meta(rid)
+            n = int(m["n_samples"])
+            stop_ = n if stop is None else int(stop)
+            if not 0 <= start <= stop_ <= n:
+                raise IndexError(f"recording {rid}: range [{start}, {stop_}) outside [0, {n}]")
+            try:
+                q = self._array(rid)[:, start:stop_] if stop_ > start else np.zeros((int(m["n_channels"]), 0), "<i2")
+            except FileNotFoundError:  # zarr: ArrayNotFoundError (the array was removed)
+                q = None
+            if q is not None and not (m.get("array") and (q == MISSING).any()):
+                return m, q
+            self._arrays.pop(rid, None)  # stale: resolve again through the marker on disk
+            self._markers.pop(rid, None)
+        raise StoreError(f"recording {rid} in {self.version_url}: the array its marker names is missing or "
+                         "incomplete (corrupt store)")
+
     def read_signal(self, recording_id: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """float32 [n_ch, stop-start] in model units."""
-        m = self.recording_meta(recording_id)
-        n = int(m["n_samples"])
-        stop = n if stop is None else int(stop)
-        start = int(start)
-        if not 0 <= start <= stop <= n:
-            raise IndexError(f"recording {recording_id}: range [{start}, {stop}) outside [0, {n}]")
-        if stop == start:
-            return np.zeros((int(m["n_channels"]), 0), dtype=np.float32)
-        q = self._array(recording_id)[:, start:stop]
+        m, q = self._read_q(_check_id(recording_id), int(start), stop)
         return q.astype(np.float32) * np.float32(m.get("scale", SCALE))
 
     def sample_length(self, recording_id: str) -> int:
@@ -303,8 +416,7 @@ class SignalStore:
 
     def verify_recording(self, recording_id: str) -> bool:
         """Re-read the stored int16 data and compare with the marker's checksum."""
-        m = self.recording_meta(recording_id)
-        q = self._array(recording_id)[:, :] if m["n_samples"] else np.zeros(m["shape"], "<i2")
+        m, q = self._read_q(_check_id(recording_id), 0, None)
         return checksum(q) == m["checksum"]
 
     # -- tables -------------------------------------------------------------------
@@ -320,6 +432,7 @@ class SignalStore:
         from schemas.io import write_table
 
         schema, url = self._table(name)
+        self.check_lock()
         return write_table(df, schema, url)
 
     def read_table(self, name: str, missing_ok: bool = True):
@@ -379,6 +492,7 @@ class SignalStore:
     def switch_version(self, vid: str) -> None:
         """Point ``current`` at ``vid`` (one atomic write). This object stays on its own version."""
         V.read_version_meta(self.url, vid)  # must exist and be compatible
+        self.check_lock()
         V.write_pointer(self.url, vid)
 
     def remove_version(self, vid: str) -> None:
@@ -393,6 +507,7 @@ class SignalStore:
 
     def set_status(self, status: str) -> None:
         """Mark this version ``building`` or ``complete`` (ingestion sets complete at the end of a run)."""
+        self.check_lock()
         V.set_version_status(self.url, self.version_id, status)
         self.version_meta["status"] = status
 

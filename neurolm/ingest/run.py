@@ -1,6 +1,7 @@
 """The ingestion stage as one library call: :func:`ingest` (the Prefect flow only wires it).
 
-lock the store → register held-out subjects → restore rows of a killed run →
+lock the store (every table write and commit checks it is still ours) → collect
+superseded recording arrays → register held-out subjects → restore rows of a killed run →
 discover → diff with the catalog → batches through a mapper (local, or Dask from
 ``flows/``), rows folded into the tables as batches finish (flushed every few
 seconds) → splits, windows, tables, version complete → QC figures → summary.
@@ -49,9 +50,13 @@ class IngestBatch:
         return f"{first} (+{len(self.items) - 1})" if len(self.items) > 1 else first
 
 
-def ingest_batch(batch: IngestBatch, store_url: str, version_id: str, run_id: str) -> list[dict]:
-    """One batch of files → committed recordings + small row dicts (runs on any worker)."""
-    return process_batch(batch.items, store_url, version_id, run_id=run_id, known_hashes=batch.known_hashes)
+def ingest_batch(batch: IngestBatch, store_url: str, version_id: str, run_id: str,
+                 lock_token: str | None = None) -> list[dict]:
+    """One batch of files → committed recordings + small row dicts (runs on any worker).
+
+    ``lock_token``: the run's store lock; every commit checks it is still held (LockLostError if not)."""
+    return process_batch(batch.items, store_url, version_id, run_id=run_id, known_hashes=batch.known_hashes,
+                         lock_token=lock_token)
 
 
 def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = "",
@@ -68,10 +73,11 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
     params.check_paths()
     run_id = run_id or str(uuid.uuid4())
     dataset = params.dataset_name
-    with StoreLock(params.store, f"ingest {run_id}", timeout_s=params.lock_timeout_s):
+    with StoreLock(params.store, f"ingest {run_id}", timeout_s=params.lock_timeout_s, on_wait=log) as lock:
         if params.heldout_subjects:
             register_heldout(params.store, params.heldout_subjects, "given to neurolm ingest", "neurolm ingest")
-        store = open_store(params.store)
+        store = open_store(params.store).bind_lock(lock)
+        store.collect_garbage()
         state = IngestState.load(store, run_id, seed=params.seed, fractions=params.split_fractions,
                                  crop_end_s=params.crop_end_s, exclude_heldout=params.heldout_policy == "exclude")
         if state.recovered:
@@ -117,6 +123,7 @@ def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, 
     def on_outcome(out: Outcome) -> None:
         nonlocal done
         done += 1
+        state.store.check_lock()  # lost to another run: stop here (LockLostError), committed data stays
         if not out.ok:
             failed.append({"batch": out.label, "files": len(batches[out.index].items), "error": out.error})
             warn(f"batch {done}/{len(batches)} ({out.label}) FAILED: {out.error}; its files are retried next run")
@@ -136,7 +143,7 @@ def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, 
               "t_end": max((r["t_end"] for r in rows), default=None)})
 
     fn = functools.partial(ingest_batch, store_url=state.store.url, version_id=state.store.version_id,
-                           run_id=state.run_id)
+                           run_id=state.run_id, lock_token=state.store.lock_token)
     try:
         mapper(fn, batches, on_outcome, [b.label for b in batches])
     finally:

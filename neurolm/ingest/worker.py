@@ -239,7 +239,7 @@ def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | No
 
 
 def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, *, run_id: str = "",
-                  known_hashes: dict[str, str] | None = None) -> list[dict]:
+                  known_hashes: dict[str, str] | None = None, lock_token: str | None = None) -> list[dict]:
     """Ingest a batch of items into store version ``version_id``; one small row dict per item.
 
     Each row: ``recording_id``, ``status`` (``ingested`` | ``skipped`` (already
@@ -247,10 +247,12 @@ def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, 
     ``catalog_row`` (a CATALOG row), ``recording_row`` (a RECORDINGS row without
     ``split``, None when quarantined), ``duration_s``, ``seconds`` (wall time),
     ``size_bytes``, ``t_start``/``t_end`` (epoch seconds). Never raises for a file problem.
+    With ``lock_token`` (the run's store lock), each commit first checks that the run still
+    holds the store and raises LockLostError (a StoreError: the batch fails) if not.
     """
     from storage.signal_store import SignalStore
 
-    store = SignalStore.open(store_url, version=version_id)
+    store = SignalStore.open(store_url, version=version_id).bind_lock(lock_token)
     known = known_hashes or {}
     with _thread_limit():
         return [process_item(it, store, run_id, known.get(it.recording_id)) for it in items]
