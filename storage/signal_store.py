@@ -311,6 +311,8 @@ class SignalStore:
         rec_url = fs.join(self._signals_url, "recordings")
         groups: dict[str, list[str]] = {}
         for entry in fs.listdir(rec_url):
+            if entry == "zarr.json":  # the group's own metadata
+                continue
             groups.setdefault(entry.split("@", 1)[0], []).append(entry)
         committed = set(self.committed_ids())
         removed, now = [], time.time()
