@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from neurolm.errors import NeurolmError
 
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "NUMEXPR_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -50,7 +51,6 @@ def prefect_server(timeout_s: int = 120) -> Iterator[str]:
     try:
         server.start(timeout=timeout_s)
     except Exception as exc:  # a clear one-liner for the CLI instead of a traceback
-        from neurolm.errors import NeurolmError
 
         server.stop()
         raise NeurolmError(f"could not start a local Prefect server ({type(exc).__name__}: {exc}); "
@@ -142,6 +142,58 @@ def _flows_dir_last_on_sys_path() -> list[str]:
     if root not in {os.path.abspath(p or os.curdir) for p in sys.path}:
         sys.path.append(root)
     return saved
+
+
+def run_name(stage: str, *fields: str) -> Callable[[], str]:
+    """A ``flow_run_name`` for ``@flow``: the stage and the named fields of the run's ``params``.
+
+    E.g. ``ingest tueg``, ``ingest-dataset hmc``, ``tokenize /corpora/tueg`` instead of a random
+    ``heavy-rabbit``. Only strings are captured: Prefect may pickle the flow with it.
+    """
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        p = flow_run.parameters.get("params")
+        get = p.get if isinstance(p, dict) else (lambda k: getattr(p, k, None))
+        parts: list[str] = []
+        for f in fields:
+            v = get(f)
+            text = str(v).rstrip("/").rsplit("/", 1)[-1] if v not in (None, "") else ""
+            if text and text not in parts:  # paths by their last part; a property and its field once
+                parts.append(text)
+        return " ".join([stage, *parts])
+
+    return name
+
+
+@contextlib.contextmanager
+def cli_run(stage: str) -> Iterator[str]:
+    """What a ``run_<stage>`` runner wraps its flow in: the shared server and the tags ``neurolm``, the stage, ``cli``."""
+    from prefect import tags
+
+    with prefect_server() as url, tags("neurolm", stage, "cli"):
+        yield url
+
+
+def finished(summary: dict, quarantined: int, logger, quarantine: list[dict] | None = None):
+    """The flow's return value: ``summary``, or a Completed state that says "completed with N quarantined".
+
+    Each quarantined file is logged at warning level (the first 200; then a count), so a run with bad
+    files is not a plain green "Completed" in the UI. Calling the flow still returns ``summary``.
+    """
+    if not quarantined and not quarantine:
+        return summary
+    from prefect.states import Completed
+
+    shown = list(quarantine or [])[:200]
+    for q in shown:
+        logger.warning("quarantined %s: %s", q["path"], q["reason"])
+    if quarantined > len(shown):
+        logger.warning("... and %d more quarantined files (see the report artifact)", quarantined - len(shown))
+    if not quarantined:  # only per-file notes (events skipped): logged, the run is a plain success
+        return summary
+    return Completed(message=f"completed with {quarantined} quarantined", data=summary)
 
 
 class RunEvents:

@@ -21,7 +21,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.runtime import flow_run
 
 from flows.fanout import DaskMapper
-from flows.runtime import PreparedRuns, RunEvents
+from flows.runtime import cli_run, run_name, PreparedRuns, RunEvents
 from neurolm.corpus.inspect import inspect_corpus, render_text
 from neurolm.corpus.params import TokenizeParams
 from neurolm.corpus.run import prepare_tokenize, tokenize_corpus
@@ -47,7 +47,7 @@ def _prepared(params: TokenizeParams) -> TokenizeJob:
     return _runs.take(params, prepare_tokenize)
 
 
-@flow(name="neurolm-tokenize")
+@flow(name="neurolm-tokenize", flow_run_name=run_name("tokenize", "out"))
 def tokenize_flow(params: TokenizeParams) -> dict:
     """Materialise the token corpus for ``params``; returns a summary dict (``nothing_to_do`` when complete)."""
     logger = get_run_logger()
@@ -82,9 +82,7 @@ def tokenize_flow(params: TokenizeParams) -> dict:
 def run_tokenize(params: TokenizeParams, on_event: Callable[[dict], None] | None = None) -> dict:
     """Prepare the run (bad inputs fail here, before a server starts), then run :func:`tokenize_flow`
     against the shared Prefect server (started here when none is configured) on that prepared run."""
-    from flows.runtime import prefect_server
-
     job = prepare_tokenize(params)
     with _events.listening(on_event), _runs.holding(params, job):
-        with prefect_server():
+        with cli_run("tokenize"):
             return tokenize_flow(params)

@@ -22,7 +22,7 @@ from prefect.artifacts import (create_markdown_artifact, create_progress_artifac
                                update_progress_artifact)
 from prefect.cache_policies import NO_CACHE
 
-from flows.runtime import PreparedRuns, RunEvents
+from flows.runtime import cli_run, run_name, PreparedRuns, RunEvents
 from neurolm.tokenizer.params import TrainTokenizerParams
 from neurolm.tokenizer.run import PreparedRun, metrics_markdown, prepare, train_tokenizer
 
@@ -62,7 +62,7 @@ def train_task(params: TrainTokenizerParams, run: PreparedRun) -> dict:
     return summary
 
 
-@flow(name="neurolm-train-tokenizer")
+@flow(name="neurolm-train-tokenizer", flow_run_name=run_name("train-tokenizer", "config", "out"))
 def train_tokenizer_flow(params: TrainTokenizerParams) -> dict:
     """Train (or resume) the VQ tokenizer; returns a summary dict (``outputs``: checkpoint, sha256, config hash)."""
     summary = train_task(params, _prepared(params))
@@ -86,9 +86,7 @@ def train_tokenizer_flow(params: TrainTokenizerParams) -> dict:
 def run_train_tokenizer(params: TrainTokenizerParams, on_event: Callable[[dict], None] | None = None) -> dict:
     """Prepare the run (bad inputs fail here, before a server starts), then run :func:`train_tokenizer_flow`
     against the shared Prefect server on that prepared run."""
-    from flows.runtime import prefect_server
-
     run = prepare(params)
     with _events.listening(on_event), _runs.holding(params, run):
-        with prefect_server():
+        with cli_run("train-tokenizer"):
             return train_tokenizer_flow(params)

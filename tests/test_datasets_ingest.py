@@ -14,7 +14,7 @@ import numpy as np
 from neurolm.datasets.ingest import ingest_dataset, make_dataset_params
 from neurolm.datasets.report import label_counts, render_text
 from neurolm.datasets.synth import synth_dataset
-from neurolm.ingest.splits import load_heldout
+from storage.heldout import load_heldout
 from storage.signal_store import SignalStore
 
 

@@ -19,10 +19,9 @@ import pytest
 from neurolm.errors import StoreError
 from neurolm.ingest import make_params
 from neurolm.ingest.report import inspect_store
-from neurolm.ingest.splits import load_heldout
 from neurolm.synth import synth_corpus
-from storage.lock import StoreLock
-from storage.signal_store import SignalStore
+from storage.heldout import load_heldout
+from storage.signal_store import SignalStore, store_lock
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -180,7 +179,7 @@ def test_second_run_on_locked_store_fails_with_clear_message(ingested, corpus):
     from flows.ingest import run_ingest
 
     store_url, _, _ = ingested
-    with StoreLock(store_url, "another ingest"):
+    with store_lock(store_url, "another ingest"):
         t0 = time.monotonic()
         with pytest.raises(StoreError, match=r"store is locked by pid \d+ .*another ingest"):
             run_ingest(make_params(source=corpus.root, store=store_url, dataset="synth", lock_timeout_s=1.0))

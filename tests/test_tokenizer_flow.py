@@ -16,7 +16,8 @@ from neurolm.tokenizer.data import StoreSampleDataset, build_sample
 from neurolm.tokenizer.run import prepare_run
 from neurolm.tokenizer.synthetic import DEFAULT_CHANNELS, write_rhythm_store
 from storage.checkpoints import checkpoint_sha256, list_checkpoints, load_latest_good
-from storage.signal_store import SignalStore, sample_seconds
+from neurolm.samples import sample_seconds
+from storage.signal_store import SignalStore
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from neurolm.corpus.tokenize import TokenizeJob, begin_job, finalize_job, prepar
 from neurolm.errors import NeurolmError
 from neurolm.fanout import Mapper, Outcome, local_map
 from neurolm.outputs import corpus_outputs
-from storage.lock import StoreLock
+from storage.token_corpus import TokenCorpusStore
 
 
 def _quiet(*_args, **_kwargs) -> None:
@@ -98,7 +98,7 @@ def tokenize_corpus(params: TokenizeParams, mapper: Mapper = local_map, *, job: 
     if job is None:
         job = prepare_tokenize(params)
     emit({"event": "plan", "version_id": job.version_id, "shards": len(job.plans), "samples": job.n_samples})
-    with StoreLock(job.corpus_url, f"tokenize {run_id}", timeout_s=params.lock_timeout_s):
+    with TokenCorpusStore(job.corpus_url).lock(f"tokenize {run_id}", timeout_s=params.lock_timeout_s):
         out = run_job(job, mapper, device=params.device, batch_size=params.batch_size, log=log, emit=emit)
     status, results = out["status"], out["shards"]
     wall = time.perf_counter() - t0

@@ -41,9 +41,9 @@ from neurolm.fanout import Mapper, local_map
 from neurolm.ingest import IngestState, open_store
 from neurolm.ingest.discover import SourceFile, format_for, recording_id_for
 from neurolm.ingest.run import plan_batches, run_batches
-from neurolm.ingest.splits import register_heldout
 from neurolm.outputs import store_outputs
-from storage.lock import StoreLock
+from storage.heldout import register_heldout
+from storage.signal_store import SignalStore, store_lock
 
 _WHERE = re.compile(r"^(event [\d.]+-[\d.]+ s|epoch at [\d.]+ s|clip \d+ \([^)]*\))[: ]*")
 
@@ -187,7 +187,7 @@ def to_frame(rows: list[dict]) -> pd.DataFrame:
     return df
 
 
-def write_labels(store, task: str, labels: pd.DataFrame) -> pd.DataFrame:
+def write_labels(store: SignalStore, task: str, labels: pd.DataFrame) -> pd.DataFrame:
     """Replace `task`'s rows of the store's LABELS table (validated); returns the whole table."""
     old = store.read_table("labels")
     if not old.empty and "task" in old.columns:
@@ -265,8 +265,8 @@ def ingest_dataset(params: DatasetIngestParams, mapper: Mapper = local_map, run_
     run_id = run_id or str(uuid.uuid4())
     say = log or (lambda _msg: None)
     adapter = params.adapter()
-    with StoreLock(params.store, f"ingest-dataset {adapter.name} {run_id}", timeout_s=params.lock_timeout_s,
-                   on_wait=say) as lock:
+    with store_lock(params.store, f"ingest-dataset {adapter.name} {run_id}", timeout_s=params.lock_timeout_s,
+                    on_wait=say) as lock:
         store = open_store(params.store).bind_lock(lock)  # every table write and commit checks the lock
         state = IngestState.load(store, run_id, seed=params.seed, fractions=adapter.seeded_fractions)
         files, problems = plan_dataset(adapter, params.root)

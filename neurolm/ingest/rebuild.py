@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -46,7 +46,7 @@ from neurolm.ingest.catalog import merge_rows
 from neurolm.ingest.config import DaskAddress
 from neurolm.ingest.items import SourceItem
 from neurolm.ingest.layouts import infer_metadata
-from neurolm.ingest.splits import load_heldout, split_for
+from neurolm.ingest.splits import split_for
 from neurolm.ingest.windows import build_windows
 from neurolm.ingest.worker import ingest_key, process_batch
 from neurolm.outputs import store_outputs
@@ -55,8 +55,8 @@ from schemas.io import read_table
 from schemas.tables import STORE_TABLES
 from storage import fs
 from storage import versions as V
-from storage.lock import StoreLock
-from storage.signal_store import SignalStore
+from storage.heldout import load_heldout
+from storage.signal_store import SignalStore, store_lock
 
 log = logging.getLogger(__name__)
 
@@ -137,15 +137,11 @@ def new_config(current: dict, params: RebuildParams):
 
 def _marker(url: str, vid: str, rid: str) -> dict | None:
     """A commit marker read directly (works across vocabulary versions, which SignalStore refuses)."""
-    try:
-        return fs.read_json(fs.join(V.version_url(url, vid), "commits", f"{rid}.json"))
-    except FileNotFoundError:
-        return None
+    return V.read_marker(url, vid, rid)
 
 
 def _old_table(url: str, vid: str, name: str) -> pd.DataFrame:
-    return read_table(fs.join(V.version_url(url, vid), "tables", f"{name}.parquet"), STORE_TABLES[name],
-                      missing_ok=True)
+    return read_table(V.table_url(url, vid, name), STORE_TABLES[name], missing_ok=True)
 
 
 def _labelled_channels(dataset: str, stored: list[str] | None) -> list[str] | None:
@@ -256,10 +252,9 @@ def _target(params: RebuildParams):
     if meta is None or not meta.get("current"):
         raise ConfigError(f"no signal store with a current version at {url} (run neurolm ingest first)")
     old = meta["current"]
-    try:
-        old_meta = fs.read_json(fs.join(V.version_url(url, old), "version.json"))
-    except FileNotFoundError:
-        raise StoreError(f"store {url}: current version {old} has no version.json") from None
+    old_meta = V.read_version_json(url, old)
+    if old_meta is None:
+        raise StoreError(f"store {url}: current version {old} has no version.json")
     return url, old, new_config(old_meta.get("standardize") or {}, params)
 
 
@@ -292,9 +287,10 @@ def _batches(items: Sequence[SourceItem], size: int) -> list[list[SourceItem]]:
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
-def rebuild_batch(batch: list[SourceItem], store_url: str, version_id: str, run_id: str) -> list[dict]:
-    """Re-ingest one batch into the new version (runs on any worker)."""
-    return process_batch(batch, store_url, version_id, run_id=run_id)
+def rebuild_batch(batch: list[SourceItem], store_url: str, version_id: str, run_id: str,
+                  lock_token: str | None = None) -> list[dict]:
+    """Re-ingest one batch into the new version (runs on any worker); commits check ``lock_token``."""
+    return process_batch(batch, store_url, version_id, run_id=run_id, lock_token=lock_token)
 
 
 def _gone(item: SourceItem, run_id: str) -> dict:
@@ -303,13 +299,15 @@ def _gone(item: SourceItem, run_id: str) -> dict:
             "reason": GONE_REASON, "recording_id": item.recording_id, "run_id": run_id}
 
 
-def finish_rebuild(plan: RebuildPlan, rows: list[dict], params: RebuildParams, run_id: str = "") -> RebuildResult:
+def finish_rebuild(plan: RebuildPlan, rows: list[dict], params: RebuildParams, run_id: str = "",
+                   lock: Any = None) -> RebuildResult:  # a held StoreLock (store_lock)
     """Write the new version's tables from markers + this run's rows, mark it complete, switch.
 
     Refuses (StoreError, nothing switched) when an item has neither a commit
     marker nor a row from this run: a batch was lost, and a rerun resumes it.
+    With ``lock`` (the store lock held), every write first checks it is still held.
     """
-    store = SignalStore.open(plan.store_url, version=plan.new_version)
+    store = SignalStore.open(plan.store_url, version=plan.new_version).bind_lock(lock)
     by_id = {r["recording_id"]: r for r in rows}
     committed = set(store.committed_ids())
     cat_rows, rec_rows, missing = list(plan.removed_rows), [], []
@@ -374,7 +372,7 @@ def rebuild_store(params: RebuildParams, mapper: Mapper = local_map, run_id: str
     """
     t0 = time.perf_counter()
     url = fs.normalize_url(params.store)
-    with StoreLock(url, f"rebuild {run_id}".strip(), timeout_s=params.lock_timeout_s):
+    with store_lock(url, f"rebuild {run_id}".strip(), timeout_s=params.lock_timeout_s) as lock:
         plan = plan_rebuild(params)
         if plan.up_to_date:
             return RebuildResult(url, plan.old_version, plan.new_version, "up_to_date",
@@ -390,34 +388,17 @@ def rebuild_store(params: RebuildParams, mapper: Mapper = local_map, run_id: str
                 log.error("rebuild batch %s failed: %s", out.label, out.error)
 
         batches = _batches(present, params.batch_size)
-        mapper(functools.partial(rebuild_batch, store_url=url, version_id=plan.new_version, run_id=run_id),
+        mapper(functools.partial(rebuild_batch, store_url=url, version_id=plan.new_version, run_id=run_id,
+                                 lock_token=lock.token),
                batches, on_outcome, [f"rebuild-{os.path.basename(b[0].path)} (+{len(b) - 1})" for b in batches])
-        result = finish_rebuild(plan, rows, params, run_id)
+        result = finish_rebuild(plan, rows, params, run_id, lock)
     result.seconds = time.perf_counter() - t0
     return result
 
 
 def version_summaries(store_url: str) -> list[dict]:
     """Every version: id, status, created, config hash, notch, recordings committed, current marker."""
-
-    url = fs.normalize_url(store_url)
-    meta = V.read_store_meta(url)
-    if meta is None:
-        raise ConfigError(f"no signal store at {url}")
-    out = []
-    for vid in sorted(V.list_version_ids(url)):
-        try:
-            vm = fs.read_json(fs.join(V.version_url(url, vid), "version.json"))
-        except FileNotFoundError:
-            vm = {"status": "broken (no version.json)"}
-        n = sum(1 for f in fs.listdir(fs.join(V.version_url(url, vid), "commits")) if f.endswith(".json"))
-        std = vm.get("standardize") or {}
-        out.append({"version_id": vid, "status": vm.get("status"), "created": vm.get("created"),
-                    "config_hash": vm.get("config_hash"), "vocab_version": vm.get("vocab_version"),
-                    "notch_hz": std.get("notch_hz"), "l_freq": std.get("l_freq"), "h_freq": std.get("h_freq"),
-                    "recordings": n, "current": vid == meta.get("current")})
-    out.sort(key=lambda v: (str(v["created"]), v["version_id"]))
-    return out
+    return V.version_summaries(store_url)
 
 
 def remove_store_version(store_url: str, version_id: str, lock_timeout_s: float = 30.0) -> None:
@@ -429,10 +410,5 @@ def remove_store_version(store_url: str, version_id: str, lock_timeout_s: float 
     url = fs.normalize_url(store_url)
     if V.read_store_meta(url) is None:
         raise ConfigError(f"no signal store at {url}")
-    with StoreLock(url, f"remove {version_id}", timeout_s=lock_timeout_s):
-        if version_id == V.read_store_meta(url).get("current"):
-            raise StoreError(f"refusing to remove {version_id}: it is the current version of {url}")
-        if version_id not in V.list_version_ids(url):
-            have = ", ".join(V.list_version_ids(url)) or "none"
-            raise StoreError(f"signal store {url} has no version {version_id!r} (versions: {have})")
-        fs.rm(V.version_url(url, version_id))
+    with store_lock(url, f"remove {version_id}", timeout_s=lock_timeout_s):
+        V.remove_version(url, version_id)
