@@ -238,7 +238,7 @@ class StoreLock:
                 raise StoreError(
                     f"store is locked by pid {holder.get('pid')} on host {holder.get('host')} "
                     f"since {holder.get('started_iso', '?')} (run ID {holder.get('owner') or '?'}); "
-                    f"lock file {self.lock_url}"
+                    f"lock file {self.lock_url}{self._why_alive(holder)}"
                 )
             time.sleep(self.poll_s)
 
@@ -352,6 +352,18 @@ class StoreLock:
             return (f"holder pid {pid} is {where}, where its pid cannot be checked, and its heartbeat is "
                     f"{(_now() - hb):.0f}s old (> {self.stale_after_s:.0f}s): presumed dead")
         return None
+
+    def _why_alive(self, holder: dict[str, Any]) -> str:
+        """Why the holder counts as alive, for the timeout message."""
+        if not holder:
+            return ""
+        me = machine_identity()
+        if all(holder.get(k) == me[k] for k in ("host", "boot_id", "pid_ns")):
+            return " (its process is alive on this machine; a live holder is never broken, even if stopped)"
+        hb = holder.get("heartbeat")
+        age = f"{_now() - hb:.0f}s" if isinstance(hb, (int, float)) else "unknown"
+        return (f" (holder on another host or PID namespace: presumed alive until its heartbeat is "
+                f"{self.stale_after_s:.0f}s old; it is {age} old)")
 
     def _file_age(self) -> float | None:
         try:
