@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from storage.signal_store import SCALE, SignalStore
+from storage.signal_store import GENERATION_GRACE_S, SCALE, SignalStore
 
 CFG = {"sfreq": 200.0, "l_freq": 0.1, "h_freq": 75.0}
 
@@ -176,9 +176,18 @@ def test_reingest_of_a_changed_file_under_a_concurrent_reader(tmp_path):
         for r in readers:
             r.join(timeout=120)
     assert summary["ingested"] == 1
-    new_ref = SignalStore.open(url).read_signal(rid)
+    store = SignalStore.open(url)
+    assert len([n for n in arrays(store) if n.startswith(rid + "@")]) == 2  # the old one stays for its readers
+    new_ref = store.read_signal(rid)
     assert not np.array_equal(new_ref, old_ref)
     for r in readers:
         assert r.errors == [], r.errors[:3]
         assert all(np.array_equal(x, old_ref) or np.array_equal(x, new_ref) for x in r.results)
     assert any(np.array_equal(x, new_ref) for x in readers[0].results)
+    # The next run collects the superseded generation once its replacement is older than the grace period.
+    marker = os.path.join(store.version_url, "commits", f"{rid}.json")
+    past = time.time() - GENERATION_GRACE_S - 60
+    os.utime(marker, (past, past))
+    ingest(params)
+    assert [n for n in arrays(store) if n.startswith(rid + "@")] == [store.recording_meta(rid)["array"]]
+    assert np.array_equal(SignalStore.open(url).read_signal(rid), new_ref)
