@@ -24,6 +24,7 @@ from neurolm.fanout import Mapper, Outcome, local_map
 from neurolm.ingest import IngestState, discover, make_batches, open_store
 from neurolm.ingest.config import IngestParams
 from neurolm.ingest.items import SourceItem
+from neurolm.ingest.limits import FileLimits
 from neurolm.ingest.qc import QC_FIGURES, publish_qc_figures
 from neurolm.ingest.report import run_summary
 from neurolm.ingest.worker import process_batch
@@ -51,12 +52,12 @@ class IngestBatch:
 
 
 def ingest_batch(batch: IngestBatch, store_url: str, version_id: str, run_id: str,
-                 lock_token: str | None = None) -> list[dict]:
-    """One batch of files → committed recordings + small row dicts (runs on any worker).
+                 limits: FileLimits | None = None, lock_token: str | None = None) -> list[dict]:
+    """One batch of files → committed recordings + small row dicts (runs on any worker, each file bounded).
 
     ``lock_token``: the run's store lock; every commit checks it is still held (LockLostError if not)."""
     return process_batch(batch.items, store_url, version_id, run_id=run_id, known_hashes=batch.known_hashes,
-                         lock_token=lock_token)
+                         limits=limits, lock_token=lock_token)
 
 
 def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = "",
@@ -92,7 +93,8 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
               "removed": len(diff.removed_rows), "recovered": state.recovered})
         failed: list[dict] = []
         if batches:
-            failed = run_batches(state, batches, mapper, flush_s=params.table_flush_s, log=log, warn=warn, emit=emit)
+            failed = run_batches(state, batches, mapper, flush_s=params.table_flush_s, log=log, warn=warn, emit=emit,
+                                 limits=params.file_limits())
         else:
             log(f"nothing new in {params.source}: {len(files)} files already in the store, no work done")
         state.finalize()
@@ -114,7 +116,7 @@ def plan_batches(diff, batch_size: int) -> list[IngestBatch]:
 
 def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, *, flush_s: float = 5.0,
                 log: Callable[[str], None] = _quiet, warn: Callable[[str], None] | None = None,
-                emit: Callable[[dict], None] = _quiet) -> list[dict]:
+                emit: Callable[[dict], None] = _quiet, limits: FileLimits | None = None) -> list[dict]:
     """Run ``batches`` through ``mapper``, folding each finished one into ``state``'s tables (flushed every
     ``flush_s`` seconds, and at the end whatever happens); returns the batches that failed."""
     warn = warn or log
@@ -143,7 +145,7 @@ def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, 
               "t_end": max((r["t_end"] for r in rows), default=None)})
 
     fn = functools.partial(ingest_batch, store_url=state.store.url, version_id=state.store.version_id,
-                           run_id=state.run_id, lock_token=state.store.lock_token)
+                           run_id=state.run_id, limits=limits, lock_token=state.store.lock_token)
     try:
         mapper(fn, batches, on_outcome, [b.label for b in batches])
     finally:
