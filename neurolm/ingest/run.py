@@ -78,7 +78,7 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
         files = discover(params.source, dataset, notch_hz=params.mains_hz, layout=params.layout,
                          family=params.family, tuh_le=params.tuh_le)
         diff = state.plan(files, dataset)
-        batches = plan_batches(diff, params.batch_size)
+        batches = plan_batches(diff, params.batch_size, min_batches=2 * params.workers if not params.dask_address else 1)
         log(f"{len(files)} files found in {params.source}: {len(diff.new)} new, {len(diff.changed)} changed, "
             f"{len(diff.removed_rows)} removed; {len(diff.to_ingest)} to ingest in {len(batches)} batches")
         emit({"event": "plan", "files": len(files), "to_ingest": len(diff.to_ingest), "batches": len(batches),
@@ -97,11 +97,15 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
     return summary
 
 
-def plan_batches(diff, batch_size: int) -> list[IngestBatch]:
-    """The work items of a catalog diff: :func:`make_batches` of the files to ingest, with their known hashes."""
+def plan_batches(diff, batch_size: int, min_batches: int = 1) -> list[IngestBatch]:
+    """The work items of a catalog diff: :func:`make_batches` of the files to ingest, with their known hashes.
+
+    ``min_batches``: at least that many batches when there are that many files (2 x local workers:
+    8 files at 8 per batch would otherwise leave the second worker idle).
+    """
     known = diff.known_hashes
     return [IngestBatch(b, {it.recording_id: known[it.recording_id] for it in b if it.recording_id in known})
-            for b in make_batches(diff.to_ingest, batch_size)]
+            for b in make_batches(diff.to_ingest, batch_size, min_batches=min_batches)]
 
 
 def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, *, flush_s: float = 5.0,
