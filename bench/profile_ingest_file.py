@@ -69,7 +69,7 @@ def _cum(stats: pstats.Stats, targets: list[tuple[str, str]]) -> float:
 
 
 def profile(minutes: float, n_files: int, top: int = 0) -> None:
-    from bench_ingest_cli import make_files
+    from bench_ingest_cli import make_files, reference_chain
     from neurolm.ingest import IngestState, discover, make_batches, open_store, process_batch
 
     work = Path(tempfile.mkdtemp(prefix="neurolm-profile-"))
@@ -94,6 +94,11 @@ def profile(minutes: float, n_files: int, top: int = 0) -> None:
         state.flush(force=True)
         prof.disable()
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        edfs = sorted((work / "edf").rglob("*.edf"))
+        reference_chain(edfs[:1], work / "pkl")  # warm: imports, filter design
+        c0 = time.process_time()
+        reference_chain(edfs, work / "pkl")
+        ref_cpu = (time.process_time() - c0) / len(edfs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     stats = pstats.Stats(prof)
@@ -114,6 +119,8 @@ def profile(minutes: float, n_files: int, top: int = 0) -> None:
     print(f"| everything else (Python glue, logging, small I/O) | {per - sum(s for _, s in rows):.3f} | "
           f"{100 * (per - sum(s for _, s in rows)) / per:.0f} % |")
     print(f"| **total** | **{per:.3f}** | 100 % |")
+    print(f"\nreference (NeuroLM-style MNE chain + pickles, same files, same process): {ref_cpu:.3f} CPU s per file "
+          f"= **{ref_cpu / per:.2f}x** this total")
     if top:
         stats.sort_stats("tottime").print_stats(top)
 
@@ -124,6 +131,8 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=3, help="files profiled (after one warm-up file)")
     ap.add_argument("--top", type=int, default=0, help="also print the N functions with the most own CPU time")
     ap.add_argument("--malloc", action="store_true", help="run without and with the Dask workers' glibc settings")
+    ap.add_argument("--root", type=Path, default=None,
+                    help="with --malloc: profile the code of this checkout (e.g. before a change) too")
     args = ap.parse_args()
     if not args.malloc:
         profile(args.minutes, args.files, args.top)
@@ -131,9 +140,17 @@ def main() -> None:
     from flows.runtime import WORKER_ENV
 
     base = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    for env in (base, {**base, **{k: v for k, v in WORKER_ENV.items() if k.startswith("MALLOC_")}}):
-        subprocess.run([sys.executable, __file__, "--minutes", str(args.minutes), "--files", str(args.files)],
-                       env=env, check=True)
+    tuned = {k: v for k, v in WORKER_ENV.items() if k.startswith("MALLOC_")}
+    for root in [ROOT] + ([args.root.resolve()] if args.root else []):
+        for env in (base, {**base, **tuned}):
+            print(f"\n## code from {root}", flush=True)
+            env = {**env, "PYTHONPATH": os.pathsep.join([str(root), env.get("PYTHONPATH", "")])}
+            script = root / "bench" / "profile_ingest_file.py"
+            if not script.exists():
+                shutil.copy(__file__, script)
+                shutil.copy(Path(__file__).with_name("bench_ingest_cli.py"), root / "bench" / "bench_ingest_cli.py")
+            subprocess.run([sys.executable, str(script), "--minutes", str(args.minutes), "--files", str(args.files)],
+                           env=env, check=True)
 
 
 if __name__ == "__main__":

@@ -84,8 +84,18 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
         emit({"event": "plan", "files": len(files), "to_ingest": len(diff.to_ingest), "batches": len(batches),
               "removed": len(diff.removed_rows), "recovered": state.recovered})
         failed: list[dict] = []
+        span: list[float] = []  # first file started, last file finished (epoch, any worker)
+        ends: list[float] = []  # when each file finished (epoch)
+
+        def track(event: dict) -> None:
+            if event.get("event") == "batch" and event.get("t_start") is not None:
+                span[:] = [min(span[0], event["t_start"]), max(span[1], event["t_end"])] if span else \
+                    [event["t_start"], event["t_end"]]
+                ends.extend(event.get("t_ends", ()))
+            emit(event)
+
         if batches:
-            failed = run_batches(state, batches, mapper, flush_s=params.table_flush_s, log=log, warn=warn, emit=emit)
+            failed = run_batches(state, batches, mapper, flush_s=params.table_flush_s, log=log, warn=warn, emit=track)
         else:
             log(f"nothing new in {params.source}: {len(files)} files already in the store, no work done")
         state.finalize()
@@ -94,7 +104,23 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
                               wall_s=time.perf_counter() - t0)
         summary["qc_figures"], summary["qc_error"] = figures, qc_error
         summary["failed"] = failed
+        # the workers' busy span: what the files cost once workers are up (no start-up, no end-of-run tables)
+        summary["worker_span_s"] = span[1] - span[0] if span else None
+        summary["steady_s_per_file"] = _steady_s_per_file(ends, 1 if params.dask_address else params.workers)
     return summary
+
+
+def _steady_s_per_file(ends: list[float], workers: int) -> float | None:
+    """Seconds per file once every worker has finished its first file (imports, filter design, caches).
+
+    (last end - end of the ``workers``-th file) / files finished after it: the cost of one more file
+    in a long run, orchestration between batches included, start-up and end-of-run work excluded.
+    """
+    k = max(1, workers)
+    if len(ends) <= k:
+        return None
+    t = sorted(ends)
+    return (t[-1] - t[k - 1]) / (len(t) - k)
 
 
 def plan_batches(diff, batch_size: int, min_batches: int = 1) -> list[IngestBatch]:
@@ -135,7 +161,7 @@ def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, 
               "failed": 0, "statuses": [r["status"] for r in rows],
               "worker_seconds": sum(float(r.get("seconds") or 0.0) for r in rows),
               "t_start": min((r["t_start"] for r in rows), default=None),
-              "t_end": max((r["t_end"] for r in rows), default=None)})
+              "t_end": max((r["t_end"] for r in rows), default=None), "t_ends": [r["t_end"] for r in rows]})
 
     fn = functools.partial(ingest_batch, store_url=state.store.url, version_id=state.store.version_id,
                            run_id=state.run_id)
