@@ -124,10 +124,13 @@ class _ChunkFiles:
 
     def __init__(self, arr: Any, root: str, n_ch: int, win: int):
         import numcodecs
+        from packaging.version import Version
 
         shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[CODEC["shuffle"]]
-        self.codec = numcodecs.Blosc(cname=CODEC["cname"], clevel=CODEC["clevel"], shuffle=shuffle, blocksize=0,
-                                     typesize=2)
+        kw: dict[str, Any] = {"cname": CODEC["cname"], "clevel": CODEC["clevel"], "shuffle": shuffle, "blocksize": 0}
+        if Version(numcodecs.__version__) >= Version("0.16.0"):  # as zarr's BloscCodec does (numcodecs#713)
+            kw["typesize"] = 2
+        self.codec = numcodecs.Blosc(**kw)
         self.arr, self.root = arr, root
         self.pad = np.zeros((n_ch, win), "<i2")
         self.dirs: set[str] = set()
