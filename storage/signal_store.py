@@ -83,20 +83,32 @@ def store_lock(url: str, owner_label: str = "", **kw: Any) -> StoreLock:
     return StoreLock(url, owner_label, **kw)
 
 
-def quantize(data: np.ndarray, scale: float = SCALE) -> tuple[np.ndarray, int, int]:
-    """Model-unit float → int16 steps of ``scale`` model units; returns (q, n_clipped, n_nonfinite)."""
-    x = np.asarray(data, dtype=np.float32) / np.float32(scale)
-    bad = ~np.isfinite(x)
-    n_nonfinite = int(bad.sum())
-    if n_nonfinite:
-        x = np.where(bad, 0.0, x)
-    n_clipped = int((np.abs(x) > INT16_MAX).sum())
-    q = np.clip(np.rint(x), -INT16_MAX, INT16_MAX).astype("<i2")
+def quantize(data: np.ndarray, scale: float = SCALE, out: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
+    """Model-unit float → int16 steps of ``scale`` model units; returns (q, n_clipped, n_nonfinite).
+
+    ``x / scale`` in float32, non-finite → 0, rounded half to even, clipped to ±INT16_MAX;
+    ``n_clipped`` counts |x / scale| > INT16_MAX. ``out`` (int16, same shape) receives q.
+    One float32 temporary, modified in place: call it on chunks to keep it in cache.
+    """
+    x = np.divide(np.asarray(data, dtype=np.float32), np.float32(scale), dtype=np.float32)
+    n_nonfinite = 0
+    if x.size and not np.isfinite(x.min() + x.max()):  # NaN propagates through min/max; inf through the sum
+        bad = ~np.isfinite(x)
+        n_nonfinite = int(bad.sum())
+        x[bad] = 0.0
+    n_clipped = 0
+    if x.size and (x.max() > INT16_MAX or x.min() < -INT16_MAX):
+        n_clipped = int(np.count_nonzero(x > INT16_MAX) + np.count_nonzero(x < -INT16_MAX))
+        np.clip(x, -INT16_MAX, INT16_MAX, out=x)
+    np.rint(x, out=x)
+    q = out if out is not None else np.empty(x.shape, "<i2")
+    np.copyto(q, x, casting="unsafe")
     return q, n_clipped, n_nonfinite
 
 
 def checksum(q: np.ndarray) -> str:
-    return "sha256:" + hashlib.sha256(np.ascontiguousarray(q, dtype="<i2").tobytes()).hexdigest()
+    """sha256 of the int16 array's bytes in C order (hashed from its buffer, no copy)."""
+    return "sha256:" + hashlib.sha256(memoryview(np.ascontiguousarray(q, dtype="<i2")).cast("B")).hexdigest()
 
 
 def _check_id(recording_id: str) -> str:
@@ -119,6 +131,50 @@ def _mtime(url: str) -> float | None:
 
 def _json_safe(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+#: Write chunks of local stores straight to their files (same bytes as zarr; tests compare both paths).
+DIRECT_CHUNK_WRITES = True
+
+
+class _ChunkFiles:
+    """The chunk files of one new, unsharded array on a local store, encoded exactly as zarr's ``BloscCodec``.
+
+    Why: zarr-python's write path costs as much CPU as the compression itself (asyncio
+    round trips, a temporary file and a rename per chunk), and chunks of an uncommitted
+    recording need no atomicity (no marker, no reader; a rerun overwrites the array).
+    As zarr (``write_empty_chunks=False``), an all-fill chunk is not written; the last
+    chunk is padded with the fill value.
+    """
+
+    def __init__(self, arr: Any, root: str, n_ch: int, win: int, fill: int):
+        import numcodecs
+        from packaging.version import Version
+
+        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[CODEC["shuffle"]]
+        kw: dict[str, Any] = {"cname": CODEC["cname"], "clevel": CODEC["clevel"], "shuffle": shuffle, "blocksize": 0}
+        if Version(numcodecs.__version__) >= Version("0.16.0"):  # as zarr's BloscCodec does (numcodecs#713)
+            kw["typesize"] = 2
+        self.codec = numcodecs.Blosc(**kw)
+        self.arr, self.root = arr, root
+        self.fill = fill
+        self.pad = np.full((n_ch, win), fill, "<i2")
+        self.dirs: set[str] = set()
+
+    def put(self, k: int, block: np.ndarray) -> None:
+        if (block == self.fill).all():
+            return
+        if block.shape != self.pad.shape:
+            self.pad[:] = self.fill
+            self.pad[:, : block.shape[1]] = block
+            block = self.pad
+        path = os.path.join(self.root, *self.arr.metadata.encode_chunk_key((0, k)).split("/"))
+        parent = os.path.dirname(path)
+        if parent not in self.dirs:
+            os.makedirs(parent, exist_ok=True)
+            self.dirs.add(parent)
+        with open(path, "wb") as fh:
+            fh.write(self.codec.encode(np.ascontiguousarray(block).view(np.uint8)))
 
 
 class SignalStore:
@@ -250,7 +306,6 @@ class SignalStore:
             raise ConfigError(f"recording {rid} is at {rec_sfreq} Hz; store version {self.version_id} holds {self.sfreq} Hz")
         self.check_lock()
         n_ch, n = data.shape
-        q, n_clipped, n_nonfinite = quantize(data, self.scale)
         name = f"{rid}@g{uuid.uuid4().hex[:12]}"  # a new array for every write: readers of the old one go on
         win = sample_seconds(n_ch) * int(round(self.sfreq))
         n_chunks = max(1, -(-n // win))
@@ -265,7 +320,18 @@ class SignalStore:
                 attributes={"ch_names": list(ch_names), "ch_indices": list(ch_indices), "scale": self.scale,
                             "unit": "model units (uV/100)", "sfreq": self.sfreq, "attrs": safe_attrs},
             )
-            if n:
+            # Quantize window by window (cache-sized temporaries) and, on a local store, encode and
+            # write each chunk right away; elsewhere zarr writes the whole array.
+            direct = _ChunkFiles(arr, fs.join(self._signals_url, "recordings", name), n_ch, win, MISSING) \
+                if DIRECT_CHUNK_WRITES and fs.is_local(self._signals_url) and SHARD_CHUNKS <= 1 else None
+            q = np.empty((n_ch, n), "<i2")
+            n_clipped = n_nonfinite = 0
+            for k, s0 in enumerate(range(0, n, win)):
+                _, c, f = quantize(data[:, s0:s0 + win], self.scale, out=q[:, s0:s0 + win])
+                n_clipped, n_nonfinite = n_clipped + c, n_nonfinite + f
+                if direct is not None:
+                    direct.put(k, q[:, s0:s0 + win])
+            if n and direct is None:
                 arr[:, :] = q
         marker = {
             "recording_id": rid, "shape": [n_ch, n], "n_samples": n, "n_channels": n_ch, "dtype": "int16",
