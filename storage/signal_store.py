@@ -59,6 +59,9 @@ from neurolm.vocab import VOCAB_VERSION
 from storage import fs
 from storage import versions as V
 from storage.lock import StoreLock, check_token
+from schemas.io import read_table
+from schemas.io import write_table
+from schemas.tables import STORE_TABLES
 
 SCALE = 0.001  # model units per int16 step (0.1 µV at the default unit_divisor of 100)
 STEP_UV = 0.1  # µV per int16 step, whatever the model unit
@@ -487,15 +490,12 @@ class SignalStore:
 
     # -- tables -------------------------------------------------------------------
     def _table(self, name: str):
-        from schemas.tables import STORE_TABLES
-
         if name not in STORE_TABLES:
             raise ConfigError(f"unknown table {name!r}; store tables are {sorted(STORE_TABLES)}")
         return STORE_TABLES[name], fs.join(self.version_url, "tables", f"{name}.parquet")
 
     def write_table(self, name: str, df):
         """Validate against its schema and write ``tables/<name>.parquet`` atomically."""
-        from schemas.io import write_table
 
         schema, url = self._table(name)
         self.check_lock()
@@ -503,7 +503,6 @@ class SignalStore:
 
     def read_table(self, name: str, missing_ok: bool = True):
         """Read and validate a table; a table never written reads as an empty typed frame."""
-        from schemas.io import read_table
 
         schema, url = self._table(name)
         return read_table(url, schema, missing_ok=missing_ok)
@@ -518,7 +517,6 @@ class SignalStore:
         re-reads every array and fails on a checksum mismatch.
         """
         import pandas as pd
-        from schemas.tables import STORE_TABLES
 
         h = hashlib.sha256(b"neurolm-signal-store-content-v1\n")
         items = []
