@@ -72,3 +72,7 @@ def describe(exc: BaseException, detail: str | None = None) -> str:
         words = "the file could not be read"
     detail = " ".join(f"{type(exc).__name__}: {exc if detail is None else detail}".split())
     return f"{words}: {detail}"[:500]
+
+
+class LockLostError(StoreError):
+    """This run's store lock was taken by another run: it must stop writing (raised at its next write)."""

@@ -13,6 +13,9 @@ from typing import Any
 import pandas as pd
 
 from neurolm.markdown import md_code, md_text
+from neurolm.datasets.report import label_counts
+from storage.heldout import load_heldout
+from storage.signal_store import SignalStore
 
 TOP_CHANNELS = 24
 
@@ -127,8 +130,6 @@ def render_run_text(s: dict[str, Any]) -> str:
 
 def inspect_store(url: str) -> dict[str, Any]:
     """Everything ``neurolm inspect`` shows about a store's current version."""
-    from storage.heldout import load_heldout
-    from storage.signal_store import SignalStore
 
     store = SignalStore.open(url)
     rec, cat, win = store.read_table("recordings"), store.read_table("catalog"), store.read_table("windows")
@@ -155,15 +156,10 @@ def inspect_store(url: str) -> dict[str, Any]:
     rm = cat[cat["status"] == "removed"] if len(cat) else cat
     info["removed"] = [str(p) for p in rm.get("path", [])]
     try:
-        from neurolm.datasets.report import label_counts
-    except ImportError:
-        label_counts = None
-    if label_counts is not None:
-        try:
-            lc = label_counts(store)
-            info["labels"] = lc.to_dict("records") if isinstance(lc, pd.DataFrame) else lc
-        except Exception as exc:  # a labels table from another release: show the problem, keep the rest
-            info["labels"] = {"error": f"{type(exc).__name__}: {exc}"}
+        lc = label_counts(store)
+        info["labels"] = lc.to_dict("records") if isinstance(lc, pd.DataFrame) else lc
+    except Exception as exc:  # a labels table from another release: show the problem, keep the rest
+        info["labels"] = {"error": f"{type(exc).__name__}: {exc}"}
     return info
 
 

@@ -403,7 +403,8 @@ def _lstat_size(path: str) -> tuple[int, float]:
 
 
 def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, *, run_id: str = "",
-                  known_hashes: dict[str, str] | None = None, limits: FileLimits | None = None) -> list[dict]:
+                  known_hashes: dict[str, str] | None = None, limits: FileLimits | None = None,
+                  lock_token: str | None = None) -> list[dict]:
     """Ingest a batch of items into store version ``version_id``; one small row dict per item.
 
     Each row: ``recording_id``, ``status`` (``ingested`` | ``skipped`` (already
@@ -414,10 +415,12 @@ def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, 
     Each item runs under ``limits`` (default :class:`FileLimits`): see :mod:`neurolm.ingest.limits`.
     ``known_hashes``: source hashes the catalog diff already computed for committed recordings, over the parts
     their commit markers record (:attr:`CatalogDiff.known_hashes`).
+    With ``lock_token`` (the run's store lock), each commit first checks that the run still
+    holds the store and raises LockLostError (a StoreError: the batch fails) if not.
     """
     from storage.signal_store import SignalStore
 
-    store = SignalStore.open(store_url, version=version_id)
+    store = SignalStore.open(store_url, version=version_id).bind_lock(lock_token)
     known = known_hashes or {}
     limits = limits or FileLimits()
     items = list(items)

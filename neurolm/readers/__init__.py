@@ -25,6 +25,7 @@ from neurolm.readers.detect import COMPANION_EXTENSIONS, EXTENSIONS, FORMATS, de
 from neurolm.readers.edf_data import pick_indices, read_edf_data
 from neurolm.readers.edf_header import parse_edf_header
 from neurolm.readers.types import RawRecording, RecordingHeader
+from neurolm.readers import mne_io
 
 __all__ = [
     "COMPANION_EXTENSIONS", "EXTENSIONS", "FORMATS", "MAX_NONFINITE_FRACTION",
@@ -64,7 +65,6 @@ def read_header(path: str | os.PathLike, cnt_format: str = "auto") -> RecordingH
             return _header_edf(path, fmt)
         except OSError as exc:
             raise BadInputError(f"{fmt} header read failed: {describe(exc)}") from None
-    from neurolm.readers import mne_io  # MNE import is slow; only when needed
 
     with mne_io.opened_raw(path, fmt, cnt_format) as raw:
         mne_io.check_raw(raw)
@@ -105,7 +105,6 @@ def read_recording(path: str | os.PathLike, picks: Sequence[str] | None = None,
             raise BadInputError(f"{fmt} read failed: {describe(exc)}") from None
         names, date = tuple(lay.labels[i] for i in idx), lay.meas_date
     else:
-        from neurolm.readers import mne_io
 
         with mne_io.opened_raw(path, fmt, cnt_format) as raw:
             mne_io.check_raw(raw)

@@ -30,6 +30,7 @@ import stat as stat_mod
 from pathlib import Path
 
 from neurolm.errors import BadInputError
+from neurolm.readers.detect import detect_format
 
 MAX_FIF_PARTS = 256
 _VHDR_KEY = re.compile(r"^\s*(DataFile|MarkerFile)\s*=\s*(.*?)\s*$", re.IGNORECASE | re.MULTILINE)
@@ -141,7 +142,6 @@ def fif_parts(path: str, root: str) -> list[str]:
 
 def check_companions(entry: str, root: str = "") -> None:
     """Refuse ``entry`` when a file its header names is not allowed (see module docstring)."""
-    from neurolm.readers.detect import detect_format
 
     fmt = detect_format(entry)
     if fmt == "brainvision":
