@@ -320,3 +320,33 @@ def test_rebuild_back_to_an_earlier_config_rereads_changed_sources(tmp_path):
     np.testing.assert_array_equal(_stored(store, rid), _fresh(tmp_path, src, rid))
     cat = _catalog(store)
     assert cat.loc[rid, "content_hash"] == SignalStore.open(store).recording_meta(rid)["attrs"]["source_hash"]
+
+
+def test_touched_part_is_not_reingested(tmp_path):
+    """Only an mtime moved (a touch, a copy that kept the bytes): hashed, found equal, its stats refreshed."""
+    src = tmp_path / "src"
+    vhdr = write_recording(src / "s1" / "r.vhdr", "brainvision", _signal(1), SF, NAMES)
+    store = str(tmp_path / "store")
+    _ingest(src, store)
+    eeg = vhdr.with_suffix(".eeg")
+    t = eeg.stat().st_mtime + 60
+    os.utime(eeg, (t, t))
+    s = _ingest(src, store)
+    assert (s["changed"], s["ingested"]) == (0, 0)
+    parts = json.loads(_catalog(store).loc[recording_id_for("d", "s1/r.vhdr"), "parts"])
+    assert ["r.eeg", eeg.stat().st_size, t] in parts
+
+
+def test_catalog_without_parts_is_checked_once_against_the_commit_markers(tmp_path):
+    src = tmp_path / "src"
+    write_recording(src / "s1" / "r.vhdr", "brainvision", _signal(1), SF, NAMES)
+    _edf(src / "s2" / "r.edf", 2)
+    store = str(tmp_path / "store")
+    _ingest(src, store)
+    st = SignalStore.open(store)
+    st.write_table("catalog", st.read_table("catalog").drop(columns=["parts"]))  # the column went missing
+    s = _ingest(src, store)
+    # the multi-file recording is handed to the worker, whose commit marker knows its parts: stat, no re-read
+    assert (s["changed"], s["ingested"], s["skipped"]) == (1, 0, 1)
+    assert "r.eeg" in _catalog(store).loc[recording_id_for("d", "s1/r.vhdr"), "parts"]
+    assert _ingest(src, store)["changed"] == 0
