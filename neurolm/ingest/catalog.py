@@ -197,11 +197,6 @@ def stat_change(row: dict, path: str, size: int, mtime: float) -> str | None:
     return None
 
 
-def same_stat(row: dict, path: str, size: int, mtime: float) -> bool:
-    """True when the entry and every recorded part still have the recorded size and mtime."""
-    return stat_change(row, path, size, mtime) is None
-
-
 def source_unchanged(path: str, row: dict, recorded_hash: str, known_hash: str | None = None) -> bool:
     """Whether the files a committed recording read (its catalog ``row`` and source hash) are still what was read.
 
