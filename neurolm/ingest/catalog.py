@@ -62,6 +62,7 @@ import pandas as pd
 
 from neurolm.ingest.discover import SkippedFile, SourceFile, extension, generic_metadata, recording_id_for
 from storage import fs
+from neurolm.ingest.discover import info_mtime
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,10 @@ def _stat(url: str) -> tuple[int, float] | None:
         if fs.is_local(url):
             st = os.stat(url)
             return int(st.st_size), float(st.st_mtime)
-        from neurolm.ingest.discover import _mtime
 
         f, p = fs.get_fs(url)
         info = f.info(p)
-        return int(info.get("size") or 0), _mtime(info)
+        return int(info.get("size") or 0), info_mtime(info)
     except (FileNotFoundError, NotADirectoryError):
         return None
 

@@ -20,6 +20,9 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       model_validator)
 
 from neurolm.errors import ConfigError
+from neurolm.ingest.discover import slug
+from neurolm.ingest.limits import GIB, FileLimits, default_memory_bytes
+from storage import fs
 
 HeldoutPolicy = Literal["exclude", "ignore"]
 
@@ -89,8 +92,6 @@ class IngestParams(BaseModel):
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v: str | None) -> str | None:
-        from neurolm.ingest.discover import slug
-
         if v is not None and (not v or slug(v) != v):
             raise ValueError(f"dataset name {v!r} must be a lower-case slug like {slug(v or 'x')!r}")
         return v
@@ -111,8 +112,6 @@ class IngestParams(BaseModel):
 
     @model_validator(mode="after")
     def _distinct(self) -> "IngestParams":
-        from storage import fs
-
         src, dst = fs.normalize_url(self.source), fs.normalize_url(self.store)
         if src == dst or dst.startswith(src.rstrip("/") + "/"):
             raise ValueError(f"the store {dst} must not be inside the source tree {src}")
@@ -120,7 +119,6 @@ class IngestParams(BaseModel):
 
     def file_limits(self):
         """The per-file bounds of this run (:class:`neurolm.ingest.limits.FileLimits`)."""
-        from neurolm.ingest.limits import GIB, FileLimits, default_memory_bytes
 
         memory = int(self.file_memory_gb * GIB) if self.file_memory_gb else default_memory_bytes(self.workers)
         return FileLimits(timeout_s=self.file_timeout_s, memory_bytes=memory, max_sfreq=self.max_sfreq_hz)
@@ -128,14 +126,11 @@ class IngestParams(BaseModel):
     @property
     def dataset_name(self) -> str:
         """The dataset name, defaulting to the slug of the source folder's name."""
-        from neurolm.ingest.discover import slug
-        from storage import fs
 
         return self.dataset or slug(fs.normalize_url(self.source).rstrip("/").rsplit("/", 1)[-1])
 
     def check_paths(self) -> None:
         """Fail with ConfigError unless the source is a readable directory and the store can be written."""
-        from storage import fs
 
         src = fs.normalize_url(self.source)
         if fs.is_local(src):

@@ -36,7 +36,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
 
+from neurolm.ingest import layouts
 from neurolm.ingest.items import SourceItem
+from neurolm.ingest.limits import not_regular
 from storage import fs
 
 EEG_EXTENSIONS = {
@@ -146,19 +148,14 @@ def generic_metadata(rel_path: str, dataset: str) -> dict:
 def _metadata(root: str, path: str, rel: str, dataset: str, layout: str, family: str | None,
               tuh_le: str = "skip") -> dict:
     if fs.is_local(root):
-        try:
-            from neurolm.ingest import layouts
-        except ImportError:  # layouts not installed: generic rule
-            layouts = None
-        if layouts is not None:
-            return layouts.infer_metadata(root, path, layout=layout, dataset=dataset, family=family, tuh_le=tuh_le)
+        return layouts.infer_metadata(root, path, layout=layout, dataset=dataset, family=family, tuh_le=tuh_le)
     meta = generic_metadata(rel, dataset)
     if family:
         meta["subject_key"] = f"{family}:{meta['subject']}"
     return meta
 
 
-def _mtime(info: dict) -> float:
+def info_mtime(info: dict) -> float:
     for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
         v = info.get(key)
         if isinstance(v, (int, float)):
@@ -200,7 +197,6 @@ def _walk_local(root: str) -> tuple[list[tuple[str, str, int, float]], list[Skip
     """Walk ``root`` without ever leaving it: directory links are never followed (a link inside the root is
     walked under its own path, one outside is out of bounds), each real directory is walked once (device +
     inode), and only regular files are listed."""
-    from neurolm.ingest.limits import not_regular
 
     out: list[tuple[str, str, int, float]] = []
     skipped: list[SkippedFile] = []
@@ -301,7 +297,7 @@ def _walk_remote(root: str) -> tuple[list[tuple[str, str, int, float]], list[Ski
     out, skipped = [], []
     for p, info in found.items():
         rel = p[len(base):].lstrip("/") if p.startswith(base) else p
-        url, size, mtime = f"{proto}://{p.lstrip('/')}", int(info.get("size") or 0), _mtime(info)
+        url, size, mtime = f"{proto}://{p.lstrip('/')}", int(info.get("size") or 0), info_mtime(info)
         d, _, name = p.rpartition("/")
         reason = skip_reason(name, frozenset(by_dir[d]))
         if reason is None and any(part.startswith(".") for part in rel.split("/")):

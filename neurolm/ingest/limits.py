@@ -24,9 +24,10 @@ the calling process and only MemoryError is caught (no time limit).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import json
 import os
-import pickle
 import select
 import signal
 import stat as stat_mod
@@ -35,6 +36,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from neurolm.errors import LockLostError, StoreError
 
 GIB = 1024**3
 DEFAULT_TIMEOUT_S = 600.0
@@ -123,11 +126,26 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if isinstance(obj, (tuple, set, frozenset)):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-able")
+
+
 def _send(w: int, ok: bool, value: Any) -> None:
+    """One JSON frame: the child reads hostile files, so what it sends is data, never a pickle."""
+    if ok:
+        frame = {"ok": True, "value": value}
+    else:  # an exception: its kind and text (the parent raises the matching neurolm error)
+        frame = {"ok": False, "type": type(value).__name__, "message": str(value),
+                 "lock_lost": isinstance(value, LockLostError), "store": isinstance(value, StoreError)}
     try:
-        payload = pickle.dumps((ok, value))
-    except Exception:  # noqa: BLE001 - an unpicklable exception: its text
-        payload = pickle.dumps((False, RuntimeError(f"{type(value).__name__}: {value}")))
+        payload = json.dumps(frame, default=_json_default).encode()
+    except (TypeError, ValueError) as exc:
+        payload = json.dumps({"ok": False, "type": "TypeError", "message": f"result not JSON-able: {exc}",
+                              "lock_lost": False, "store": False}).encode()
     view = memoryview(struct.pack("<Q", len(payload)) + payload)
     while view:
         view = view[os.write(w, view):]
@@ -153,8 +171,28 @@ def _child(w: int, fn: Callable[[Any], Any], items: Sequence[Any], limits: FileL
         os._exit(0)
 
 
+_BUILTIN_ERRORS = {name: obj for name, obj in vars(builtins).items()
+                   if isinstance(obj, type) and issubclass(obj, Exception)}
+
+
+def _error_from(msg: dict) -> Exception:
+    """The parent's exception for a child's error frame: a neurolm store error, the same built-in
+    exception type (MemoryError, ValueError...), else a RuntimeError naming the type. Never unpickled."""
+    if msg["lock_lost"]:
+        return LockLostError(msg["message"])
+    if msg["store"]:
+        return StoreError(msg["message"])
+    cls = _BUILTIN_ERRORS.get(msg["type"])
+    if cls is not None:
+        try:
+            return cls(msg["message"])
+        except TypeError:  # a built-in that takes other arguments (UnicodeDecodeError...)
+            pass
+    return RuntimeError(f"{msg['type']}: {msg['message']}")
+
+
 class _Frames:
-    """Length-prefixed pickles read from a child's pipe, each within a deadline."""
+    """Length-prefixed JSON frames read from a child's pipe, each within a deadline."""
 
     def __init__(self, fd: int):
         self.fd, self.buf = fd, b""
@@ -226,11 +264,11 @@ def map_bounded(fn: Callable[[Any], Any], items: Sequence[Any], limits: FileLimi
                     _, reaped = os.waitpid(pid, 0)
                     out.append(on_limit(items[len(out)], _death(reaped)))
                     break
-                ok, value = pickle.loads(frame)
-                if not ok:
-                    error = value
+                msg = json.loads(frame)
+                if not msg["ok"]:
+                    error = _error_from(msg)
                     break
-                out.append(value)
+                out.append(msg["value"])
         finally:
             os.close(r)
             if reaped is None:

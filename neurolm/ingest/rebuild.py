@@ -59,6 +59,7 @@ from storage import fs
 from storage import versions as V
 from storage.heldout import load_heldout
 from storage.signal_store import SignalStore, store_lock
+from neurolm.datasets import DATASETS, get_adapter
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,6 @@ def _labelled_channels(dataset: str, stored: list[str] | None) -> list[str] | No
     23 in NeuroLM's order, and labels/models would no longer line up.
     """
     try:
-        from neurolm.datasets import DATASETS, get_adapter
 
         if dataset in DATASETS:
             return list(get_adapter(dataset).channels) or stored

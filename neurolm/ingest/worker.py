@@ -59,6 +59,16 @@ from neurolm.ingest.catalog import INTERNAL_ERROR, encode_parts, part_names, sou
 from neurolm.ingest.items import SourceItem
 from neurolm.ingest.limits import FileLimits, gib, map_bounded, not_regular
 from storage import fs
+from neurolm.ingest.discover import info_mtime
+from neurolm.ingest.layouts import le_montage_reason
+from neurolm.positions import map_positions
+from neurolm.readers import read_header
+from neurolm.readers import read_recording
+from neurolm.readers.companions import check_companions, check_files
+from neurolm.readers.parts import declared_parts
+from neurolm.standardize import standardize
+from neurolm.vocab import select_channels
+from storage.signal_store import SignalStore
 
 log = logging.getLogger(__name__)
 
@@ -130,11 +140,10 @@ def _stat(path: str) -> tuple[int, float]:
         if what is not None:  # a FIFO would block open() forever, /dev/zero never ends: only files are read
             raise BadInputError(f"not a regular file: the path is {what}; only regular files are read")
         return int(st.st_size), float(st.st_mtime)
-    from neurolm.ingest.discover import _mtime
 
     f, p = fs.get_fs(path)
     info = f.info(p)
-    return int(info.get("size") or 0), _mtime(info)
+    return int(info.get("size") or 0), info_mtime(info)
 
 
 @dataclasses.dataclass
@@ -205,8 +214,6 @@ def _select(item: SourceItem, header):
     """
     import warnings
 
-    from neurolm.positions import map_positions
-    from neurolm.vocab import select_channels
 
     raw_names = header.ch_names
     mapping = map_positions(raw_names, header.ch_locs) if any(header.ch_locs) else None
@@ -263,8 +270,6 @@ def check_bounds(header, positions, limits: FileLimits) -> None:
 
 def _checked_header(item: SourceItem, local: str, limits: FileLimits):
     """The header of ``local``, every file it opens checked first (a regular file under the root, its own)."""
-    from neurolm.readers import read_header
-    from neurolm.readers.companions import check_companions, check_files
 
     with reading(limits):
         root = item.root if fs.is_local(item.path) else ""
@@ -276,10 +281,6 @@ def _checked_header(item: SourceItem, local: str, limits: FileLimits):
 
 def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, mtime: float,
                 limits: FileLimits | None = None, known_hash: str | None = None) -> dict:
-    from neurolm.ingest.layouts import le_montage_reason
-    from neurolm.readers import read_recording
-    from neurolm.standardize import standardize
-
     limits = limits or FileLimits()
     key = ingest_key(store.config_hash, item)
     if store.is_committed(item.recording_id):
@@ -359,7 +360,6 @@ def _quarantined_src(item: SourceItem, size: int, mtime: float, src: _Source | N
 def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | None = None,
                  limits: FileLimits | None = None) -> dict:
     """Ingest one item into an open store, in this process; always returns a row dict (see :func:`process_batch`)."""
-    from neurolm.readers.parts import declared_parts
 
     limits = limits or FileLimits()
     t0, started = time.perf_counter(), time.time()
@@ -418,7 +418,6 @@ def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, 
     With ``lock_token`` (the run's store lock), each commit first checks that the run still
     holds the store and raises LockLostError (a StoreError: the batch fails) if not.
     """
-    from storage.signal_store import SignalStore
 
     store = SignalStore.open(store_url, version=version_id).bind_lock(lock_token)
     known = known_hashes or {}
