@@ -126,7 +126,8 @@ def compare_modes(steps: int, dev: str) -> list[str]:
     import tempfile
 
     from neurolm.corpus.fixtures import build_signal_store, save_random_tokenizer
-    from neurolm.corpus.tokenize import prepare_job, tokenize_local
+    from neurolm.corpus.run import tokenize_local
+    from neurolm.corpus.tokenize import prepare_job
     from neurolm.lm.config import LMTrainConfig
     from neurolm.lm.data import EEGBatches, SignalPatches, attach_tokenizer, open_corpus
     from neurolm.lm.train import evaluate, make_optimizer, train_step, unigram_baseline

@@ -90,7 +90,8 @@ def test_codebook_comes_from_the_corpus_tokenizer(tmp_path):
 def real_corpus(tmp_path_factory):
     """Signal store → random tiny tokenizer → token corpus, through the real APIs."""
     from neurolm.corpus.fixtures import build_signal_store, save_random_tokenizer
-    from neurolm.corpus.tokenize import prepare_job, tokenize_local
+    from neurolm.corpus.run import tokenize_local
+    from neurolm.corpus.tokenize import prepare_job
 
     d = tmp_path_factory.mktemp("lmcorpus")
     store, ckpt, corpus = str(d / "store"), str(d / "tok"), str(d / "corpus")
