@@ -192,7 +192,9 @@ def prepare(params: PretrainParams, env: DistEnv | None = None) -> PreparedPretr
                           f"{cfg.tokenizer.config_hash()}")
     from storage.checkpoints import checkpoint_sha256
 
-    tok_sha = identity(lineage).get("tokenizer_sha256") or checkpoint_sha256(tokenizer)
+    tok_sha = identity(lineage).get("tokenizer_sha256")
+    if tok_sha in (None, "synthetic"):
+        tok_sha = checkpoint_sha256(tokenizer)
     signals = SignalPatches(lineage, store_url=params.store) if cfg.input_mode == "features" else None
     text = resolve_text(params, tcfg, cfg.text_vocab)
     per_step = tcfg.batch_size * tcfg.grad_accum * env.world
