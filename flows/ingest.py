@@ -23,10 +23,10 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.runtime import flow_run
 
 from flows.fanout import DaskMapper
-from flows.runtime import RunEvents
+from flows.runtime import RunEvents, cli_run, finished, run_name
 from neurolm.errors import NeurolmError
 from neurolm.ingest import IngestParams
-from neurolm.ingest.report import render_run_markdown
+from neurolm.ingest.report import render_run_markdown, render_run_text
 from neurolm.ingest.run import ingest
 
 _events = RunEvents()  # batch progress for the CLI, in this process
@@ -42,7 +42,7 @@ def _emit(event: dict) -> None:
     _events.emit(event)
 
 
-@flow(name="neurolm-ingest")
+@flow(name="neurolm-ingest", flow_run_name=run_name("ingest", "dataset_name", "dataset"))
 def ingest_flow(params: IngestParams) -> dict:
     """Ingest ``params.source`` into ``params.store`` incrementally; returns the run summary."""
     logger = get_run_logger()
@@ -68,7 +68,8 @@ def ingest_flow(params: IngestParams) -> dict:
         f = summary["failed"]
         raise NeurolmError(f"{len(f)} batch(es) failed ({sum(x['files'] for x in f)} files; first: {f[0]['batch']}: "
                            f"{f[0]['error']}); everything else is committed: rerun to retry them")
-    return summary
+    logger.info(render_run_text(summary))
+    return finished(summary, summary["quarantined"], logger, summary["quarantine"])
 
 
 def run_ingest(params: IngestParams, on_event: Callable[[dict], None] | None = None) -> dict:
@@ -77,8 +78,6 @@ def run_ingest(params: IngestParams, on_event: Callable[[dict], None] | None = N
     ``on_event`` receives ``{"event": "plan"|"batch"|"done", ...}`` dicts in this
     process as the run progresses (used by the CLI's progress bar).
     """
-    from flows.runtime import prefect_server
-
     with _events.listening(on_event):
-        with prefect_server():
+        with cli_run("ingest"):
             return ingest_flow(params)

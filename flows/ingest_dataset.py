@@ -19,12 +19,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows.fanout import DaskMapper
+from flows.runtime import cli_run, finished, run_name
 from neurolm.datasets import ingest as ds
 from neurolm.datasets.report import render_markdown
 from neurolm.errors import NeurolmError
 
 
-@flow(name="neurolm-ingest-dataset")
+@flow(name="neurolm-ingest-dataset", flow_run_name=run_name("ingest-dataset", "dataset", "split"))
 def ingest_dataset_flow(params: ds.DatasetIngestParams) -> dict:
     """Ingest one downstream dataset into ``params.store``: recordings, labels, splits; returns the summary."""
     logger = get_run_logger()
@@ -37,12 +38,12 @@ def ingest_dataset_flow(params: ds.DatasetIngestParams) -> dict:
         f = summary["failed"]
         raise NeurolmError(f"{len(f)} batch(es) failed (first: {f[0]['batch']}: {f[0]['error']}); "
                            "everything else is committed: rerun to retry them")
-    return summary
+    sk = summary["skips"]
+    problems = [{"path": p, "reason": "; ".join(r)} for p, r in sorted(sk["per_file"].items())]
+    return finished(summary, sk["n_files_quarantined"] + sk["n_files_rejected"], logger, problems)
 
 
 def run_ingest_dataset(params: ds.DatasetIngestParams) -> dict:
     """Run :func:`ingest_dataset_flow` against the shared Prefect server (started here when none is configured)."""
-    from flows.runtime import prefect_server
-
-    with prefect_server():
+    with cli_run("ingest-dataset"):
         return ingest_dataset_flow(params)

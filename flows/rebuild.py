@@ -20,7 +20,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows.fanout import DaskMapper
+from flows.runtime import cli_run, run_name
 from neurolm.ingest.rebuild import RebuildParams, RebuildResult, rebuild_store
+from neurolm.ingest.qc import publish_qc_figures
+from storage.signal_store import SignalStore
 
 
 def _markdown(r: RebuildResult, figures: list[str]) -> str:
@@ -37,7 +40,7 @@ def _markdown(r: RebuildResult, figures: list[str]) -> str:
     ])
 
 
-@flow(name="neurolm-rebuild")
+@flow(name="neurolm-rebuild", flow_run_name=run_name("rebuild", "store"))
 def rebuild_flow(params: RebuildParams) -> dict:
     """Build a new store version for a changed config beside the current one; switch when complete."""
     logger = get_run_logger()
@@ -48,8 +51,6 @@ def rebuild_flow(params: RebuildParams) -> dict:
     figures: list[str] = []
     if result.status != "up_to_date":
         try:  # QC of the new version; a plotting problem must not fail a finished rebuild
-            from neurolm.ingest.qc import publish_qc_figures
-            from storage.signal_store import SignalStore
 
             figures = publish_qc_figures(SignalStore.open(result.store_url, version=result.new_version))
         except Exception as exc:
@@ -61,7 +62,5 @@ def rebuild_flow(params: RebuildParams) -> dict:
 
 def run_rebuild(params: RebuildParams) -> dict:
     """Run :func:`rebuild_flow` against the shared Prefect server (started here when none is configured)."""
-    from flows.runtime import prefect_server
-
-    with prefect_server():
+    with cli_run("rebuild"):
         return rebuild_flow(params)

@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from neurolm.errors import NeurolmError
 
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "NUMEXPR_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
@@ -50,7 +51,6 @@ def prefect_server(timeout_s: int = 120) -> Iterator[str]:
     try:
         server.start(timeout=timeout_s)
     except Exception as exc:  # a clear one-liner for the CLI instead of a traceback
-        from neurolm.errors import NeurolmError
 
         server.stop()
         raise NeurolmError(f"could not start a local Prefect server ({type(exc).__name__}: {exc}); "
@@ -110,7 +110,10 @@ def dask_runner(workers: int = 2, address: str | None = None) -> Iterator[object
                 "n_workers": int(workers),
                 "threads_per_worker": 1,
                 "processes": True,
-                "dashboard_address": ":0",  # a free port: the dashboard link is logged, never a clash
+                # Loopback only, like the scheduler and the Prefect server; a free port, so runs never
+                # clash. NEUROLM_DASK_DASHBOARD (e.g. ":8787" or "0.0.0.0:8787") exposes it deliberately.
+                "host": "127.0.0.1",
+                "dashboard_address": os.environ.get("NEUROLM_DASK_DASHBOARD", "127.0.0.1:0"),
                 "local_directory": scratch,
                 "env": dict(WORKER_ENV),
             },
@@ -139,6 +142,58 @@ def _flows_dir_last_on_sys_path() -> list[str]:
     if root not in {os.path.abspath(p or os.curdir) for p in sys.path}:
         sys.path.append(root)
     return saved
+
+
+def run_name(stage: str, *fields: str) -> Callable[[], str]:
+    """A ``flow_run_name`` for ``@flow``: the stage and the named fields of the run's ``params``.
+
+    E.g. ``ingest tueg``, ``ingest-dataset hmc``, ``tokenize /corpora/tueg`` instead of a random
+    ``heavy-rabbit``. Only strings are captured: Prefect may pickle the flow with it.
+    """
+
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        p = flow_run.parameters.get("params")
+        get = p.get if isinstance(p, dict) else (lambda k: getattr(p, k, None))
+        parts: list[str] = []
+        for f in fields:
+            v = get(f)
+            text = str(v).rstrip("/").rsplit("/", 1)[-1] if v not in (None, "") else ""
+            if text and text not in parts:  # paths by their last part; a property and its field once
+                parts.append(text)
+        return " ".join([stage, *parts])
+
+    return name
+
+
+@contextlib.contextmanager
+def cli_run(stage: str) -> Iterator[str]:
+    """What a ``run_<stage>`` runner wraps its flow in: the shared server and the tags ``neurolm``, the stage, ``cli``."""
+    from prefect import tags
+
+    with prefect_server() as url, tags("neurolm", stage, "cli"):
+        yield url
+
+
+def finished(summary: dict, quarantined: int, logger, quarantine: list[dict] | None = None):
+    """The flow's return value: ``summary``, or a Completed state that says "completed with N quarantined".
+
+    Each quarantined file is logged at warning level (the first 200; then a count), so a run with bad
+    files is not a plain green "Completed" in the UI. Calling the flow still returns ``summary``.
+    """
+    if not quarantined and not quarantine:
+        return summary
+    from prefect.states import Completed
+
+    shown = list(quarantine or [])[:200]
+    for q in shown:
+        logger.warning("quarantined %s: %s", q["path"], q["reason"])
+    if quarantined > len(shown):
+        logger.warning("... and %d more quarantined files (see the report artifact)", quarantined - len(shown))
+    if not quarantined:  # only per-file notes (events skipped): logged, the run is a plain success
+        return summary
+    return Completed(message=f"completed with {quarantined} quarantined", data=summary)
 
 
 class RunEvents:
@@ -174,3 +229,35 @@ class RunEvents:
             yield
         finally:
             self._listeners.remove(fn)
+
+
+class PreparedRuns:
+    """A run prepared by a flow's runner (before the Prefect server starts), handed to the flow body.
+
+    The runner (what the CLI calls) prepares the run once, so bad inputs fail
+    fast with a one-line error and no server; the flow body takes that prepared
+    run instead of preparing again. A flow started any other way (a deployment,
+    the UI) finds none and prepares itself. Keyed by the params' JSON: Prefect
+    hands the flow a validated copy of the params, not the same object.
+    Process-local, like :class:`RunEvents`, and never pickled with its runs.
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[str, object] = {}
+
+    def __reduce__(self):
+        return (PreparedRuns, ())
+
+    @contextlib.contextmanager
+    def holding(self, params, run) -> Iterator[None]:
+        key = params.model_dump_json()
+        self._runs[key] = run
+        try:
+            yield
+        finally:
+            self._runs.pop(key, None)
+
+    def take(self, params, prepare: Callable):
+        """The run prepared for ``params`` by this process's runner, else ``prepare(params)``."""
+        run = self._runs.pop(params.model_dump_json(), None)
+        return run if run is not None else prepare(params)

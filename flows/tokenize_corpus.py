@@ -1,7 +1,9 @@
 """The tokenization flow: Prefect wiring around :func:`neurolm.corpus.run.tokenize_corpus`.
 
-The library prepares the run once, locks the corpus root and runs one work item
-per shard through a mapper; this flow gives it the one Dask mapper
+The run is prepared once: by :func:`run_tokenize` (what the CLI calls) before a
+Prefect server starts, so bad inputs fail fast, and handed to the flow body; a
+flow started otherwise (deployment, UI) prepares it itself. The library locks
+the corpus root and runs one work item per shard through a mapper; this flow gives it the one Dask mapper
 (:class:`flows.fanout.DaskMapper`, built from the run's own ``workers`` /
 ``dask_address``, so deployment and UI runs fan out on Dask too) or, for
 ``workers=0``, the in-process mapper (on a GPU one process should own the
@@ -19,13 +21,15 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.runtime import flow_run
 
 from flows.fanout import DaskMapper
-from flows.runtime import RunEvents
+from flows.runtime import cli_run, run_name, PreparedRuns, RunEvents
 from neurolm.corpus.inspect import inspect_corpus, render_text
 from neurolm.corpus.params import TokenizeParams
-from neurolm.corpus.run import tokenize_corpus
+from neurolm.corpus.run import prepare_tokenize, tokenize_corpus
+from neurolm.corpus.tokenize import TokenizeJob
 from neurolm.fanout import local_map
 
 _events = RunEvents()  # progress for the CLI, in this process
+_runs = PreparedRuns()  # the run prepared by run_tokenize, for the flow body
 
 
 def _emit(event: dict) -> None:
@@ -38,7 +42,12 @@ def _emit(event: dict) -> None:
     _events.emit(event)
 
 
-@flow(name="neurolm-tokenize")
+def _prepared(params: TokenizeParams) -> TokenizeJob:
+    """The job run_tokenize prepared for ``params`` in this process, else prepared now (module-level, as _emit)."""
+    return _runs.take(params, prepare_tokenize)
+
+
+@flow(name="neurolm-tokenize", flow_run_name=run_name("tokenize", "out"))
 def tokenize_flow(params: TokenizeParams) -> dict:
     """Materialise the token corpus for ``params``; returns a summary dict (``nothing_to_do`` when complete)."""
     logger = get_run_logger()
@@ -58,7 +67,8 @@ def tokenize_flow(params: TokenizeParams) -> dict:
 
     mapper = (local_map if params.n_workers == 0 else
               DaskMapper(params.n_workers, params.dask_address, name="neurolm-tokenize-shards"))
-    summary = tokenize_corpus(params, mapper, run_id=run_id, log=logger.info, emit=on_event)
+    summary = tokenize_corpus(params, mapper, job=_prepared(params), run_id=run_id, log=logger.info,
+                              emit=on_event)
     report = inspect_corpus(summary["corpus"], summary["version_id"], max_shards=64)
     head = (f"Run {run_id}: {summary['shards_done_now']} shards tokenized now "
             f"({summary['tokens_done_now']:,} tokens, {summary['tokens_per_s'] or 0:,.0f} tokens/s), "
@@ -70,9 +80,9 @@ def tokenize_flow(params: TokenizeParams) -> dict:
 
 
 def run_tokenize(params: TokenizeParams, on_event: Callable[[dict], None] | None = None) -> dict:
-    """Run :func:`tokenize_flow` against the shared Prefect server (started here when none is configured)."""
-    from flows.runtime import prefect_server
-
-    with _events.listening(on_event):
-        with prefect_server():
+    """Prepare the run (bad inputs fail here, before a server starts), then run :func:`tokenize_flow`
+    against the shared Prefect server (started here when none is configured) on that prepared run."""
+    job = prepare_tokenize(params)
+    with _events.listening(on_event), _runs.holding(params, job):
+        with cli_run("tokenize"):
             return tokenize_flow(params)

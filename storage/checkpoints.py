@@ -144,9 +144,7 @@ def _read_verified(path: str) -> dict[str, bytes]:
         raise StoreError(f"checkpoint {path} is corrupt: {exc}") from exc
 
 
-def load_checkpoint(path: str) -> Checkpoint:
-    """Load and verify one checkpoint directory."""
-    blobs = _read_verified(path)
+def _decode(path: str, blobs: dict[str, bytes]) -> Checkpoint:
     try:
         tensors = st_load(blobs["state.safetensors"])
         state = _unflatten(json.loads(blobs["state.json"]), tensors)
@@ -155,6 +153,11 @@ def load_checkpoint(path: str) -> Checkpoint:
                           metadata=safetensors_metadata(blobs["model.safetensors"]))
     except Exception as exc:  # undecodable content behind a matching hash: still not usable
         raise StoreError(f"checkpoint {path} cannot be decoded: {exc}") from exc
+
+
+def load_checkpoint(path: str) -> Checkpoint:
+    """Load and verify one checkpoint directory."""
+    return _decode(path, _read_verified(path))
 
 
 def load_latest_good(directory: str) -> Checkpoint | None:
@@ -175,18 +178,50 @@ def load_latest_good(directory: str) -> Checkpoint | None:
     return None
 
 
-def checkpoint_sha256(path: str) -> str:
-    """Identity of a tokenizer: sha256 of its weights file.
-
-    ``path`` may be a weights file (``.safetensors`` or a published ``.pt``), one
-    checkpoint directory, or a run directory (its newest good checkpoint is used).
-    """
-    if fs.exists(path) and not fs.isdir(path):
-        return sha256_bytes(fs.read_bytes(path))
-    candidates = [path] if fs.exists(fs.join(path, "manifest.json")) else [p for _, p in reversed(list_checkpoints(path))]
-    for ckpt in candidates:
+def _resolve(path: str) -> tuple[str, dict[str, bytes] | None]:
+    """(concrete checkpoint, its verified files; None for a weights file). See :func:`resolve`."""
+    path = fs.normalize_url(path)
+    if not fs.exists(path):
+        raise StoreError(f"no tokenizer checkpoint at {path}")
+    if not fs.isdir(path):
+        return path, None
+    if fs.exists(fs.join(path, "manifest.json")):
+        return path, _read_verified(path)
+    found = list_checkpoints(path)
+    errors = []
+    for _, ckpt in reversed(found):
         try:
-            return sha256_bytes(_read_verified(ckpt)["model.safetensors"])
+            return ckpt, _read_verified(ckpt)
         except StoreError as exc:
-            warnings.warn(f"skipping {exc}", stacklevel=2)
-    raise StoreError(f"no good checkpoint found at {path}")
+            warnings.warn(f"skipping {exc}", stacklevel=3)
+            errors.append(str(exc))
+    if found:
+        raise StoreError(f"no good checkpoint in {path}: all {len(found)} checkpoints are corrupt ({errors[0]})")
+    raise StoreError(f"no good checkpoint in {path}: it holds no checkpoint")
+
+
+def resolve(path: str) -> tuple[str, str]:
+    """(concrete checkpoint, sha256 of its weights): the one way a model path is resolved.
+
+    ``path`` may be a weights file (``.safetensors`` or a published ``.pt``: itself,
+    identified by its bytes), one checkpoint directory (verified against its
+    manifest), or a run directory (its newest checkpoint that verifies; corrupt
+    ones are skipped with a warning). Resolving a run directory to one checkpoint
+    lets every consumer load exactly the weights a lineage names even while
+    training goes on. StoreError when nothing usable is there.
+    """
+    ckpt, blobs = _resolve(path)
+    return ckpt, sha256_bytes(fs.read_bytes(ckpt) if blobs is None else blobs["model.safetensors"])
+
+
+def load(path: str) -> Checkpoint:
+    """The checkpoint :func:`resolve` names for a checkpoint or run directory, loaded (files read once)."""
+    ckpt, blobs = _resolve(path)
+    if blobs is None:
+        raise StoreError(f"{ckpt} is a weights file, not a checkpoint directory")
+    return _decode(ckpt, blobs)
+
+
+def checkpoint_sha256(path: str) -> str:
+    """Identity of a tokenizer: sha256 of its weights file (``path`` as in :func:`resolve`)."""
+    return resolve(path)[1]

@@ -11,7 +11,7 @@ counted (``n_nonfinite``). Int16 at 0.1 µV is far below EEG amplifier noise
 (~0.5 µV) and compresses to ~0.91 MB per channel-hour, against ~2.4 MB for
 float32 with the same codec and 5.8 MB for NeuroLM's float64 sample files.
 
-Chunks are exactly one NeuroLM sample window, ``(n_ch, min(floor(1024/n_ch), 64)*200)``
+Chunks are exactly one NeuroLM sample window, ``(n_ch, neurolm.samples.sample_seconds(n_ch)*200)``
 (≤ 400 KB uncompressed for any channel count), so :meth:`SignalStore.read_sample`
 decodes exactly one chunk. Codec: Blosc zstd level 3 with byte shuffle. Sharding
 (``SHARD_CHUNKS`` windows per stored object) is supported but off by default: it
@@ -38,6 +38,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from neurolm.errors import ConfigError, StoreError
+from neurolm.samples import SFREQ as _SFREQ
+from neurolm.samples import sample_seconds
 from neurolm.vocab import VOCAB_VERSION
 from storage import fs
 from storage import versions as V
@@ -46,9 +48,7 @@ from storage.lock import StoreLock
 SCALE = 0.001  # model units per int16 step (0.1 µV at the default unit_divisor of 100)
 STEP_UV = 0.1  # µV per int16 step, whatever the model unit
 INT16_MAX = 32767
-SFREQ = 200.0
-TOKENS_PER_SAMPLE = 1024
-MAX_SAMPLE_SECONDS = 64  # rows of the tokenizer's temporal embedding (same cap as neurolm.ingest.windows)
+SFREQ = float(_SFREQ)
 NEUROLM_CROP_END_S = 10.0  # NeuroLM drops the last 10 s of every recording before cutting samples
 # Measured (bench/results_storage.md): sharding cuts objects ~9x but costs ~35% of
 # read_sample throughput in zarr-python 3.1, and reads are the training hot path.
@@ -59,13 +59,11 @@ RUN_COLUMNS = frozenset({"run_id"})
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=+-]{0,199}$")
 
 
-def sample_seconds(n_ch: int) -> int:
-    """NeuroLM sample length in seconds for ``n_ch`` channels: floor(1024 / n_ch), in [1, 64].
-
-    The same rule as ``neurolm.ingest.windows.window_seconds`` (which the WINDOWS
-    table uses; a test keeps them equal), so a window is exactly one chunk.
-    """
-    return max(1, min(TOKENS_PER_SAMPLE // max(1, int(n_ch)), MAX_SAMPLE_SECONDS))
+def store_lock(url: str, owner_label: str = "", **kw: Any) -> StoreLock:
+    """The one lock of a signal store (``STORE/.lock``, every version): held by whoever writes its
+    tables, versions or pointer (ingest, dataset ingest, rebuild, version removal). Use as a context
+    manager; ``kw`` go to :class:`storage.lock.StoreLock` (``timeout_s``, ...). The store may not exist yet."""
+    return StoreLock(url, owner_label, **kw)
 
 
 def quantize(data: np.ndarray, scale: float = SCALE) -> tuple[np.ndarray, int, int]:
@@ -365,8 +363,10 @@ class SignalStore:
         out = []
         for vid in V.list_version_ids(self.url):
             try:
-                m = fs.read_json(fs.join(V.version_url(self.url, vid), "version.json"))
-            except (FileNotFoundError, StoreError):
+                m = V.read_version_json(self.url, vid)
+            except StoreError:  # corrupt version.json: not listed
+                continue
+            if m is None:
                 continue
             out.append({"version_id": vid, "status": m.get("status"), "created": m.get("created"),
                         "config_hash": m.get("config_hash"), "vocab_version": m.get("vocab_version"),
@@ -383,13 +383,9 @@ class SignalStore:
 
     def remove_version(self, vid: str) -> None:
         """Delete a version's directory; refuses the current version and the one this object has open."""
-        if vid == self.current_version():
-            raise StoreError(f"refusing to remove {vid}: it is the current version (switch_version first)")
-        if vid == self.version_id:
+        if vid == self.version_id and vid != self.current_version():
             raise StoreError(f"refusing to remove {vid}: this SignalStore has it open")
-        if vid not in V.list_version_ids(self.url):
-            raise StoreError(f"signal store {self.url} has no version {vid!r}")
-        fs.rm(V.version_url(self.url, vid))
+        V.remove_version(self.url, vid)
 
     def set_status(self, status: str) -> None:
         """Mark this version ``building`` or ``complete`` (ingestion sets complete at the end of a run)."""
@@ -397,8 +393,8 @@ class SignalStore:
         self.version_meta["status"] = status
 
     def lock(self, owner_label: str = "", **kw: Any) -> StoreLock:
-        """A StoreLock on the store root (``STORE/.lock``); use as a context manager."""
-        return StoreLock(self.url, owner_label, **kw)
+        """The store's lock (:func:`store_lock`); use as a context manager."""
+        return store_lock(self.url, owner_label, **kw)
 
     def __repr__(self) -> str:
         return f"SignalStore({self.url!r}, version={self.version_id!r})"

@@ -8,7 +8,7 @@ integer corpus (~1.8 B tokens, ~3.6 GB as uint16) it can stream at disk speed.
 Layout (local path or any fsspec URL)::
 
     ROOT/corpus-root.json                  {"kind", "format_version", "current": VERSION}
-    ROOT/.lock                             storage.lock.StoreLock while a job writes
+    ROOT/.lock                             TokenCorpusStore.lock() while a job writes
     ROOT/versions/VERSION/lineage.json     what the codes were made from (written first)
     ROOT/versions/VERSION/shards/KKKKKK/   zarr v3 group: codes uint16, ch uint8,
                                            time uint8|uint16 (flat, time-major tokens),
@@ -32,7 +32,6 @@ and rewritten by the next run. Nothing relies on consolidated zarr metadata.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 from datetime import datetime, timezone
@@ -41,9 +40,13 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from neurolm.corpus.format import FORMAT_VERSION, CorpusLineage, ShardArrays
 from neurolm.errors import StoreError
 from storage import fs
+from storage.corpus_format import FORMAT_VERSION, CorpusLineage, ShardArrays, canonical
+from storage.lock import StoreLock
+from schemas.io import read_table
+from schemas.io import write_table
+from schemas.tables import CORPUS_MANIFEST
 
 __all__ = ["FORMAT_VERSION", "CorpusLineage", "CorpusVersion", "ShardArrays", "TokenCorpusStore", "shard_name"]
 
@@ -60,10 +63,6 @@ _CHUNK_ELEMS = 1 << 16
 
 def _utcnow() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
 
 
 def shard_name(k: int) -> str:
@@ -206,7 +205,7 @@ class CorpusVersion:
             "n_samples": arrays.n_samples, "n_tokens": arrays.n_tokens,
             "dtypes": {n: str(data[n].dtype) for n in ARRAYS},
             "sha256": {n: _sha(data[n]) for n in ARRAYS},
-            "rows_sha256": hashlib.sha256(_canonical(payload)).hexdigest(),
+            "rows_sha256": hashlib.sha256(canonical(payload)).hexdigest(),
             "rows": payload,
             "written": _utcnow(), "host": socket.gethostname(), "pid": os.getpid(),
         }
@@ -263,8 +262,6 @@ class CorpusVersion:
 
     def finalize(self, expected_shards: Iterable[int], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """After every planned shard is committed: manifest table, then corpus.json ``complete``."""
-        from schemas.io import write_table
-        from schemas.tables import CORPUS_MANIFEST
 
         expected = sorted(int(k) for k in expected_shards)
         missing = [k for k in expected if not self.is_committed(k)]
@@ -283,8 +280,6 @@ class CorpusVersion:
 
     def manifest(self) -> pd.DataFrame:
         """The validated manifest of a complete version."""
-        from schemas.io import read_table
-        from schemas.tables import CORPUS_MANIFEST
 
         url = fs.join(self.url, "tables", "manifest.parquet")
         if not fs.exists(url):
@@ -300,7 +295,7 @@ class CorpusVersion:
         h = hashlib.sha256(self.version_id.encode())
         for k in ks:
             m = self.marker(k)
-            h.update(_canonical({key: m[key] for key in
+            h.update(canonical({key: m[key] for key in
                                  ("shard", "n_samples", "n_tokens", "dtypes", "sha256", "rows_sha256")}))
         return h.hexdigest()
 
@@ -342,6 +337,11 @@ class TokenCorpusStore:
         fs.check_writable(store.url)
         fs.write_json_atomic(root_file, {"kind": ROOT_KIND, "format_version": FORMAT_VERSION, "current": None})
         return store
+
+    def lock(self, owner_label: str = "", **kw: Any) -> StoreLock:
+        """The corpus root's lock (``ROOT/.lock``), held by a job writing any version; a context manager.
+        ``kw`` go to :class:`storage.lock.StoreLock` (``timeout_s``, ...). The root may not exist yet."""
+        return StoreLock(self.url, owner_label, **kw)
 
     def _root_meta(self) -> dict[str, Any]:
         return fs.read_json(fs.join(self.url, ROOT_FILE))

@@ -16,7 +16,10 @@ import json
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
 from neurolm.errors import ConfigError, StoreError
+from neurolm.standardize import StandardizeConfig
 from neurolm.vocab import VOCAB_VERSION
 from storage import fs
 
@@ -53,23 +56,16 @@ def version_id_for(config: Any, vocab_version: str = VOCAB_VERSION) -> str:
     return "v-" + hashlib.sha256((vocab_version + config_hash(config)).encode()).hexdigest()[:12]
 
 
-def default_config() -> Any:
-    """``neurolm.standardize.StandardizeConfig()``, imported lazily (the module may be absent in old checkouts)."""
-    try:
-        from neurolm.standardize import StandardizeConfig
-    except ImportError as exc:
-        raise ConfigError("creating a signal store needs a standardize config (neurolm.standardize "
-                          f"is not importable: {exc})") from exc
+def default_config() -> StandardizeConfig:
+    """The default standardization config of a new store."""
     return StandardizeConfig()
 
 
 def load_config(dump: dict[str, Any]) -> Any:
     """Rebuild a StandardizeConfig from version.json; the plain dict when that fails (older/newer fields)."""
     try:
-        from neurolm.standardize import StandardizeConfig
-
         return StandardizeConfig.model_validate(dump)
-    except Exception:
+    except ValidationError:
         return dump
 
 
@@ -144,3 +140,67 @@ def set_version_status(url: str, vid: str, status: str) -> None:
 
 def list_version_ids(url: str) -> list[str]:
     return [v for v in fs.listdir(fs.join(url, "versions")) if v.startswith("v-")]
+
+
+# -- raw reads across versions ---------------------------------------------------------------
+# These read a version as it is on disk, without the vocabulary/format checks of
+# read_version_meta: a rebuild must be able to read a version built with another
+# channel vocabulary, and listing must show every version, broken ones included.
+
+
+def read_version_json(url: str, vid: str) -> dict[str, Any] | None:
+    """``versions/<vid>/version.json`` as stored (no compatibility checks); None when absent."""
+    try:
+        return fs.read_json(fs.join(version_url(url, vid), "version.json"))
+    except FileNotFoundError:
+        return None
+
+
+def read_marker(url: str, vid: str, recording_id: str) -> dict[str, Any] | None:
+    """A recording's commit marker in version ``vid`` (no compatibility checks); None when not committed."""
+    try:
+        return fs.read_json(fs.join(version_url(url, vid), "commits", f"{recording_id}.json"))
+    except FileNotFoundError:
+        return None
+
+
+def commit_count(url: str, vid: str) -> int:
+    """Recordings committed in version ``vid``."""
+    return sum(1 for f in fs.listdir(fs.join(version_url(url, vid), "commits")) if f.endswith(".json"))
+
+
+def table_url(url: str, vid: str, name: str) -> str:
+    """Where version ``vid`` keeps table ``name`` (``tables/<name>.parquet``)."""
+    return fs.join(version_url(url, vid), "tables", f"{name}.parquet")
+
+
+def version_summaries(url: str) -> list[dict[str, Any]]:
+    """Every version, oldest first: id, status, created, config hash, vocabulary, notch and band,
+    recordings committed, and whether it is current. ConfigError when there is no store at ``url``."""
+    url = fs.normalize_url(url)
+    meta = read_store_meta(url)
+    if meta is None:
+        raise ConfigError(f"no signal store at {url}")
+    out = []
+    for vid in sorted(list_version_ids(url)):
+        vm = read_version_json(url, vid) or {"status": "broken (no version.json)"}
+        std = vm.get("standardize") or {}
+        out.append({"version_id": vid, "status": vm.get("status"), "created": vm.get("created"),
+                    "config_hash": vm.get("config_hash"), "vocab_version": vm.get("vocab_version"),
+                    "notch_hz": std.get("notch_hz"), "l_freq": std.get("l_freq"), "h_freq": std.get("h_freq"),
+                    "recordings": commit_count(url, vid), "current": vid == meta.get("current")})
+    out.sort(key=lambda v: (str(v["created"]), v["version_id"]))
+    return out
+
+
+def remove_version(url: str, vid: str) -> None:
+    """Delete version ``vid``'s directory. StoreError for the current version or an unknown id.
+
+    The caller holds the store lock; readers that still have the version open lose it.
+    """
+    if vid == (read_store_meta(url) or {}).get("current"):
+        raise StoreError(f"refusing to remove {vid}: it is the current version of {url} (switch first)")
+    if vid not in list_version_ids(url):
+        have = ", ".join(list_version_ids(url)) or "none"
+        raise StoreError(f"signal store {url} has no version {vid!r} (versions: {have})")
+    fs.rm(version_url(url, vid))

@@ -77,6 +77,8 @@ def test_kill_mid_run_then_rerun_equals_uninterrupted(inputs):
         summary = run_tokenize(params, on_event=events.append)
         assert summary["shards_done_now"] == n - committed and not summary["nothing_to_do"]
         assert summary["content_hash"] == reference["content_hash"]
+        out = TokenCorpusStore.open(summary["outputs"]["corpus"]).version(summary["outputs"]["corpus_version"])
+        assert out.is_complete() and summary["outputs"]["corpus_version"] == reference["version_id"]
         assert [e["event"] for e in events][0] == "plan" and events[-1]["event"] == "done"
         a, b = TokenCorpus.open(str(d / "ref")), TokenCorpus.open(corpus)
         assert a.manifest.equals(b.manifest)

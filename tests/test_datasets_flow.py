@@ -38,7 +38,7 @@ def _end_to_end(tmp_path, capsys):
     from neurolm.cli import main
     from neurolm.datasets.ingest import make_dataset_params
     from neurolm.datasets.report import label_counts
-    from neurolm.ingest.splits import load_heldout
+    from storage.heldout import load_heldout
     from storage.signal_store import SignalStore
 
     m = synth_dataset("tuab", tmp_path / "src", seed=2, bad=True)

@@ -14,7 +14,7 @@ import numpy as np
 from neurolm.datasets.ingest import ingest_dataset, make_dataset_params
 from neurolm.datasets.report import label_counts, render_text
 from neurolm.datasets.synth import synth_dataset
-from neurolm.ingest.splits import load_heldout
+from storage.heldout import load_heldout
 from storage.signal_store import SignalStore
 
 
@@ -30,6 +30,7 @@ def test_hmc_and_tusl_into_one_store(tmp_path):
     s1 = ingest_dataset(make_dataset_params(dataset="hmc", root=hmc["root"], store=store_url, seed=4,
                                             split="seeded"))  # subject-wise, by name
     store = SignalStore.open(store_url)
+    assert s1["outputs"] == {"store": store.url, "store_version": store.version_id}
     labels = store.read_table("labels")
     want = {f["path"]: sum(s is not None for s in f["stages"]) for f in hmc["files"]}
     assert labels.groupby("source").size().to_dict() == want

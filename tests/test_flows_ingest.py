@@ -19,10 +19,9 @@ import pytest
 from neurolm.errors import StoreError
 from neurolm.ingest import make_params
 from neurolm.ingest.report import inspect_store
-from neurolm.ingest.splits import load_heldout
 from neurolm.synth import synth_corpus
-from storage.lock import StoreLock
-from storage.signal_store import SignalStore
+from storage.heldout import load_heldout
+from storage.signal_store import SignalStore, store_lock
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -62,6 +61,7 @@ def test_mixed_corpus_ingested_and_malformed_quarantined_with_reasons(ingested, 
     store_url, s, events = ingested
     assert (s["files_seen"], s["new"], s["ingested"], s["quarantined"]) == (14, 14, 6, 8)
     store = SignalStore.open(store_url)
+    assert s["outputs"] == {"store": store.url, "store_version": store.version_id}  # what the next stage takes
     cat = store.read_table("catalog")
     by_path = {os.path.relpath(p, corpus.root): row for p, row in zip(cat["path"], cat.to_dict("records"))}
     for f in corpus.malformed:
@@ -179,7 +179,7 @@ def test_second_run_on_locked_store_fails_with_clear_message(ingested, corpus):
     from flows.ingest import run_ingest
 
     store_url, _, _ = ingested
-    with StoreLock(store_url, "another ingest"):
+    with store_lock(store_url, "another ingest"):
         t0 = time.monotonic()
         with pytest.raises(StoreError, match=r"store is locked by pid \d+ .*another ingest"):
             run_ingest(make_params(source=corpus.root, store=store_url, dataset="synth", lock_timeout_s=1.0))

@@ -86,6 +86,7 @@ def test_rebuild_new_notch_switches_at_the_end(store):
     assert seen == [0, 2]  # the new version filled up while the old one stayed current
     new = SignalStore.open(url)
     assert new.version_id == result.new_version != old.version_id
+    assert result.outputs == {"store": new.url, "store_version": new.version_id}
     assert new.config.notch_hz == 50.0 and new.version_meta["status"] == "complete"
     # the old reader still reads the old data; the new data lost the 50 Hz hum
     np.testing.assert_array_equal(old.read_signal(rid), before)

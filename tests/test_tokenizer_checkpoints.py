@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import numpy as np
@@ -13,6 +14,7 @@ from neurolm.errors import ConfigError, StoreError
 from neurolm.tokenizer import VQTokenizer, build_sample, import_published, load_tokenizer, preset
 from neurolm.tokenizer.model import NeuralTransformer
 from neurolm.tokenizer.weights import model_weights, published_args, published_layout, tokenizer_metadata
+from storage import checkpoints
 from storage.checkpoints import (checkpoint_sha256, list_checkpoints, load_checkpoint, load_latest_good,
                                  save_checkpoint)
 
@@ -35,6 +37,16 @@ def test_state_round_trip_and_hash(tmp_path):
         expect = hashlib.sha256(f.read()).hexdigest()
     assert checkpoint_sha256(str(tmp_path)) == checkpoint_sha256(path) == expect
     assert checkpoint_sha256(os.path.join(path, "model.safetensors")) == expect
+    # the files read back with other readers than ours: safetensors' own and json
+    from safetensors import safe_open
+
+    with safe_open(os.path.join(path, "model.safetensors"), framework="pt") as f:
+        assert sorted(f.keys()) == ["a", "b"]
+        assert torch.equal(f.get_tensor("a"), torch.full((3,), 7.0)) and torch.equal(f.get_tensor("b"), torch.arange(4))
+    with open(os.path.join(path, "lineage.json")) as f:
+        assert json.load(f) == {"store": "x"}
+    with open(os.path.join(path, "state.json")) as f:
+        assert ["step", 7] in json.load(f)["__dict__"]  # the documented state encoding: [key, value] pairs
 
 
 def test_corrupt_latest_falls_back_to_previous_good(tmp_path):
@@ -55,6 +67,31 @@ def test_corrupt_latest_falls_back_to_previous_good(tmp_path):
         load_latest_good(str(tmp_path))
     assert load_latest_good(str(tmp_path / "empty")) is None
 
+
+
+def test_resolve_names_one_checkpoint_for_every_kind_of_path(tmp_path):
+    for s in (1, 2):
+        _save(tmp_path, s)
+    second = os.path.join(tmp_path, "ckpt-000000002")
+    with open(os.path.join(second, "model.safetensors"), "rb") as f:
+        sha2 = hashlib.sha256(f.read()).hexdigest()
+    assert checkpoints.resolve(str(tmp_path)) == (second, sha2)  # a run directory: its newest good checkpoint
+    assert checkpoints.resolve(second) == (second, sha2)
+    weights = os.path.join(second, "model.safetensors")
+    assert checkpoints.resolve(weights) == (weights, sha2)  # a weights file is itself
+    assert checkpoints.load(str(tmp_path)).step == 2
+    data = bytearray(open(weights, "rb").read())
+    data[-1] ^= 0xFF  # the newest one corrupt (same size): the run directory falls back, with a warning
+    open(weights, "wb").write(bytes(data))
+    with pytest.warns(UserWarning, match="corrupt"):
+        assert checkpoints.resolve(str(tmp_path))[0] == os.path.join(tmp_path, "ckpt-000000001")
+    with pytest.raises(StoreError, match="corrupt"):
+        checkpoints.resolve(second)
+    with pytest.raises(StoreError, match="no tokenizer checkpoint"):
+        checkpoints.resolve(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StoreError, match="no good checkpoint"):
+        checkpoints.load(str(tmp_path / "empty"))
 
 def test_keep_last_prunes_old_checkpoints(tmp_path):
     for s in range(1, 6):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from neurolm.errors import ConfigError
-from neurolm.tokenizer.data import ArraySampleDataset, build_sample, make_targets, seconds_per_sample, training_sample
+from neurolm.tokenizer.data import ArraySampleDataset, build_sample, make_targets, training_sample
 from neurolm.vocab import PAD_INDEX
 
 
@@ -60,11 +60,6 @@ def test_targets_match_hand_computed_numpy_and_ignore_padding():
 def test_flat_sample_gives_finite_targets():
     s = training_sample(np.zeros((2, 400), dtype=np.float32), [0, 1], max_tokens=8)
     assert torch.isfinite(s["y_freq"]).all() and torch.isfinite(s["y_raw"]).all()
-
-
-def test_seconds_per_sample_follows_neurolm_windows():
-    assert seconds_per_sample(19) == 53 and seconds_per_sample(23) == 44 and seconds_per_sample(32) == 32
-    assert seconds_per_sample(8) == 64  # capped by the 64-row time embedding
 
 
 def test_array_dataset_items_have_targets():

@@ -16,7 +16,8 @@ from neurolm.tokenizer.data import StoreSampleDataset, build_sample
 from neurolm.tokenizer.run import prepare_run
 from neurolm.tokenizer.synthetic import DEFAULT_CHANNELS, write_rhythm_store
 from storage.checkpoints import checkpoint_sha256, list_checkpoints, load_latest_good
-from storage.signal_store import SignalStore, sample_seconds
+from neurolm.samples import sample_seconds
+from storage.signal_store import SignalStore
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +100,20 @@ def _cli_runs(store, tmp_path, capsys):
     assert "already holds checkpoints" in err
     assert np.isfinite(float(load_tokenizer(out).VQ.quantize.embedding.weight.sum()))
     return checkpoint_sha256(out)
+
+
+def test_library_stage_summary_outputs_what_tokenize_takes(store, tmp_path):
+    from neurolm.corpus.tokenize import resolve_checkpoint
+    from neurolm.tokenizer.params import TrainTokenizerParams
+    from neurolm.tokenizer.run import train_tokenizer
+
+    events = []
+    params = TrainTokenizerParams(store=store, out=str(tmp_path / "vq"), steps=2, batch_size=2)
+    summary = train_tokenizer(params, emit=events.append)
+    out = summary["outputs"]
+    assert set(out) == {"checkpoint", "checkpoint_sha256", "tokenizer_config_hash"}
+    assert out["checkpoint"] == load_latest_good(params.out).path
+    assert resolve_checkpoint(out["checkpoint"]) == (out["checkpoint"], out["checkpoint_sha256"])
+    assert out["tokenizer_config_hash"] == load_tokenizer(out["checkpoint"]).config.config_hash()
+    assert events[0]["event"] == "prepared" and events[0]["windows"] == 2 and events[-1] == {
+        "event": "step", "step": 2, "total": 2}

@@ -7,9 +7,9 @@ import torch
 
 from neurolm.errors import ConfigError
 from neurolm.tokenizer import load_tokenizer, preset, train_preset
-from neurolm.tokenizer.metrics import lr_at
 from neurolm.tokenizer.synthetic import rhythm_dataset
-from neurolm.tokenizer.train import StepBatchSampler, train
+from neurolm.tokenizer.train import train
+from neurolm.training import StepBatchSampler, lr_at
 from storage.checkpoints import list_checkpoints
 
 CFG = preset("tiny", max_tokens=32)

@@ -59,6 +59,9 @@ def register(subparsers) -> None:
                                               "quarantined files")
     q.add_argument("store", help="signal store path/URL")
     q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.add_argument("--recordings", action="store_true",
+                   help="audit: every recording (source, kept channels, dropped channels and why, flags, duration, "
+                        "split) and every quarantined, skipped or removed file with its reason")
     q.set_defaults(func=cmd_inspect)
 
 
@@ -119,8 +122,13 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_inspect(args) -> int:
+    from neurolm.ingest.audit import recording_audit, render_audit_text
     from neurolm.ingest.report import inspect_store, render_inspect_text
 
+    if args.recordings:
+        audit = recording_audit(args.store)
+        print(json.dumps(audit, indent=1, default=str) if args.json else render_audit_text(audit))
+        return 0
     info = inspect_store(args.store)
     print(json.dumps(info, indent=1, default=str) if args.json else render_inspect_text(info))
     return 0

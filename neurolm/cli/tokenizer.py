@@ -1,8 +1,9 @@
 """``neurolm train-tokenizer`` and ``neurolm tokenizer-import``: train the VQ tokenizer, import published weights.
 
-Every argument and input is checked before any work (ConfigError/StoreError →
-exit code 2 with a one-line message); then the Prefect flow runs (imported
-lazily, so the library stays Prefect-free) with a progress bar. Rerunning on
+The command builds the run's parameters and calls the flow's runner (imported
+lazily, so the library stays Prefect-free), which prepares the run once: every
+argument and input is checked before any work (ConfigError/StoreError → exit
+code 2 with a one-line message); then the Prefect flow runs with a progress bar. Rerunning on
 the same ``--out`` resumes from the last good checkpoint (``--no-resume`` refuses
 to touch a directory that already holds checkpoints).
 """
@@ -45,32 +46,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from neurolm.tokenizer.run import prepare_run
-
-    run = prepare_run(args.store, args.out, args.config, steps=args.steps, batch_size=args.batch_size,
-                      device=args.device, resume=args.resume, split=args.split, version=args.store_version,
-                      num_workers=args.num_workers, seed=args.seed)
-    if not args.json:
-        print(f"tokenizer {run.cfg.name} ({run.cfg.config_hash()}): {len(run.dataset)} {args.split} windows "
-              f"from {run.lineage['store_url']} (version {run.lineage['store_version']}), "
-              f"{run.tcfg.steps} steps → {run.out}", file=sys.stderr)
-
-    from flows.train_tokenizer import TrainTokenizerParams, run_train_tokenizer
     from tqdm import tqdm
+
+    from flows.train_tokenizer import run_train_tokenizer
+    from neurolm.tokenizer.params import TrainTokenizerParams
 
     params = TrainTokenizerParams(store=args.store, out=args.out, config=args.config, steps=args.steps,
                                   batch_size=args.batch_size, device=args.device, resume=args.resume,
                                   split=args.split, version=args.store_version, num_workers=args.num_workers,
                                   seed=args.seed, text_tokens=args.text_tokens)
-    bar = None if args.json else tqdm(total=run.tcfg.steps, desc="train-tokenizer", unit="step", file=sys.stderr)
+    bar = None
 
     def on_event(ev: dict) -> None:
-        if bar is None:
+        nonlocal bar
+        if args.json:
             return
-        if ev["event"] == "step":
+        if ev["event"] == "prepared":
+            print(f"tokenizer {ev['config']} ({ev['config_hash']}): {ev['windows']} {ev['split']} windows "
+                  f"from {ev['store_url']} (version {ev['store_version']}), {ev['steps']} steps → {ev['out']}",
+                  file=sys.stderr)
+            bar = tqdm(total=ev["steps"], desc="train-tokenizer", unit="step", file=sys.stderr)
+        elif bar is not None and ev["event"] == "step":
             bar.n = ev["step"]
             bar.refresh()
-        elif ev["event"] == "log":
+        elif bar is not None and ev["event"] == "log":
             bar.set_postfix(loss=f"{ev.get('total', 0):.3f}", usage=f"{ev.get('usage', 0):.2f}")
 
     try:

@@ -1,8 +1,10 @@
 """``neurolm tokenize`` and ``neurolm tokens inspect``: build and look at a token corpus.
 
-``tokenize`` checks every argument and input before any work (ConfigError /
-StoreError → exit code 2 with a one-line message), then runs the Prefect flow
-(imported lazily: the library stays Prefect-free). Rerunning on a complete
+``tokenize`` only builds the run's parameters (a bad argument: ConfigError →
+exit code 2 with a one-line message) and runs the Prefect flow (imported
+lazily: the library stays Prefect-free); the flow's runner prepares the run
+once and fails on bad inputs (StoreError/ConfigError → exit code 2) before a
+Prefect server starts. Rerunning on a complete
 corpus prints "nothing to do"; rerunning after a crash resumes at the first
 uncommitted shard.
 """
@@ -57,24 +59,6 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         splits=parse_list(args.splits), store_version=args.store_version, device=args.device,
         precision=args.precision, workers=args.workers, shard_size=args.shard_size, batch_size=args.batch_size,
         dask_address=args.dask_address)
-    # Fail fast, before Prefect/Dask start: the same checks the flow repeats.
-    from neurolm.corpus.tokenize import prepare_job
-
-    job = prepare_job(params.store, params.tokenizer, params.out, datasets=params.datasets, splits=params.splits,
-                      shard_size=params.shard_size, store_version=params.store_version, device=params.device,
-                      precision=params.precision)
-    from storage.token_corpus import TokenCorpusStore
-
-    try:
-        done = TokenCorpusStore.open(job.corpus_url).version(job.version_id).is_complete()
-    except Exception:  # no corpus yet (or not ours: the flow reports that properly)
-        done = False
-    if done:
-        TokenCorpusStore.open(job.corpus_url).set_current(job.version_id)
-        msg = f"nothing to do: corpus version {job.version_id} at {job.corpus_url} is complete"
-        print(json.dumps({"nothing_to_do": True, "version_id": job.version_id}) if args.json else msg)
-        return 0
-
     from flows.tokenize_corpus import run_tokenize
 
     def on_event(ev: dict) -> None:

@@ -17,9 +17,9 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from neurolm.errors import StoreError
+from neurolm.samples import PATCH
 from storage.token_corpus import ShardArrays
-
-PATCH = 200
+from neurolm.tokenizer import build_sample
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,6 @@ class _BatchBuilder:
     def __call__(self, b: int) -> dict[str, Any]:
         import torch
 
-        from neurolm.tokenizer import build_sample
 
         built = []
         for s in self.samples[b * self.batch_size:(b + 1) * self.batch_size]:

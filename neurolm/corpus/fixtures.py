@@ -14,6 +14,12 @@ import numpy as np
 import pandas as pd
 
 from neurolm.vocab import VOCAB, VOCAB_VERSION
+from neurolm.samples import SFREQ, sample_seconds
+from neurolm.standardize import StandardizedRecording
+from neurolm.tokenizer import VQTokenizer, preset
+from neurolm.tokenizer.weights import model_weights, tokenizer_metadata
+from storage.checkpoints import save_checkpoint
+from storage.signal_store import SignalStore
 
 
 def build_signal_store(url: str, n_recordings: int = 6, n_ch: int = 8, windows_per_recording: int = 1,
@@ -24,12 +30,10 @@ def build_signal_store(url: str, n_recordings: int = 6, n_ch: int = 8, windows_p
     Recording i belongs to ``datasets[i % len]`` and split ``splits[i % len]``.
     Signals are band-limited noise plus a per-recording rhythm (model units, ~±0.5).
     """
-    from neurolm.standardize import StandardizedRecording
-    from storage.signal_store import SignalStore, sample_seconds
 
     rng = np.random.default_rng(seed)
     store = SignalStore.open(url, create=True)
-    win = sample_seconds(n_ch) * 200
+    win = sample_seconds(n_ch) * SFREQ
     ch_idx = tuple(range(0, 3 * n_ch, 3))[:n_ch]
     names = tuple(VOCAB[i] for i in ch_idx)
     rec_rows, win_rows = [], []
@@ -60,9 +64,6 @@ def save_random_tokenizer(directory: str, preset_name: str = "tiny", seed: int =
     """An untrained (randomly initialised, random codebook) tokenizer checkpoint; returns its directory."""
     import torch
 
-    from neurolm.tokenizer import VQTokenizer, preset
-    from neurolm.tokenizer.weights import model_weights, tokenizer_metadata
-    from storage.checkpoints import save_checkpoint
 
     cfg = preset(preset_name, **overrides)
     torch.manual_seed(seed)

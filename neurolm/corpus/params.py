@@ -30,16 +30,16 @@ class TokenizeParams(BaseModel):
     store: str = Field(description="signal store URL")
     tokenizer: str = Field(description="tokenizer run dir, checkpoint dir or weights file")
     out: str = Field(description="token corpus root URL")
-    datasets: tuple[str, ...] | None = None
-    splits: tuple[str, ...] | None = None
-    store_version: str | None = None
-    device: str = "cpu"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    datasets: tuple[str, ...] | None = Field(None, description="datasets to tokenize (default: all)")
+    splits: tuple[str, ...] | None = Field(None, description="splits to tokenize (default: all but heldout)")
+    store_version: str | None = Field(None, description="store version (default: the current one)")
+    device: str = Field("cpu", description="cpu or cuda[:N]")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="encoder precision (auto: bf16 on GPU)")
     workers: int | None = Field(None, ge=0, le=256, description="Dask worker processes; None: 2 on CPU, 0 on CUDA")
-    shard_size: int = Field(1024, ge=1, le=65536)
-    batch_size: int = Field(16, ge=1, le=4096)
-    dask_address: str | None = None
-    lock_timeout_s: float = Field(30.0, ge=0)
+    shard_size: int = Field(1024, ge=1, le=65536, description="samples per shard (one writer each)")
+    batch_size: int = Field(16, ge=1, le=4096, description="samples per encoder batch")
+    dask_address: str | None = Field(None, description="an existing Dask scheduler (tcp://host:8786)")
+    lock_timeout_s: float = Field(30.0, ge=0, description="seconds to wait for another run's corpus lock")
 
     @field_validator("device")
     @classmethod

@@ -24,11 +24,12 @@ from typing import Any, Iterator
 import numpy as np
 
 from neurolm.errors import StoreError
+from neurolm.samples import MAX_TOKENS
 from neurolm.vocab import PAD_INDEX
 from storage.token_corpus import CorpusVersion, ShardArrays, TokenCorpusStore
+from storage import fs
 
 LLM_EEG_OFFSET = 50304  # NeuroLM: EEG code k is LLM output logit 50304 + k (reference §3.1)
-MAX_TOKENS = 1024
 
 
 class TokenCorpus:
@@ -72,8 +73,6 @@ class TokenCorpus:
     @classmethod
     def open(cls, url: str, version: str | None = None, cache_shards: int = 8,
              splits: tuple[str, ...] | list[str] | None = None) -> "TokenCorpus":
-        from storage import fs
-
         url = fs.normalize_url(url)
         parent = url.rsplit("/", 2) if "://" in url else url.rstrip("/").rsplit("/", 2)
         if len(parent) == 3 and parent[1] == "versions" and parent[2].startswith("c-") and version is None:

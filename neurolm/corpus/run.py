@@ -23,7 +23,8 @@ from neurolm.corpus.params import TokenizeParams
 from neurolm.corpus.tokenize import TokenizeJob, begin_job, finalize_job, prepare_job, tokenize_shard
 from neurolm.errors import NeurolmError
 from neurolm.fanout import Mapper, Outcome, local_map
-from storage.lock import StoreLock
+from neurolm.outputs import corpus_outputs
+from storage.token_corpus import TokenCorpusStore
 
 
 def _quiet(*_args, **_kwargs) -> None:
@@ -78,16 +79,26 @@ def tokenize_local(job: TokenizeJob, device: str = "cpu", batch_size: int = 16) 
     return run_job(job, device=device, batch_size=batch_size)
 
 
-def tokenize_corpus(params: TokenizeParams, mapper: Mapper = local_map, *, run_id: str = "",
-                    log: Callable[[str], None] = _quiet, emit: Callable[[dict], None] = _quiet) -> dict[str, Any]:
-    """Materialise the token corpus for ``params`` (prepared once, here); returns the run summary."""
+def prepare_tokenize(params: TokenizeParams) -> TokenizeJob:
+    """Check every input and plan the shards, before any lock or write (ConfigError/StoreError)."""
+    return prepare_job(params.store, params.tokenizer, params.out, datasets=params.datasets, splits=params.splits,
+                       shard_size=params.shard_size, store_version=params.store_version, device=params.device,
+                       precision=params.precision)
+
+
+def tokenize_corpus(params: TokenizeParams, mapper: Mapper = local_map, *, job: TokenizeJob | None = None,
+                    run_id: str = "", log: Callable[[str], None] = _quiet,
+                    emit: Callable[[dict], None] = _quiet) -> dict[str, Any]:
+    """Materialise the token corpus for ``params``; returns the run summary.
+
+    ``job``: the run already prepared by :func:`prepare_tokenize` (prepared here when None).
+    """
     t0 = time.perf_counter()
     run_id = run_id or str(uuid.uuid4())
-    job = prepare_job(params.store, params.tokenizer, params.out, datasets=params.datasets, splits=params.splits,
-                      shard_size=params.shard_size, store_version=params.store_version, device=params.device,
-                      precision=params.precision)
+    if job is None:
+        job = prepare_tokenize(params)
     emit({"event": "plan", "version_id": job.version_id, "shards": len(job.plans), "samples": job.n_samples})
-    with StoreLock(job.corpus_url, f"tokenize {run_id}", timeout_s=params.lock_timeout_s):
+    with TokenCorpusStore(job.corpus_url).lock(f"tokenize {run_id}", timeout_s=params.lock_timeout_s):
         out = run_job(job, mapper, device=params.device, batch_size=params.batch_size, log=log, emit=emit)
     status, results = out["status"], out["shards"]
     wall = time.perf_counter() - t0
@@ -98,4 +109,5 @@ def tokenize_corpus(params: TokenizeParams, mapper: Mapper = local_map, *, run_i
         "samples": status.get("n_samples"), "tokens": status.get("n_tokens"), "tokens_done_now": new_tokens,
         "wall_s": round(wall, 2), "tokens_per_s": round(new_tokens / wall, 1) if wall > 0 else None,
         "content_hash": status.get("content_hash"),
+        "outputs": corpus_outputs(job.corpus_url, job.version_id),
     }

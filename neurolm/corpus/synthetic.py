@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from neurolm.samples import PATCH, sample_seconds
 from storage.token_corpus import CorpusLineage, CorpusVersion, ShardArrays, TokenCorpusStore
 
 
@@ -20,12 +21,12 @@ def synthetic_shard(rng: np.random.Generator, n_samples: int, first_sample: int 
     codes, ch, tm, off, rows = [], [], [], [0], []
     for i in range(n_samples):
         n_ch = int(channel_counts[(first_sample + i) % len(channel_counts)])
-        n_sec = 1024 // n_ch
+        n_sec = sample_seconds(n_ch)
         codes.append(rng.integers(0, codebook_size, n_ch * n_sec, dtype=np.int64))
         ch.append(np.tile(np.arange(n_ch, dtype=np.int64), n_sec))
         tm.append(np.repeat(np.arange(n_sec, dtype=np.int64), n_ch))
         off.append(off[-1] + n_ch * n_sec)
-        rows.append({"recording_id": f"syn-{(first_sample + i) // 8:06d}", "window_start": ((first_sample + i) % 8) * n_sec * 200,
+        rows.append({"recording_id": f"syn-{(first_sample + i) // 8:06d}", "window_start": ((first_sample + i) % 8) * n_sec * PATCH,
                      "n_tokens": n_ch * n_sec, "split": "val" if (first_sample + i) % 5 == 4 else "train",
                      "dataset": "synthetic"})
     arrs = ShardArrays(np.concatenate(codes), np.concatenate(ch), np.concatenate(tm), np.asarray(off, dtype=np.int64))

@@ -17,7 +17,7 @@ Window → sample: a store window is a NeuroLM sample (floor(1024/n_ch) s). A
 tokenizer whose context is smaller (the ``tiny`` preset: 256 tokens) or whose
 time embedding is shorter than the window (< 16 channels with 64 time rows)
 cannot take it whole, so the window is cut into consecutive sub-samples of
-``seconds_per_sample(n_ch, max_tokens, time_rows)`` seconds (remainder dropped,
+``neurolm.samples.sample_seconds(n_ch, max_tokens, time_rows)`` seconds (remainder dropped,
 as NeuroLM drops the remainder of a recording). With the base tokenizer and
 ≥ 16 channels a window is exactly one sample.
 """
@@ -31,11 +31,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from neurolm.corpus.encode import PATCH, SampleRef, encode_samples
+from neurolm.corpus.encode import SampleRef, encode_samples
 from neurolm.errors import ConfigError, StoreError
+from neurolm.samples import PATCH, sample_seconds
 from neurolm.vocab import VOCAB_VERSION
-from storage import fs
+from storage import checkpoints, fs
 from storage.token_corpus import CorpusLineage, TokenCorpusStore
+from neurolm.tokenizer import load_tokenizer
+from storage.signal_store import SignalStore
 
 SPLITS = ("train", "val", "test", "heldout")
 # Held-out subjects (e.g. TUAB/TUEV test subjects registered in the store) stay out of a
@@ -99,26 +102,6 @@ def check_device(device: str) -> str:
     return device
 
 
-def resolve_checkpoint(path: str) -> tuple[str, str]:
-    """(concrete checkpoint, weights sha256). A run directory resolves to its newest good checkpoint,
-    so every worker loads exactly the weights the lineage names even if training goes on."""
-    from storage.checkpoints import checkpoint_sha256, list_checkpoints
-
-    path = fs.normalize_url(path)
-    if not fs.exists(path):
-        raise StoreError(f"no tokenizer checkpoint at {path}")
-    with warnings.catch_warnings():  # a corrupt checkpoint is reported by our error, not a warning
-        warnings.simplefilter("ignore")
-        if not fs.isdir(path) or fs.exists(fs.join(path, "manifest.json")):
-            return path, checkpoint_sha256(path)  # StoreError when corrupt
-        for _, ckpt in reversed(list_checkpoints(path)):
-            try:
-                return ckpt, checkpoint_sha256(ckpt)
-            except StoreError:
-                continue
-    raise StoreError(f"no good tokenizer checkpoint in {path}")
-
-
 def _checkpoint_lineage(ckpt: str) -> dict[str, Any]:
     url = fs.join(ckpt, "lineage.json")
     if fs.isdir(ckpt) and fs.exists(url):
@@ -128,7 +111,6 @@ def _checkpoint_lineage(ckpt: str) -> dict[str, Any]:
 
 def get_tokenizer(ckpt: str, device: str = "cpu"):
     """The frozen tokenizer for ``ckpt`` on ``device``, loaded once per process."""
-    from neurolm.tokenizer import load_tokenizer
 
     key = (ckpt, str(device))
     with _TOK_LOCK:
@@ -139,10 +121,6 @@ def get_tokenizer(ckpt: str, device: str = "cpu"):
                 p.requires_grad_(False)
             _TOKENIZERS[key] = tok
         return tok
-
-
-def seconds_per_sample(n_ch: int, max_tokens: int, time_rows: int) -> int:
-    return max(1, min(max_tokens // max(1, n_ch), time_rows))
 
 
 def plan_samples(windows, recordings, max_tokens: int, time_rows: int) -> list[SampleRef]:
@@ -156,7 +134,8 @@ def plan_samples(windows, recordings, max_tokens: int, time_rows: int) -> list[S
     n_ch = rec["n_channels"].reindex(rid).to_numpy(dtype=np.int64)
     dataset = rec["dataset"].reindex(rid).astype(str).to_numpy()
     win_sec = w["length"].to_numpy(dtype=np.int64) // PATCH
-    n_sec = np.clip(max_tokens // np.maximum(n_ch, 1), 1, time_rows)
+    counts, inverse = np.unique(n_ch, return_inverse=True)  # the rule once per channel count, not per window
+    n_sec = np.array([sample_seconds(int(c), max_tokens, time_rows) for c in counts], dtype=np.int64)[inverse]
     n_sec = np.minimum(n_sec, win_sec)
     count = np.where(n_sec > 0, win_sec // np.maximum(n_sec, 1), 0)
     starts = w["start"].to_numpy(dtype=np.int64)
@@ -173,7 +152,6 @@ def prepare_job(store_url: str, checkpoint: str, corpus_url: str, *, datasets: S
                 splits: Sequence[str] | None = None, shard_size: int = 1024, store_version: str | None = None,
                 device: str = "cpu", precision: str = "auto") -> TokenizeJob:
     """Check every input and plan the shards; raises ConfigError/StoreError before any work."""
-    from storage.signal_store import SignalStore
 
     if not 1 <= int(shard_size) <= 65536:
         raise ConfigError(f"--shard-size must be between 1 and 65536 samples, not {shard_size}")
@@ -186,7 +164,9 @@ def prepare_job(store_url: str, checkpoint: str, corpus_url: str, *, datasets: S
     precision = resolve_precision(device, precision)
     TokenCorpusStore.check_location(corpus_url)
     store = SignalStore.open(store_url, version=store_version)  # StoreError when missing
-    ckpt, sha = resolve_checkpoint(checkpoint)
+    with warnings.catch_warnings():  # a corrupt checkpoint is reported by the StoreError when none is usable
+        warnings.simplefilter("ignore")
+        ckpt, sha = checkpoints.resolve(checkpoint)  # a run directory: its newest good checkpoint, pinned
     tok = get_tokenizer(ckpt, "cpu")  # full load: catches undecodable weights, gives the config
     cfg = tok.config
     tok_vocab = _checkpoint_lineage(ckpt).get("vocab_version") or VOCAB_VERSION
@@ -246,7 +226,6 @@ def tokenize_shard(plan: ShardPlan, store_url: str, ckpt: str, corpus_url: str, 
 
     import pandas as pd
 
-    from storage.signal_store import SignalStore
 
     t0 = _time.perf_counter()
     v = TokenCorpusStore.open(corpus_url).version(plan.version_id)

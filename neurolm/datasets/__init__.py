@@ -7,33 +7,27 @@ for the contract and :mod:`neurolm.datasets.splits` for the split rules.
 from __future__ import annotations
 
 from neurolm.datasets.base import REFERENCE_COUNTS, DatasetAdapter
+from neurolm.datasets.hmc import HMC
+from neurolm.datasets.seed import SEED
+from neurolm.datasets.tuab import TUAB
+from neurolm.datasets.tuev import TUEV
+from neurolm.datasets.tusl import TUSL
+from neurolm.datasets.workload import Workload
 from neurolm.errors import ConfigError
 
 DATASETS = ("tuab", "tuev", "seed", "hmc", "workload", "tusl")
+_ADAPTERS: dict[str, type[DatasetAdapter]] = {"tuab": TUAB, "tuev": TUEV, "seed": SEED, "hmc": HMC,
+                                              "workload": Workload, "tusl": TUSL}
 
 
 def get_adapter(name: str, **options) -> DatasetAdapter:
     """Adapter for `name` (case-insensitive); options: ``mode`` for TUEV ("dedup"|"reference")."""
     key = str(name).lower()
-    if key == "tuab":
-        from neurolm.datasets.tuab import TUAB as cls
-    elif key == "tuev":
-        from neurolm.datasets.tuev import TUEV
-
-        return TUEV(**options)
-    elif key == "seed":
-        from neurolm.datasets.seed import SEED as cls
-    elif key == "hmc":
-        from neurolm.datasets.hmc import HMC as cls
-    elif key == "workload":
-        from neurolm.datasets.workload import Workload as cls
-    elif key == "tusl":
-        from neurolm.datasets.tusl import TUSL as cls
-    else:
+    if key not in _ADAPTERS:
         raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    if options:
+    if options and key != "tuev":
         raise ConfigError(f"dataset {key} takes no options, got {sorted(options)}")
-    return cls()
+    return _ADAPTERS[key](**options)
 
 
 __all__ = ["DATASETS", "REFERENCE_COUNTS", "DatasetAdapter", "get_adapter"]

@@ -29,6 +29,8 @@ from typing import Any
 
 from neurolm.errors import ConfigError
 from neurolm.ingest.items import SourceItem
+from neurolm.datasets import splits
+from neurolm.ingest.discover import recording_id_for
 
 SFREQ = 200  # store rate: every start/length below is in samples at this rate
 SplitMode = str  # "paper" (default: the reference's protocol) | "seeded" (subject-wise hash)
@@ -73,7 +75,6 @@ def make_recording_id(dataset: str, root: str | os.PathLike, path: str | os.Path
     namespaced by dataset so TUAB's and TUEG's copy of one TUH file are two
     recordings (they are filtered differently: 50 vs 60 Hz notch).
     """
-    from neurolm.ingest.discover import recording_id_for
 
     return recording_id_for(dataset, relpath(root, path))
 
@@ -135,7 +136,6 @@ class DatasetAdapter(ABC):
         numbers compare with the published ones; ``seeded`` is the stable
         subject-wise hash split (see `neurolm.datasets.splits`).
         """
-        from neurolm.datasets import splits  # local: splits imports base
 
         if mode == "seeded":
             assigned = splits.seeded_split(rows, seed, self.seeded_fractions)

@@ -41,8 +41,9 @@ from neurolm.fanout import Mapper, local_map
 from neurolm.ingest import IngestState, open_store
 from neurolm.ingest.discover import SourceFile, format_for, recording_id_for
 from neurolm.ingest.run import plan_batches, run_batches
-from neurolm.ingest.splits import register_heldout
-from storage.lock import StoreLock
+from neurolm.outputs import store_outputs
+from storage.heldout import register_heldout
+from storage.signal_store import SignalStore, store_lock
 
 _WHERE = re.compile(r"^(event [\d.]+-[\d.]+ s|epoch at [\d.]+ s|clip \d+ \([^)]*\))[: ]*")
 
@@ -63,12 +64,13 @@ class DatasetIngestParams(BaseModel):
     store: str = Field(description="signal store URL (created when absent)")
     split: Literal["paper", "seeded"] = Field(
         default="paper", description="paper: NeuroLM's evaluation protocol (default); seeded: subject-wise hash")
-    seed: int = 0
-    workers: Count = 2
-    batch_size: Count = 4
-    tuev_mode: Literal["dedup", "reference"] = "dedup"
-    dask_address: DaskAddress = None
-    lock_timeout_s: float = 30.0
+    seed: int = Field(0, description="seed of the seeded splits (and of the paper splits the original left unseeded)")
+    workers: Count = Field(2, description="local Dask worker processes")
+    batch_size: Count = Field(4, description="files per Dask task")
+    tuev_mode: Literal["dedup", "reference"] = Field(
+        "dedup", description="TUEV: one sample per event (dedup) or one per channel-event row as the original")
+    dask_address: DaskAddress = Field(None, description="an existing Dask scheduler (tcp://host:8786); none: a local cluster")
+    lock_timeout_s: float = Field(30.0, description="seconds to wait for another run's store lock")
 
     @field_validator("dataset")
     @classmethod
@@ -185,7 +187,7 @@ def to_frame(rows: list[dict]) -> pd.DataFrame:
     return df
 
 
-def write_labels(store, task: str, labels: pd.DataFrame) -> pd.DataFrame:
+def write_labels(store: SignalStore, task: str, labels: pd.DataFrame) -> pd.DataFrame:
     """Replace `task`'s rows of the store's LABELS table (validated); returns the whole table."""
     old = store.read_table("labels")
     if not old.empty and "task" in old.columns:
@@ -263,7 +265,7 @@ def ingest_dataset(params: DatasetIngestParams, mapper: Mapper = local_map, run_
     run_id = run_id or str(uuid.uuid4())
     say = log or (lambda _msg: None)
     adapter = params.adapter()
-    with StoreLock(params.store, f"ingest-dataset {adapter.name} {run_id}", timeout_s=params.lock_timeout_s):
+    with store_lock(params.store, f"ingest-dataset {adapter.name} {run_id}", timeout_s=params.lock_timeout_s):
         store = open_store(params.store)
         state = IngestState.load(store, run_id, seed=params.seed, fractions=adapter.seeded_fractions)
         files, problems = plan_dataset(adapter, params.root)
@@ -298,5 +300,6 @@ def ingest_dataset(params: DatasetIngestParams, mapper: Mapper = local_map, run_
             "protocol": adapter.protocol(params.split, params.seed),
             "tuev_conflicts": getattr(adapter, "conflicts", None),
             "failed": failed,
+            "outputs": store_outputs(store.url, store.version_id),
             "wall_s": time.perf_counter() - t0,
         }

@@ -12,17 +12,17 @@ from typing import Any
 
 import pandas as pd
 
+from storage.signal_store import SignalStore
+
 MAX_FILES_SHOWN = 30
 
 
-def label_counts(store) -> pd.DataFrame:
+def label_counts(store: SignalStore | str) -> pd.DataFrame:
     """Windows per task × split × label (columns task, split, label, label_name, n).
 
     `store` is an open `SignalStore` or a store URL. Empty when the store has no labels.
     """
     if isinstance(store, str):
-        from storage.signal_store import SignalStore
-
         store = SignalStore.open(store)
     labels = store.read_table("labels")
     cols = ["task", "split", "label", "label_name", "n"]

@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from storage.signal_store import SignalStore
 
-def read_label_window(store, row: Mapping[str, Any]) -> np.ndarray:
+
+def read_label_window(store: SignalStore, row: Mapping[str, Any]) -> np.ndarray:
     """float32 [n_ch, length] (model units) of one LABELS row, wrapping circularly when needed."""
     rid, start, length = row["recording_id"], int(row["start"]), int(row["length"])
     n = int(store.recording_meta(rid)["n_samples"])
@@ -27,7 +29,7 @@ def read_label_window(store, row: Mapping[str, Any]) -> np.ndarray:
     return np.concatenate([head, tail], axis=1)
 
 
-def iter_label_windows(store, task: str, split: str | None = None) -> Iterator[tuple[dict, np.ndarray]]:
+def iter_label_windows(store: SignalStore, task: str, split: str | None = None) -> Iterator[tuple[dict, np.ndarray]]:
     """(row, window) for every LABELS row of `task` (and `split`), in table order."""
     labels = store.read_table("labels")
     sel = labels[labels["task"] == task]

@@ -13,7 +13,7 @@ and none of them needs to know how the store or the tables work:
    crash loses nothing already committed), ``state.finalize()`` at the end:
    splits, windows, all tables written, version marked complete.
 
-The caller must hold the store lock (``storage.lock.StoreLock``) around 1–3:
+The caller must hold the store lock (``storage.signal_store.store_lock``) around 1–3:
 only one process writes the tables.
 """
 
@@ -28,22 +28,22 @@ from neurolm.ingest.catalog import CatalogDiff, diff_catalog, merge_rows, recove
 from neurolm.ingest.config import IngestParams, make_params
 from neurolm.ingest.discover import SourceFile, discover, recording_id_for
 from neurolm.ingest.items import SourceItem
-from neurolm.ingest.splits import load_heldout, register_heldout, split_for
+from neurolm.ingest.splits import split_for
 from neurolm.ingest.windows import build_windows
 from neurolm.ingest.worker import process_batch, process_item
+from storage.heldout import load_heldout
+from storage.signal_store import SignalStore
 
 __all__ = [
-    "IngestParams", "IngestState", "SourceFile", "SourceItem", "discover", "load_heldout", "make_batches",
-    "make_params", "open_store", "process_batch", "process_item", "recording_id_for", "register_heldout",
+    "IngestParams", "IngestState", "SourceFile", "SourceItem", "discover", "make_batches",
+    "make_params", "open_store", "process_batch", "process_item", "recording_id_for",
 ]  # fmt: skip
 
 MAX_BATCH_BYTES = 512 * 2**20
 
 
-def open_store(url: str):
+def open_store(url: str) -> SignalStore:
     """Open the store's current version, creating the store (default StandardizeConfig) when absent."""
-    from storage.signal_store import SignalStore
-
     return SignalStore.open(url, create=True)
 
 
@@ -72,7 +72,7 @@ def make_batches(files: list[SourceFile], batch_size: int, max_bytes: int = MAX_
 class IngestState:
     """The tables of one store version as a run changes them (the single writer's view)."""
 
-    store: object
+    store: SignalStore
     run_id: str
     seed: int = 0
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -124,7 +124,7 @@ class IngestState:
             self._recordings = merge_rows(self._recordings, rows, "recording_id")
 
     @classmethod
-    def load(cls, store, run_id: str, **kw) -> "IngestState":
+    def load(cls, store: SignalStore, run_id: str, **kw) -> "IngestState":
         """Read the tables and restore rows of recordings committed after the last table write."""
         st = cls(store=store, run_id=run_id, **kw)
         st.catalog = store.read_table("catalog")

@@ -50,7 +50,8 @@ class IngestParams(BaseModel):
     store: str = Field(description="signal store URL (created when absent)")
     dataset: str | None = Field(default=None, description="dataset name; default: slug of the source folder name")
     mains_hz: float | None = Field(default=None, description="notch frequency for this dataset; None = store default")
-    layout: Literal["auto", "bids", "tuh", "generic"] = "auto"
+    layout: Literal["auto", "bids", "tuh", "generic"] = Field(
+        "auto", description="source layout: auto-detect, BIDS, TUH (subject/session from paths) or a generic tree")
     family: str | None = Field(default=None, description="subject-key family (held-out registry), e.g. 'tuh'")
     tuh_le: Literal["skip", "keep"] = Field(
         default="skip", description="TUH -LE montage files: 'skip' like NeuroLM's pretraining script, or 'keep'")
@@ -58,7 +59,8 @@ class IngestParams(BaseModel):
     batch_size: Count = Field(default=8, description="files per Prefect task")
     dask_address: DaskAddress = Field(default=None, description="existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
     seed: int = Field(default=0, description="split seed")
-    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    split_fractions: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="train, val, test fractions of subjects (seeded, stable as data grows)")
     heldout_subjects: tuple[str, ...] = Field(default=(), description="subject keys to register as held-out first")
     heldout_policy: HeldoutPolicy = Field(default="exclude", description="'exclude' held-out subjects from windows")
     crop_end_s: float = Field(default=10.0, description="seconds dropped from each recording's end before windowing")

@@ -21,6 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
 from neurolm.vocab import VOCAB
+from storage.signal_store import SignalStore
 
 QC_FIGURES = ("qc_channel_coverage.png", "qc_amplitude.png", "qc_psd.png")  # what publish_qc_figures writes
 
@@ -39,7 +40,7 @@ class QCSample:
     freqs: np.ndarray | None = None
 
 
-def _datasets_of(store, ids: list[str]) -> dict[str, str]:
+def _datasets_of(store: SignalStore, ids: list[str]) -> dict[str, str]:
     """recording_id -> dataset, from the recordings table, else the recording attrs."""
     out: dict[str, str] = {}
     try:
@@ -70,7 +71,7 @@ def _pick(ids_by_ds: dict[str, list[str]], max_recordings: int) -> dict[str, lis
     return out
 
 
-def collect_qc_sample(store, *, max_recordings: int = 48, seconds: float = 30.0,
+def collect_qc_sample(store: SignalStore, *, max_recordings: int = 48, seconds: float = 30.0,
                       unit_divisor: float | None = None) -> QCSample:
     """Read a bounded sample of committed recordings and reduce it to QC statistics."""
     from scipy.signal import welch
@@ -175,7 +176,7 @@ def _psd_figure(q: QCSample, path: Path) -> Path:
     return path
 
 
-def make_qc_figures(store, out_dir: str | os.PathLike[str], *, max_recordings: int = 48,
+def make_qc_figures(store: SignalStore, out_dir: str | os.PathLike[str], *, max_recordings: int = 48,
                     seconds: float = 30.0) -> list[Path]:
     """Write qc_channel_coverage.png, qc_amplitude.png and qc_psd.png into ``out_dir``.
 
@@ -194,7 +195,7 @@ def make_qc_figures(store, out_dir: str | os.PathLike[str], *, max_recordings: i
     ]
 
 
-def publish_qc_figures(store, dest_url: str | None = None, **kw) -> list[str]:
+def publish_qc_figures(store: SignalStore, dest_url: str | None = None, **kw) -> list[str]:
     """:func:`make_qc_figures`, stored next to the data: ``<version>/qc/*.png`` by default.
 
     Why beside the version: the figures describe *that* version's signals, so a

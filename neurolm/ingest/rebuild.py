@@ -34,7 +34,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pandas as pd
@@ -46,16 +46,17 @@ from neurolm.ingest.catalog import merge_rows
 from neurolm.ingest.config import DaskAddress
 from neurolm.ingest.items import SourceItem
 from neurolm.ingest.layouts import infer_metadata
-from neurolm.ingest.splits import load_heldout, split_for
+from neurolm.ingest.splits import split_for
 from neurolm.ingest.windows import build_windows
 from neurolm.ingest.worker import ingest_key, process_batch
+from neurolm.outputs import store_outputs
 from neurolm.standardize import StandardizeConfig
 from schemas.io import read_table
 from schemas.tables import STORE_TABLES
 from storage import fs
 from storage import versions as V
-from storage.lock import StoreLock
-from storage.signal_store import SignalStore
+from storage.heldout import load_heldout
+from storage.signal_store import SignalStore, store_lock
 
 log = logging.getLogger(__name__)
 
@@ -136,15 +137,11 @@ def new_config(current: dict, params: RebuildParams):
 
 def _marker(url: str, vid: str, rid: str) -> dict | None:
     """A commit marker read directly (works across vocabulary versions, which SignalStore refuses)."""
-    try:
-        return fs.read_json(fs.join(V.version_url(url, vid), "commits", f"{rid}.json"))
-    except FileNotFoundError:
-        return None
+    return V.read_marker(url, vid, rid)
 
 
 def _old_table(url: str, vid: str, name: str) -> pd.DataFrame:
-    return read_table(fs.join(V.version_url(url, vid), "tables", f"{name}.parquet"), STORE_TABLES[name],
-                      missing_ok=True)
+    return read_table(V.table_url(url, vid, name), STORE_TABLES[name], missing_ok=True)
 
 
 def _labelled_channels(dataset: str, stored: list[str] | None) -> list[str] | None:
@@ -241,6 +238,10 @@ class RebuildResult:
     n_removed: int = 0
     seconds: float = 0.0
     message: str = ""
+    outputs: dict[str, str] = field(init=False)  # what the next stage takes: the store and its version
+
+    def __post_init__(self) -> None:
+        self.outputs = store_outputs(self.store_url, self.new_version)
 
 
 def _target(params: RebuildParams):
@@ -251,10 +252,9 @@ def _target(params: RebuildParams):
     if meta is None or not meta.get("current"):
         raise ConfigError(f"no signal store with a current version at {url} (run neurolm ingest first)")
     old = meta["current"]
-    try:
-        old_meta = fs.read_json(fs.join(V.version_url(url, old), "version.json"))
-    except FileNotFoundError:
-        raise StoreError(f"store {url}: current version {old} has no version.json") from None
+    old_meta = V.read_version_json(url, old)
+    if old_meta is None:
+        raise StoreError(f"store {url}: current version {old} has no version.json")
     return url, old, new_config(old_meta.get("standardize") or {}, params)
 
 
@@ -369,7 +369,7 @@ def rebuild_store(params: RebuildParams, mapper: Mapper = local_map, run_id: str
     """
     t0 = time.perf_counter()
     url = fs.normalize_url(params.store)
-    with StoreLock(url, f"rebuild {run_id}".strip(), timeout_s=params.lock_timeout_s):
+    with store_lock(url, f"rebuild {run_id}".strip(), timeout_s=params.lock_timeout_s):
         plan = plan_rebuild(params)
         if plan.up_to_date:
             return RebuildResult(url, plan.old_version, plan.new_version, "up_to_date",
@@ -394,25 +394,7 @@ def rebuild_store(params: RebuildParams, mapper: Mapper = local_map, run_id: str
 
 def version_summaries(store_url: str) -> list[dict]:
     """Every version: id, status, created, config hash, notch, recordings committed, current marker."""
-
-    url = fs.normalize_url(store_url)
-    meta = V.read_store_meta(url)
-    if meta is None:
-        raise ConfigError(f"no signal store at {url}")
-    out = []
-    for vid in sorted(V.list_version_ids(url)):
-        try:
-            vm = fs.read_json(fs.join(V.version_url(url, vid), "version.json"))
-        except FileNotFoundError:
-            vm = {"status": "broken (no version.json)"}
-        n = sum(1 for f in fs.listdir(fs.join(V.version_url(url, vid), "commits")) if f.endswith(".json"))
-        std = vm.get("standardize") or {}
-        out.append({"version_id": vid, "status": vm.get("status"), "created": vm.get("created"),
-                    "config_hash": vm.get("config_hash"), "vocab_version": vm.get("vocab_version"),
-                    "notch_hz": std.get("notch_hz"), "l_freq": std.get("l_freq"), "h_freq": std.get("h_freq"),
-                    "recordings": n, "current": vid == meta.get("current")})
-    out.sort(key=lambda v: (str(v["created"]), v["version_id"]))
-    return out
+    return V.version_summaries(store_url)
 
 
 def remove_store_version(store_url: str, version_id: str, lock_timeout_s: float = 30.0) -> None:
@@ -424,10 +406,5 @@ def remove_store_version(store_url: str, version_id: str, lock_timeout_s: float 
     url = fs.normalize_url(store_url)
     if V.read_store_meta(url) is None:
         raise ConfigError(f"no signal store at {url}")
-    with StoreLock(url, f"remove {version_id}", timeout_s=lock_timeout_s):
-        if version_id == V.read_store_meta(url).get("current"):
-            raise StoreError(f"refusing to remove {version_id}: it is the current version of {url}")
-        if version_id not in V.list_version_ids(url):
-            have = ", ".join(V.list_version_ids(url)) or "none"
-            raise StoreError(f"signal store {url} has no version {version_id!r} (versions: {have})")
-        fs.rm(V.version_url(url, version_id))
+    with store_lock(url, f"remove {version_id}", timeout_s=lock_timeout_s):
+        V.remove_version(url, version_id)

@@ -125,7 +125,7 @@ def render_run_text(s: dict[str, Any]) -> str:
 
 def inspect_store(url: str) -> dict[str, Any]:
     """Everything ``neurolm inspect`` shows about a store's current version."""
-    from neurolm.ingest.splits import load_heldout
+    from storage.heldout import load_heldout
     from storage.signal_store import SignalStore
 
     store = SignalStore.open(url)

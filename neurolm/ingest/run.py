@@ -25,10 +25,11 @@ from neurolm.ingest.config import IngestParams
 from neurolm.ingest.items import SourceItem
 from neurolm.ingest.qc import QC_FIGURES, publish_qc_figures
 from neurolm.ingest.report import run_summary
-from neurolm.ingest.splits import register_heldout
 from neurolm.ingest.worker import process_batch
+from neurolm.outputs import store_outputs
 from storage import fs
-from storage.lock import StoreLock
+from storage.heldout import register_heldout
+from storage.signal_store import SignalStore, store_lock
 
 
 def _quiet(*_args, **_kwargs) -> None:
@@ -67,7 +68,7 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
     params.check_paths()
     run_id = run_id or str(uuid.uuid4())
     dataset = params.dataset_name
-    with StoreLock(params.store, f"ingest {run_id}", timeout_s=params.lock_timeout_s):
+    with store_lock(params.store, f"ingest {run_id}", timeout_s=params.lock_timeout_s):
         if params.heldout_subjects:
             register_heldout(params.store, params.heldout_subjects, "given to neurolm ingest", "neurolm ingest")
         store = open_store(params.store)
@@ -94,6 +95,7 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
                               wall_s=time.perf_counter() - t0)
         summary["qc_figures"], summary["qc_error"] = figures, qc_error
         summary["failed"] = failed
+        summary["outputs"] = store_outputs(store.url, store.version_id)
     return summary
 
 
@@ -142,7 +144,7 @@ def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, 
     return failed
 
 
-def _publish_qc(store, signals_changed: bool, warn: Callable[[str], None]) -> tuple[list[str], str | None]:
+def _publish_qc(store: SignalStore, signals_changed: bool, warn: Callable[[str], None]) -> tuple[list[str], str | None]:
     """(URLs of the version's QC figures, error) — a QC problem never fails an ingestion.
 
     Redrawn only when this run changed signals (or the figures are missing): a

@@ -8,9 +8,9 @@ the recording are cropped first and the remainder is dropped.
 One deviation, for safety: the window is capped at 64 s because the
 tokenizer's temporal embedding has 64 rows (``time_embed = nn.Embedding(64,
 ...)``); NeuroLM would index past it for recordings with fewer than 16 channels.
-For 16+ channels (every NeuroLM corpus) the rule is unchanged. The signal
-store chunks by the same rule (``storage.signal_store.sample_seconds``; a test
-keeps the two equal), so one window is one chunk.
+For 16+ channels (every NeuroLM corpus) the rule is unchanged. The rule lives
+in :mod:`neurolm.samples`; the signal store chunks by it too, so one window is
+one chunk.
 
 Windows are a table (recording_id, start, length, split), not copies of data:
 the store reads one window in one slice. Held-out recordings (split
@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-SFREQ = 200
-MAX_TOKENS = 1024
-MAX_SECONDS = 64  # rows of NeuroLM's temporal embedding
+from neurolm.samples import SFREQ, sample_seconds
+
 WINDOW_COLUMNS = ["recording_id", "start", "length", "split"]
 
 
@@ -31,7 +30,7 @@ def window_seconds(n_channels: int) -> int:
     """Seconds per pretraining sample for a recording with ``n_channels`` channels."""
     if n_channels < 1:
         raise ValueError(f"n_channels must be >= 1, got {n_channels}")
-    return max(1, min(MAX_TOKENS // n_channels, MAX_SECONDS))
+    return sample_seconds(n_channels)
 
 
 def window_samples(n_channels: int, sfreq: int = SFREQ) -> int:

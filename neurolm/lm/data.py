@@ -31,6 +31,7 @@ from neurolm.corpus.reader import TokenCorpus, collate_tokens
 from neurolm.errors import ConfigError, StoreError
 from neurolm.lm.config import LMConfig
 from neurolm.lm.targets import next_second_codes
+from neurolm.samples import MAX_TOKENS, PATCH
 from neurolm.vocab import VOCAB_VERSION
 
 TRAIN_SPLITS = ("train",)
@@ -73,10 +74,10 @@ def open_corpus(url: str, cfg: LMConfig, version: str | None = None) -> tuple[To
 
 def load_corpus_tokenizer(path: str, lineage: dict[str, Any] | None = None):
     """The tokenizer (eval mode) of checkpoint ``path``; ConfigError when it is not the corpus's (sha256)."""
-    from neurolm.corpus.tokenize import resolve_checkpoint
     from neurolm.tokenizer.weights import load_tokenizer
+    from storage import checkpoints
 
-    ckpt, sha = resolve_checkpoint(path)
+    ckpt, sha = checkpoints.resolve(path)
     want = identity(lineage or {}).get("tokenizer_sha256")
     if want not in (None, _SYNTHETIC) and want != sha:
         raise ConfigError(f"tokenizer {ckpt} (sha256 {sha[:12]}) is not the one the corpus was made with "
@@ -105,7 +106,7 @@ def attach_tokenizer(model, path: str, lineage: dict[str, Any] | None = None) ->
 class SignalPatches:
     """The 200-sample patches of corpus samples, from the signal store named in the corpus lineage."""
 
-    def __init__(self, lineage: dict[str, Any], store_url: str | None = None, patch_size: int = 200) -> None:
+    def __init__(self, lineage: dict[str, Any], store_url: str | None = None, patch_size: int = PATCH) -> None:
         from storage.signal_store import SignalStore
 
         info = lineage.get("info", {}) or {}
@@ -141,7 +142,7 @@ class EEGBatches:
     ``signals``, i.e. for ``features`` mode).
     """
 
-    def __init__(self, corpus: TokenCorpus, batch_size: int, max_len: int = 1024, seed: int = 0,
+    def __init__(self, corpus: TokenCorpus, batch_size: int, max_len: int = MAX_TOKENS, seed: int = 0,
                  shuffle: bool = True, drop_last: bool = True, access: str = "stream",
                  signals: SignalPatches | None = None) -> None:
         if batch_size < 1:

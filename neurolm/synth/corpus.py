@@ -30,6 +30,7 @@ from neurolm.errors import ConfigError
 from neurolm.synth.malformed import MALFORMED_KINDS, SPECS, write_malformed
 from neurolm.synth.signal import NON_EEG, default_ch_names, synth_signal
 from neurolm.synth.writers import EXTENSION, WRITABLE_FORMATS, write_recording
+from neurolm.synth.bids import write_bids
 
 LAYOUTS = ("flat", "tuh", "bids")
 #: Formats of a default corpus (CNT is writable but opt-in, as in the brief).
@@ -162,7 +163,6 @@ def synth_corpus(
             write_recording(root / rel, fmt, data, sfreq, labels, meas_date=date, mains_hz=mains_hz, ch_sfreqs=rates)
         files.append(SynthFile(rel or "", fmt, subject, session, labels, eeg, sfreq, float(seconds), rates is not None))
     if layout == "bids":
-        from neurolm.synth.bids import write_bids
 
         files = write_bids(root, bids_items, files, mains_hz)
     kinds = list(rng.permutation(MALFORMED_KINDS))

@@ -36,7 +36,7 @@ BDF_DIGITAL = (-8388608, 8388607)
 _BLOCK_RECORDS = 256  # records quantised in memory at a time
 
 
-def _phys_range(x: np.ndarray) -> tuple[float, float]:
+def phys_range(x: np.ndarray) -> tuple[float, float]:
     lo, hi = (float(np.min(x)), float(np.max(x))) if x.size else (-1.0, 1.0)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ConfigError("EDF/BDF cannot store non-finite samples")
@@ -96,7 +96,7 @@ def write_edf(
     if any(len(c) > 16 or not c.isascii() for c in ch_names):
         raise ConfigError("EDF labels must be ASCII and at most 16 characters")
     dmin, dmax = BDF_DIGITAL if bdf else EDF_DIGITAL
-    phys = [_phys_range(r[: n_rec * n]) for r, n in zip(rows, ns)]
+    phys = [phys_range(r[: n_rec * n]) for r, n in zip(rows, ns)]
     headers = [
         dict(label=name, dimension=unit, sample_frequency=rate, physical_min=p[0], physical_max=p[1],
              digital_min=dmin, digital_max=dmax, transducer="", prefilter="")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from neurolm.errors import ConfigError
-from neurolm.synth.edf_writer import EDF_DIGITAL, _phys_range
+from neurolm.synth.edf_writer import EDF_DIGITAL, phys_range
 
 
 def write_gdf(
@@ -39,7 +39,7 @@ def write_gdf(
         raise ConfigError("write_gdf needs an integer sfreq and one name per channel")
     n_rec = data.shape[1] // ns
     date = meas_date or datetime(2012, 1, 1)
-    phys = [_phys_range(row[: n_rec * ns]) for row in data]
+    phys = [phys_range(row[: n_rec * ns]) for row in data]
     dmin, dmax = EDF_DIGITAL
     hdr = bytearray()
     hdr += b"GDF 1.25"

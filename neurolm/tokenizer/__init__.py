@@ -11,9 +11,11 @@ Public entry points::
 
 Modules: ``config`` (presets, YAML), ``model`` (patch transformer), ``quantizer``
 (normalised EMA VQ), ``vq`` (encoder → codes → two decoders + domain head), ``data``
-(samples, targets, store dataset), ``text`` (frozen text embeddings), ``train`` (the loop),
-``metrics``, ``weights`` (loading, published import), ``run`` (checked run setup + report),
-``synthetic`` (rhythm corpus for tests and demos).
+(samples, targets, store dataset), ``text`` (frozen text embeddings), ``train`` (the loop,
+on the shared plumbing of :mod:`neurolm.training`), ``metrics`` (codebook-health window),
+``weights`` (loading, published import), ``params`` (the stage's parameters), ``run`` (the
+stage: checked run setup, training, report, summary with ``outputs``), ``synthetic`` (rhythm
+corpus for tests and demos).
 
 Deliberate differences from the reference implementation (each documented where it lives):
 

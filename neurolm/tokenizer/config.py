@@ -42,6 +42,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from neurolm.errors import ConfigError
+from neurolm.samples import CHANNEL_ROWS, MAX_TOKENS, PATCH, TIME_ROWS
 
 Attention = Literal["full", "causal-by-second"]
 ConvNorm = Literal["reference", "valid-patches"]
@@ -54,15 +55,15 @@ class TokenizerConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = "custom"
-    patch_size: int = Field(200, description="samples per patch (1 s at 200 Hz)")
-    max_tokens: int = Field(1024, ge=1, description="patches per sample (padded length)")
+    patch_size: int = Field(PATCH, description="samples per patch (1 s at 200 Hz)")
+    max_tokens: int = Field(MAX_TOKENS, ge=1, description="patches per sample (padded length)")
     d_model: int = Field(768, ge=8)
     n_heads: int = Field(12, ge=1)
     n_enc_layers: int = Field(12, ge=1)
     n_dec_layers: int = Field(4, ge=1)
     conv_out_chans: int = Field(16, ge=4, description="TemporalConv channels; GroupNorm(4, .) needs a multiple of 4")
-    pos_rows: int = Field(256, description="rows of the channel (spatial) embedding")
-    time_rows: int = Field(64, description="rows of the time embedding: max seconds per sample")
+    pos_rows: int = Field(CHANNEL_ROWS, description="rows of the channel (spatial) embedding")
+    time_rows: int = Field(TIME_ROWS, description="rows of the time embedding: max seconds per sample")
     codebook_size: int = Field(8192, ge=2)
     code_dim: int = Field(128, ge=2)
     freq_bins: int = Field(100, ge=1, description="FFT amplitude bins predicted by decoder_freq")

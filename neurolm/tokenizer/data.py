@@ -25,10 +25,10 @@ import torch
 from torch.utils.data import Dataset
 
 from neurolm.errors import ConfigError, StoreError
+from neurolm.samples import MAX_TOKENS, PATCH, TIME_ROWS, sample_seconds
 from neurolm.vocab import PAD_INDEX
+from storage.signal_store import SignalStore
 
-PATCH = 200
-MAX_TOKENS = 1024
 _EPS = 1e-6
 
 
@@ -87,11 +87,6 @@ def training_sample(signal: np.ndarray, ch_indices: Sequence[int], max_tokens: i
     return s
 
 
-def seconds_per_sample(n_ch: int, max_tokens: int = MAX_TOKENS, time_rows: int = 64) -> int:
-    """NeuroLM's window length: floor(max_tokens / n_ch) seconds, capped by the time embedding."""
-    return max(1, min(max_tokens // max(n_ch, 1), time_rows))
-
-
 class ArraySampleDataset(Dataset):
     """In-memory windows [(signal [n_ch, n], ch_indices), ...]: tests, demos and benchmarks."""
 
@@ -117,7 +112,7 @@ class StoreSampleDataset(Dataset):
     """
 
     def __init__(self, store_url: str, split: str = "train", seed: int = 0, version: str | None = None,
-                 max_tokens: int = MAX_TOKENS, freq_bins: int = 100, time_rows: int = 64):
+                 max_tokens: int = MAX_TOKENS, freq_bins: int = 100, time_rows: int = TIME_ROWS):
         self.store_url, self.split, self.seed, self.version = store_url, split, seed, version
         self.max_tokens, self.freq_bins, self.time_rows = max_tokens, freq_bins, time_rows
         store = self._open()
@@ -135,8 +130,6 @@ class StoreSampleDataset(Dataset):
         self._store = None
 
     def _open(self):
-        from storage.signal_store import SignalStore  # storage is our sibling package; imported lazily
-
         return SignalStore.open(self.store_url, version=self.version)  # StoreError when absent
 
     def __getstate__(self) -> dict:
@@ -159,6 +152,6 @@ class StoreSampleDataset(Dataset):
             self._store = self._open()
         rec, start, length = self.rows[i]
         ch = self.channels(rec)
-        n_sec = min(length // PATCH, seconds_per_sample(len(ch), self.max_tokens, self.time_rows))
+        n_sec = min(length // PATCH, sample_seconds(len(ch), self.max_tokens, self.time_rows))
         sig = self._store.read_signal(rec, start, start + n_sec * PATCH)  # only what the model can take
         return training_sample(sig, ch, self.max_tokens, self.freq_bins)

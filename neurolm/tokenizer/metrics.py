@@ -1,4 +1,4 @@
-"""Learning-rate schedule and the per-log-window training metrics.
+"""The per-log-window metrics of tokenizer training (the lr schedule is :mod:`neurolm.training.optim`'s).
 
 Codebook health is what goes wrong first in VQ training (collapse to a few
 codes), so every log line reports, besides each loss term:
@@ -15,22 +15,12 @@ uninterrupted run would have.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.distributed as dist
 
+from neurolm.training.metrics import Panel
+
 LOSS_KEYS = ("total", "commit", "freq", "raw", "domain_eeg", "domain_text")
-
-
-def lr_at(step: int, total: int, lr: float, min_lr: float, warmup: int) -> float:
-    """Linear warm-up from 0 over ``warmup`` steps, then cosine decay to ``min_lr`` at ``total``."""
-    if warmup and step < warmup:
-        return lr * (step + 1) / warmup
-    if total <= warmup:
-        return lr
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (lr - min_lr)
 
 
 class MetricWindow:
@@ -85,3 +75,8 @@ class MetricWindow:
     def load(self, st: dict) -> None:
         self.counts, self.last_used = st["counts"].clone(), st["last_used"].clone()
         self.sums, self.n, self.reseeded = dict(st["sums"]), int(st["n"]), int(st["reseeded"])
+
+
+REPORT_COLS = ("step", "lr", *LOSS_KEYS, "usage", "perplexity", "dead", "reseeded")
+REPORT_PANELS = (Panel("tokenizer losses", LOSS_KEYS, ylabel="loss"),
+                 Panel("codebook", ("usage",), ylabel="codebook usage", ylim=(0, 1.05)))

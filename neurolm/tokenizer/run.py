@@ -1,23 +1,32 @@
-"""Everything a tokenizer training run needs, resolved and checked before any work.
+"""The tokenizer-training stage as library calls: :func:`prepare` (every check, before any work) and
+:func:`train_tokenizer` (train, report, summary with ``outputs``); the Prefect flow only wires them.
 
-Shared by the CLI and the Prefect flow so both fail the same way, early: an
-unknown config, a missing store, a store without training windows, an output
-directory holding a different model's checkpoints, an unavailable device.
-Also writes the run's report (loss-curve PNG + metrics markdown) next to the checkpoints.
+Preparing fails early and the same way wherever a run starts: an unknown
+config, a missing store, a store without training windows, an output directory
+holding a different model's checkpoints, an unavailable device. The run's report
+(loss-curve PNG + metrics markdown) is written next to the checkpoints.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from neurolm.errors import ConfigError
+from neurolm.outputs import checkpoint_outputs
 from neurolm.tokenizer.config import TokenizerConfig, TrainConfig, load_configs
 from neurolm.tokenizer.data import StoreSampleDataset
-from neurolm.tokenizer.metrics import LOSS_KEYS
-from neurolm.tokenizer.train import _device
+from neurolm.tokenizer.metrics import REPORT_COLS, REPORT_PANELS
+from neurolm.tokenizer.params import TrainTokenizerParams
+from neurolm.tokenizer.train import train
+from neurolm.training import metrics as training_metrics
+from neurolm.training import resolve_device
 from storage import checkpoints, fs
+
+
+def _quiet(*_args, **_kwargs) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,7 @@ def prepare_run(store: str, out: str, config: str = "tiny", *, steps: int | None
         if v is not None and v < 1:
             raise ConfigError(f"{name} must be ≥ 1, got {v}")
     cfg, tcfg = load_configs(config, steps=steps, batch_size=batch_size, num_workers=num_workers, seed=seed)
-    _device(device, 0)
+    resolve_device(device, 0)
     ds = StoreSampleDataset(store, split=split, version=version, max_tokens=cfg.max_tokens,
                             freq_bins=cfg.freq_bins, time_rows=cfg.time_rows)
     out = fs.normalize_url(out)
@@ -54,39 +63,48 @@ def prepare_run(store: str, out: str, config: str = "tiny", *, steps: int | None
     return PreparedRun(cfg, tcfg, ds, lineage, out, device)
 
 
+def prepare(params: TrainTokenizerParams) -> PreparedRun:
+    """:func:`prepare_run` for a stage's params: the one preparation of a run."""
+    return prepare_run(params.store, params.out, params.config, steps=params.steps, batch_size=params.batch_size,
+                       device=params.device, resume=params.resume, split=params.split, version=params.version,
+                       num_workers=params.num_workers, seed=params.seed)
+
+
+def train_tokenizer(params: TrainTokenizerParams, run: PreparedRun | None = None, *,
+                    log: Callable[[str], None] = _quiet, emit: Callable[[dict], None] = _quiet) -> dict:
+    """Train (or resume) the tokenizer for ``params``, write its report; returns the run summary.
+
+    ``run``: the run already prepared by :func:`prepare` (prepared here when None).
+    Events: ``prepared`` (what will run), ``log`` (each metrics line), ``step``.
+    The summary's ``outputs`` (checkpoint, its sha256, the config hash) are what
+    the token-corpus stage takes; ``history`` and ``lineage`` feed reports.
+    """
+    run = run if run is not None else prepare(params)
+    emit({"event": "prepared", "config": run.cfg.name, "config_hash": run.cfg.config_hash(),
+          "windows": len(run.dataset), "split": params.split, "store_url": run.lineage["store_url"],
+          "store_version": run.lineage["store_version"], "steps": run.tcfg.steps, "out": run.out})
+
+    def on_log(line: dict) -> None:
+        log(f"step {line['step']}: " + str({k: round(v, 4) for k, v in line.items() if isinstance(v, float)}))
+        emit({"event": "log", **line})
+
+    res = train(run.cfg, run.tcfg, run.dataset, run.out, device=run.device, resume=params.resume,
+                lineage=run.lineage, text_token_file=params.text_tokens, on_log=on_log,
+                on_step=lambda s, n: emit({"event": "step", "step": s, "total": n}))
+    png, md = write_report(res.history, run.out)
+    sha = checkpoints.checkpoint_sha256(run.out)
+    config_hash = run.cfg.config_hash()
+    return {"steps": res.steps, "seconds": res.seconds, "patches": res.patches, "checkpoint": res.checkpoint,
+            "config_hash": config_hash, "config": run.cfg.name, "weights_sha256": sha, "loss_curve": png,
+            "out": run.out, "final": res.history[-1] if res.history else {}, "history": res.history,
+            "metrics_markdown": md, "lineage": run.lineage,
+            "outputs": checkpoint_outputs(res.checkpoint or run.out, sha, config_hash)}
+
+
 def write_report(history: list[dict], out: str) -> tuple[str | None, str]:
     """Loss-curve PNG and a metrics markdown table in ``out`` (local dirs); returns (png path, markdown)."""
-    md = metrics_markdown(history)
-    png = None
-    if history and fs.is_local(out):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
-        steps = [h["step"] for h in history]
-        for k in LOSS_KEYS:
-            if k in history[0]:
-                ax.plot(steps, [h.get(k, float("nan")) for h in history], label=k)
-        ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.legend(fontsize=7), ax.set_title("tokenizer losses")
-        ax2.plot(steps, [h.get("usage", 0.0) for h in history], label="codebook usage")
-        ax2.set_xlabel("step"), ax2.set_ylim(0, 1.05), ax2.legend(fontsize=7), ax2.set_title("codebook")
-        fig.tight_layout()
-        png = os.path.join(out, "loss_curve.png")
-        fig.savefig(png, dpi=90)
-        plt.close(fig)
-        with open(os.path.join(out, "metrics.md"), "w", encoding="utf-8") as f:
-            f.write(md)
-    return png, md
+    return training_metrics.write_report(history, out, REPORT_COLS, REPORT_PANELS)
 
 
 def metrics_markdown(history: list[dict], max_rows: int = 20) -> str:
-    cols = ["step", "lr", *LOSS_KEYS, "usage", "perplexity", "dead", "reseeded"]
-    cols = [c for c in cols if history and c in history[-1]]
-    stride = max(1, -(-len(history) // max_rows))
-    rows = history[::stride] + ([history[-1]] if history and (len(history) - 1) % stride else [])
-    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return training_metrics.metrics_markdown(history, REPORT_COLS, max_rows)

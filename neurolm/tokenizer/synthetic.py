@@ -12,6 +12,10 @@ import numpy as np
 
 from neurolm.tokenizer.data import ArraySampleDataset
 from neurolm.vocab import index_of
+from neurolm.samples import SFREQ, sample_seconds
+from neurolm.standardize import StandardizedRecording
+from neurolm.vocab import VOCAB
+from storage.signal_store import SignalStore
 
 RHYTHMS = {"slow": (1.0, 3.0), "alpha": (8.0, 12.0), "beta": (18.0, 25.0)}
 # The 19 channels of the 10-20 system (vocabulary indices), frontal-central-parietal first.
@@ -55,9 +59,6 @@ def write_rhythm_store(url: str, n_recordings: int = 3, n_ch: int = 8, seconds: 
     """
     import pandas as pd
 
-    from neurolm.standardize import StandardizedRecording
-    from neurolm.vocab import VOCAB
-    from storage.signal_store import SignalStore, sample_seconds
 
     store = SignalStore.open(url, create=True)
     rng = np.random.default_rng(seed)
@@ -71,7 +72,7 @@ def write_rhythm_store(url: str, n_recordings: int = 3, n_ch: int = 8, seconds: 
         rec = StandardizedRecording(data=data, ch_names=tuple(VOCAB[c] for c in ch_idx), ch_indices=ch_idx,
                                     orig_sfreq=200.0, duration_s=float(seconds), channel_flags={}, flags=())
         store.write_recording(rid, rec, {"dataset": "synth-rhythm"})
-        win = sample_seconds(n_ch) * 200
+        win = sample_seconds(n_ch) * SFREQ
         split = "val" if (i + 1) % val_every == 0 else "train"
         rows += [(rid, k * win, win, split) for k in range(data.shape[1] // win)]
         ids.append(rid)

@@ -28,6 +28,7 @@ import torch
 from neurolm.errors import ConfigError, StoreError
 from neurolm.tokenizer.config import TokenizerConfig, preset
 from neurolm.tokenizer.vq import VQTokenizer
+from storage import checkpoints, fs
 
 FORMAT = "neurolm-tokenizer-v1"
 _PREFIXES = ("_orig_mod.", "module.")
@@ -226,7 +227,6 @@ def load_tokenizer(path: str, device: str = "cpu") -> VQTokenizer:
     """
     from safetensors.torch import load_file, safe_open
 
-    from storage import checkpoints, fs
 
     path = os.fspath(path)
     if not fs.exists(path):
@@ -241,12 +241,7 @@ def load_tokenizer(path: str, device: str = "cpu") -> VQTokenizer:
         except Exception as exc:
             raise StoreError(f"{path} is not a readable safetensors file: {exc}") from exc
     else:
-        if fs.exists(fs.join(path, "manifest.json")):
-            ckpt = checkpoints.load_checkpoint(path)
-        else:
-            ckpt = checkpoints.load_latest_good(path)
-            if ckpt is None:
-                raise StoreError(f"no checkpoint in {path}")
+        ckpt = checkpoints.load(path)  # a checkpoint directory, or a run's newest good checkpoint
         meta, weights = ckpt.metadata, ckpt.weights
     model = VQTokenizer(config_from_metadata(meta, path))
     model.load_state_dict(weights, strict=True)

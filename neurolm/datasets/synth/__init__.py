@@ -18,11 +18,11 @@ import os
 from pathlib import Path
 
 from neurolm.errors import ConfigError
+from neurolm.datasets.synth import other, tuh
 
 
 def synth_dataset(name: str, out_dir: str | os.PathLike, seed: int = 0, bad: bool = False) -> dict:
     """Write the `name` layout (tuab, tuev, seed, hmc, workload, tusl) under `out_dir`."""
-    from neurolm.datasets.synth import other, tuh
 
     makers = {"tuab": tuh.synth_tuab, "tuev": tuh.synth_tuev, "tusl": tuh.synth_tusl,
               "seed": other.synth_seed, "hmc": other.synth_hmc, "workload": other.synth_workload}

@@ -2,7 +2,7 @@
 
 Signals come from `neurolm.synth.signal.synth_signal` (EEG-like spectra, so the
 real standardize chain has something realistic to filter) and are written with
-the project's EDF writer; when that is unavailable we fall back to edfio.
+the project's EDF writer (pyedflib).
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
+from neurolm.synth.edf_writer import write_edf
 from neurolm.synth.signal import synth_signal
 
 
@@ -21,21 +20,8 @@ def write_edf_file(path: str | os.PathLike, ch_names: list[str] | tuple[str, ...
     p = Path(os.fspath(path))
     p.parent.mkdir(parents=True, exist_ok=True)
     data = synth_signal(len(ch_names), sfreq, seconds, seed, ch_names=list(ch_names), mains_hz=mains_hz)
-    try:
-        from neurolm.synth.edf_writer import write_edf
-    except ImportError:  # pragma: no cover - the project writer is part of the package
-        _write_edfio(p, data, sfreq, ch_names)
-    else:
-        write_edf(p, data, sfreq, list(ch_names), unit="uV")
+    write_edf(p, data, sfreq, list(ch_names), unit="uV")
     return p
-
-
-def _write_edfio(path: Path, data: np.ndarray, sfreq: float, ch_names) -> None:  # pragma: no cover
-    import edfio
-
-    sigs = [edfio.EdfSignal(row.astype(np.float64), sampling_frequency=sfreq, label=name,
-                            physical_dimension="uV") for row, name in zip(data, ch_names)]
-    edfio.Edf(sigs).write(path)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

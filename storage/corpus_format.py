@@ -1,8 +1,10 @@
-"""Value types of the token-corpus format: what a version is made from, what a shard holds.
+"""Value types of the token-corpus on-disk format: format version, what a version is made from, what a shard holds.
 
 Why separate from ``storage.token_corpus``: these are plain, dependency-free
 values (no zarr, no fsspec) shared by the store, the tokenization job and the
-reader; keeping them here keeps the store module about IO only.
+reader; keeping them here keeps the store module about IO only. They belong to
+``storage/`` (which owns every on-disk layout); ``neurolm.corpus`` imports them
+through ``storage.token_corpus``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from neurolm.errors import StoreError
 FORMAT_VERSION = 1
 
 
-def _canonical(obj: Any) -> bytes:
+def canonical(obj: Any) -> bytes:
+    """Canonical JSON bytes (sorted keys, no spaces): what version ids and content hashes are taken over."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
 
 
@@ -59,7 +62,7 @@ class CorpusLineage:
         }
 
     def version_id(self) -> str:
-        return "c-" + hashlib.sha256(_canonical(self.identity())).hexdigest()[:12]
+        return "c-" + hashlib.sha256(canonical(self.identity())).hexdigest()[:12]
 
     def to_json(self) -> dict[str, Any]:
         return {"version_id": self.version_id(), "identity": self.identity(), "info": dict(self.info)}
