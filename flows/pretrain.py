@@ -65,7 +65,7 @@ def pretrain_flow(params: PretrainParams) -> dict:
     """Pretrain (or resume, or find finished) NeuroLM on a token corpus; returns the run summary."""
     prepare(params)  # every input error before a task is scheduled
     summary = pretrain_task(params)
-    report = summary.get("outputs", {}).get("report")
+    report = summary.get("files", {}).get("report")
     if report and not summary.get("nothing_to_do"):
         with open(report, encoding="utf-8") as f:
             create_markdown_artifact(f.read(), key="neurolm-pretrain-report",

@@ -174,6 +174,6 @@ def test_corrupt_and_foreign_checkpoints_are_refused(inputs, tmp_path):
         pretrain(p)
     other = pretrain(params(inputs, tmp_path / "r", steps=3, ckpt_every=1, keep_last=1))  # another run
     shutil.rmtree(path)
-    shutil.copytree(other["outputs"]["checkpoint"], os.path.join(run_dir, "checkpoints", os.path.basename(path)))
+    shutil.copytree(other["files"]["checkpoint"], os.path.join(run_dir, "checkpoints", os.path.basename(path)))
     with pytest.raises(ConfigError, match="belongs to run"):
         pretrain(p)

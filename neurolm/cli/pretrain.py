@@ -107,7 +107,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     print(f"{head}; val next-code accuracy {v.get('accuracy', float('nan')):.4f} "
           f"(unigram baseline {b.get('accuracy', float('nan')):.4f}), loss {v.get('loss', float('nan')):.4f} "
           f"(baseline {b.get('loss', float('nan')):.4f}); model {summary['outputs']['model']}, "
-          f"report {summary['outputs']['report']}")
+          f"report {summary['files']['report']}")
     return 0
 
 

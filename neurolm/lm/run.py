@@ -41,8 +41,6 @@ import numpy as np
 import torch
 
 from neurolm.errors import ConfigError, StoreError
-from neurolm.lm._runtime import (DistEnv, barrier, dist_env, init_distributed, resolve_device, rng_state,
-                                 set_rng_state, wrap_ddp)
 from neurolm.lm.config import LMConfig, LMTrainConfig, load_lm_configs
 from neurolm.lm.data import EEGBatches, SignalPatches, attach_tokenizer, identity, open_corpus
 from neurolm.lm.io import FORMAT, lm_metadata, save_lm
@@ -50,6 +48,9 @@ from neurolm.lm.model import NeuroLM
 from neurolm.lm.params import PretrainParams
 from neurolm.lm.text import TextBatches, read_token_bin
 from neurolm.lm.train import evaluate, make_optimizer, train_step, unigram_baseline
+from neurolm.outputs import model_outputs
+from neurolm.training import (DistEnv, barrier, dist_env, init_distributed, resolve_device, rng_state, set_rng_state,
+                              wrap_ddp)
 from storage import checkpoints as ckpts
 
 STATE_KIND = "neurolm-pretrain-v1"
@@ -395,8 +396,9 @@ def _finish(run: PreparedPretrain, history, val_history, baseline, last_ckpt, to
     curves, report = os.path.join(run.run_dir, "curves.png"), os.path.join(run.run_dir, "report.md")
     with open(curves, "wb") as f:
         f.write(png)
-    summary["outputs"] = {"model": run.model_dir, "checkpoint": last_ckpt, "run_dir": run.run_dir,
-                          "curves": curves, "report": report, "lineage": os.path.join(run.run_dir, "lineage.json")}
+    summary["outputs"] = model_outputs(run.model_dir, run.cfg.config_hash(), run.run_dir)
+    summary["files"] = {"checkpoint": last_ckpt, "curves": curves, "report": report,
+                        "lineage": os.path.join(run.run_dir, "lineage.json")}
     with open(report, "w", encoding="utf-8") as f:
         f.write(report_markdown(summary, png))
     tmp = os.path.join(run.run_dir, f"summary.json.tmp-{os.getpid()}")
