@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from neurolm.corpus.fixtures import save_random_tokenizer
-from neurolm.corpus.format import ShardArrays
+from storage.corpus_format import ShardArrays
 from neurolm.errors import ConfigError, StoreError
 from neurolm.lm.params import PretrainParams
 from neurolm.lm.run import load_history, prepare, pretrain
