@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="demo", help="working directory (recreated)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--steps", type=int, default=150, help="tokenizer training steps")
-    parser.add_argument("--lm-steps", type=int, default=40, help="pretraining steps of the tiny NeuroLM")
+    parser.add_argument("--lm-steps", type=int, default=60, help="pretraining steps of the tiny NeuroLM")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     _run("inspect the token corpus", ["tokens", "inspect", str(corpus)])
     _run("pretrain the tiny NeuroLM (stage 2)",
          ["pretrain", "--corpus", str(corpus), "--config", "tiny", "--out", str(out / "pretrain"),
-          "--steps", str(args.lm_steps), "--batch-size", "4", "--max-len", "256"])
+          "--steps", str(args.lm_steps), "--warmup-steps", "5", "--lr", "3e-3", "--batch-size", "4",
+          "--max-len", "256"])
     _run("rerun ingestion: nothing new", ingest)
     print(f"\nDemo finished in {time.perf_counter() - t0:.0f} s. Outputs under {out}.")
     print(f"See the flow runs: PREFECT_HOME={os.environ['PREFECT_HOME']} prefect flow-run ls   (or `make ui`)")
