@@ -11,10 +11,12 @@ of ``make ui``) is always used as is.
 
 Why these Dask worker settings: one thread per worker process (MNE filtering
 and the zarr codecs are CPU-bound; threads would fight over the GIL and BLAS
-pools), one BLAS/OpenMP thread, and Dask's default
-``MALLOC_TRIM_THRESHOLD_=65536`` removed from the spawn environment (it makes
-MNE's many large temporary arrays go back and forth to the OS; a value set in
-the caller's environment is inherited unchanged). The scratch directory is a
+pools), one BLAS/OpenMP thread, and glibc's ``MALLOC_MMAP_THRESHOLD_`` and
+``MALLOC_TRIM_THRESHOLD_`` at 1 GiB instead of Dask's ``MALLOC_TRIM_THRESHOLD_=65536``:
+the standardizer's and MNE's large temporary arrays (tens of MB each) are then
+reused from the heap file after file instead of going back and forth to the OS
+as fresh, page-faulting mmaps (a value set in the caller's environment is
+inherited unchanged). The scratch directory is a
 temporary folder, never the working directory: Dask puts it on ``sys.path``
 and its ``storage/`` spill folder would shadow our ``storage`` package.
 """
@@ -32,7 +34,12 @@ from neurolm.errors import NeurolmError
 
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
               "NUMEXPR_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-              "DASK_LOGGING__DISTRIBUTED": os.environ.get("DASK_LOGGING__DISTRIBUTED", "warning")}
+              "DASK_LOGGING__DISTRIBUTED": os.environ.get("DASK_LOGGING__DISTRIBUTED", "warning"),
+              # glibc: arrays under 1 GiB come from the heap and freed memory (up to 1 GiB) stays there
+              # for the next file, instead of a fresh mmap per array whose every page faults in zeroed
+              # (measured: ~0.3-0.5 s of system time per hour of EEG, ~24k page faults; see BENCHMARKS.md)
+              "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_", str(2**30)),
+              "MALLOC_TRIM_THRESHOLD_": os.environ.get("MALLOC_TRIM_THRESHOLD_", str(2**30))}
 
 
 @contextlib.contextmanager
@@ -100,7 +107,6 @@ def dask_runner(workers: int = 2, address: str | None = None) -> Iterator[object
         logging.getLogger("distributed").setLevel(logging.WARNING)
     scratch = tempfile.mkdtemp(prefix="neurolm-dask-")
     restore_path = _flows_dir_last_on_sys_path()
-    dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
     for key, value in WORKER_ENV.items():
         dask.config.set({f"distributed.nanny.pre-spawn-environ.{key}": value})
     try:

@@ -71,6 +71,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from scipy import fft as sfft
+from scipy.signal import fftconvolve
 
 from neurolm import quality
 from neurolm.errors import BadInputError, ConfigError
@@ -191,7 +192,9 @@ def _response(fs: float, l_freq: float | None, h_freq: float | None, notch: floa
         return np.ones(n_bins, np.float32)
     h = kernels[0]
     for k in kernels[1:]:
-        h = np.convolve(h, k)  # one combined zero-phase kernel: one transform per recording
+        # one combined zero-phase kernel; direct convolution is quadratic in the rate (kernels grow with it),
+        # so long kernels (rates of several kHz) go through the FFT
+        h = np.convolve(h, k) if len(h) * len(k) <= 2 * 10**9 else fftconvolve(h, k)  # direct up to ~3 kHz
     c = (len(h) - 1) // 2
     centered = np.zeros(n_fft)
     centered[: c + 1] = h[c:]

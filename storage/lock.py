@@ -5,18 +5,36 @@ and race on the version pointer. A plain lock file is not enough, because a run
 that is killed (OOM killer, ``kill -9``, a lost node) never removes it and would
 block the store forever. So the lock file records who holds it and a heartbeat:
 
-``<url>/.lock`` (JSON): ``pid``, ``host``, ``pid_started`` (process start time, to
-survive pid reuse), ``owner`` (e.g. a run ID), ``started``, ``heartbeat``, ``token``.
+``<url>/.lock`` (JSON): ``pid``, ``host`` (hostname), ``boot_id`` (the kernel's boot
+id) and ``pid_ns`` (the PID namespace) — together the holder's *machine identity* —
+``pid_started`` (process start time, to survive pid reuse), ``owner`` (e.g. a run
+ID), ``started``, ``token``, ``heartbeat``.
 
-A background thread refreshes ``heartbeat`` every ``heartbeat_s``. A waiting
-process breaks the lock as *stale* when the holder's pid is dead on this host, or
-when the heartbeat is older than ``stale_after_s`` (holders on other hosts). Any
-other holder makes it wait up to ``timeout_s`` and then raise ``StoreError``.
+A background thread refreshes ``heartbeat`` every ``heartbeat_s``. When may a waiting
+process break the lock?
 
-Generic: any store (token corpus, checkpoint directory) can use it with its own
-directory URL and ``lock_name``. Local paths use ``O_CREAT|O_EXCL`` (atomic on
-POSIX, including NFSv3+); other fsspec URLs are best effort (write, then read back
-and check the token), since object stores have no exclusive create.
+- Holder on *this machine* (same hostname, boot id and PID namespace): only when its
+  pid is dead (or reused by another process). A live holder is never broken, however
+  old its heartbeat: a process stopped with Ctrl-Z or a paused VM is alive, and it
+  keeps the lock until it resumes and finishes.
+- Holder in *another PID namespace or on another host* (a container with the same
+  hostname, a cluster node): its pid means nothing here, so it is presumed alive
+  until its heartbeat is older than ``stale_after_s`` (default 15 min: "stale for
+  long"), and the break message says why it was broken.
+
+A waiter says once (``on_wait``) for whom it waits, then waits up to ``timeout_s``
+and raises ``StoreError``. A holder whose lock was nevertheless taken (its heartbeat
+went stale across hosts) must not go on writing: :meth:`StoreLock.check` (and
+:func:`check_token` in worker processes, which know only the token) raise
+:class:`~neurolm.errors.LockLostError`; the stores call them before every table write
+and every commit.
+
+Local paths use ``O_CREAT|O_EXCL`` (atomic on POSIX, including NFSv3+). The holder
+keeps the lock file open: it owns the lock while the path still names *its* inode
+(checked with one ``stat``), and its heartbeat rewrites that inode in place, so a
+holder that lost the lock can never overwrite the new holder's file. Other fsspec
+URLs are best effort (write, then read back and check the token), since object
+stores have no exclusive create.
 Not re-entrant: a process that takes the same lock twice waits for itself.
 """
 
@@ -29,13 +47,18 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
-from neurolm.errors import StoreError
+from neurolm.errors import LockLostError, StoreError
 from storage import fs
 
 log = logging.getLogger(__name__)
+
+#: Default heartbeat age after which a holder on another host / PID namespace is presumed dead.
+STALE_AFTER_S = 900.0
 
 
 def _now() -> float:
@@ -44,6 +67,29 @@ def _now() -> float:
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.read().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+@lru_cache(maxsize=1)
+def machine_identity() -> dict[str, str | None]:
+    """This process's machine: hostname, kernel boot id and PID namespace (None where the OS has none).
+
+    Two processes can compare pids only when all three are equal: the same hostname
+    can name two containers (other PID namespaces) or two nodes (other boot ids).
+    """
+    try:
+        pid_ns: str | None = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pid_ns = None
+    return {"host": socket.gethostname(), "boot_id": _read_text("/proc/sys/kernel/random/boot_id"),
+            "pid_ns": pid_ns}
 
 
 def _proc_started(pid: int) -> float | None:
@@ -56,7 +102,10 @@ def _proc_started(pid: int) -> float | None:
 
 
 def pid_alive(pid: int, started: float | None = None) -> bool:
-    """Whether ``pid`` is a live (non-zombie) process on this host, and the same process if ``started`` is known."""
+    """Whether ``pid`` is a live (non-zombie) process on this host, and the same process if ``started`` is known.
+
+    A stopped process (SIGSTOP, Ctrl-Z) is alive.
+    """
     try:
         import psutil
 
@@ -81,11 +130,50 @@ def pid_alive(pid: int, started: float | None = None) -> bool:
         return True
 
 
+def describe_holder(holder: dict[str, Any]) -> str:
+    """``run ID X (pid P on host H since T)`` for messages."""
+    return (f"run ID {holder.get('owner') or '?'} (pid {holder.get('pid')} on host {holder.get('host')} "
+            f"since {holder.get('started_iso', '?')})")
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(data.decode("utf-8"))
+        return obj if isinstance(obj, dict) else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}  # empty or torn file
+
+
+def read_lock_file(lock_url: str) -> dict[str, Any] | None:
+    """The lock file's content, None when absent, ``{}`` when unreadable (empty, mid-write)."""
+    try:
+        return _parse(fs.read_bytes(lock_url))
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+
+
+def check_token(lock_url: str, token: str) -> None:
+    """Raise LockLostError unless the lock file at ``lock_url`` is held with ``token`` (for worker processes)."""
+    holder: dict[str, Any] | None = {}
+    for _ in range(5):  # an unreadable file is retried: a creator may be mid-write
+        holder = read_lock_file(lock_url)
+        if holder != {}:
+            break
+        time.sleep(0.01)
+    if holder and holder.get("token") == token:
+        return
+    who = describe_holder(holder) if holder else "nobody"
+    raise LockLostError(f"the store lock {lock_url} was taken from this run (now held by {who}); "
+                        "stopping before writing anything more (committed data is kept)")
+
+
 class StoreLock:
     """Context manager: ``with StoreLock(url, "run 42"): ...`` holds ``<url>/<lock_name>``.
 
     ``timeout_s``: how long to wait for a live holder; ``stale_after_s``: heartbeat
-    age after which a holder is presumed dead; ``heartbeat_s``: refresh period.
+    age after which a holder on another host or PID namespace is presumed dead;
+    ``heartbeat_s``: refresh period; ``on_wait``: gets the one "waiting for ..."
+    line (default: this module's logger, at INFO).
     """
 
     def __init__(
@@ -94,10 +182,11 @@ class StoreLock:
         owner_label: str = "",
         *,
         timeout_s: float = 30.0,
-        stale_after_s: float = 120.0,
+        stale_after_s: float = STALE_AFTER_S,
         heartbeat_s: float = 10.0,
         poll_s: float = 0.2,
         lock_name: str = ".lock",
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         self.url = fs.normalize_url(url)
         self.lock_url = fs.join(self.url, lock_name)
@@ -106,11 +195,15 @@ class StoreLock:
         self.stale_after_s = float(stale_after_s)
         self.heartbeat_s = float(heartbeat_s)
         self.poll_s = float(poll_s)
+        self.on_wait = on_wait or log.info
         self.token = uuid.uuid4().hex
         self._held = False
+        self._lost: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._info: dict[str, Any] = {}
+        self._fd: int | None = None  # local lock file, kept open while held
+        self._inode: tuple[int, int] | None = None
 
     # -- public ---------------------------------------------------------------
     @property
@@ -123,9 +216,10 @@ class StoreLock:
             raise RuntimeError("StoreLock is not re-entrant")
         fs.makedirs(self.url)
         deadline = _now() + self.timeout_s
+        said: str | None = None
         while True:
             if self._try_create():
-                self._held = True
+                self._held, self._lost = True, None
                 self._start_heartbeat()
                 return
             holder = self.read_holder()
@@ -136,13 +230,39 @@ class StoreLock:
                 log.warning("breaking stale lock %s (%s): %s", self.lock_url, reason, holder)
                 self._break(holder)
                 continue
+            if holder and holder.get("token") != said:
+                said = holder.get("token")
+                self.on_wait(f"waiting up to {self.timeout_s:.0f}s for the store lock {self.lock_url}, "
+                             f"held by {describe_holder(holder)}")
             if _now() >= deadline:
                 raise StoreError(
                     f"store is locked by pid {holder.get('pid')} on host {holder.get('host')} "
                     f"since {holder.get('started_iso', '?')} (run ID {holder.get('owner') or '?'}); "
-                    f"lock file {self.lock_url}"
+                    f"lock file {self.lock_url}{self._why_alive(holder)}"
                 )
             time.sleep(self.poll_s)
+
+    def check(self) -> None:
+        """Raise LockLostError unless this object still holds the lock (one ``stat`` for local stores)."""
+        if not self._held:
+            raise LockLostError(f"the store lock {self.lock_url} is not held by this run")
+        if self._lost is None:
+            if self._inode is not None:
+                try:
+                    st = os.stat(self.lock_url)
+                    ours = (st.st_dev, st.st_ino) == self._inode
+                except OSError:
+                    ours = False
+                if not ours:
+                    holder = self.read_holder()
+                    self._lost = describe_holder(holder) if holder else "nobody"
+            else:
+                holder = self.read_holder()
+                if holder is None or (holder and holder.get("token") != self.token):
+                    self._lost = describe_holder(holder) if holder else "nobody"
+        if self._lost is not None:
+            raise LockLostError(f"the store lock {self.lock_url} was taken from this run (now held by "
+                                f"{self._lost}); stopping before writing anything more (committed data is kept)")
 
     def release(self) -> None:
         """Stop the heartbeat and remove the lock file if it is still ours."""
@@ -151,24 +271,19 @@ class StoreLock:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        holder = self.read_holder()
-        if holder is not None and holder.get("token") == self.token:
+        try:
+            self.check()
             fs.rm(self.lock_url)
-        elif holder is not None:
-            log.warning("lock %s was taken over by %s while held; leaving it", self.lock_url, holder)
-        self._held = False
+        except LockLostError:
+            log.warning("lock %s was taken over by %s while held; leaving it", self.lock_url, self.read_holder())
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+            self._fd, self._inode, self._held = None, None, False
 
     def read_holder(self) -> dict[str, Any] | None:
-        """The current lock file content, or None when unlocked (or unreadable mid-write)."""
-        try:
-            data = fs.read_bytes(self.lock_url)
-        except (FileNotFoundError, IsADirectoryError):
-            return None
-        try:
-            obj = json.loads(data.decode("utf-8"))
-            return obj if isinstance(obj, dict) else {}
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return {}  # empty or torn file: treated by its age below
+        """The current lock file content, or None when unlocked (``{}`` when unreadable mid-write)."""
+        return read_lock_file(self.lock_url)
 
     def __enter__(self) -> "StoreLock":
         self.acquire()
@@ -179,32 +294,34 @@ class StoreLock:
 
     # -- internals ------------------------------------------------------------
     def _payload(self) -> bytes:
+        """The lock file: fixed fields first (token included), then the fixed-width heartbeat.
+
+        The length never changes while held, so the in-place heartbeat rewrite leaves
+        every field but the heartbeat byte-identical even to a reader racing with it.
+        """
         t = _now()
         if not self._info:
             pid = os.getpid()
-            self._info = {
-                "pid": pid,
-                "host": socket.gethostname(),
-                "pid_started": _proc_started(pid),
-                "owner": self.owner_label,
-                "started": t,
-                "started_iso": _iso(t),
-                "token": self.token,
-            }
-        return json.dumps({**self._info, "heartbeat": t, "heartbeat_iso": _iso(t)}, sort_keys=True).encode()
+            self._info = {"token": self.token, "pid": pid, **machine_identity(), "pid_started": _proc_started(pid),
+                          "owner": self.owner_label, "started": t, "started_iso": _iso(t)}
+        head = json.dumps(self._info)[:-1]
+        return f'{head}, "heartbeat": {t:17.3f}, "heartbeat_iso": "{_iso(t)}"}}\n'.encode()
 
     def _try_create(self) -> bool:
         payload = self._payload()
         if fs.is_local(self.lock_url):
             try:
-                fd = os.open(self.lock_url, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                fd = os.open(self.lock_url, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
             except FileExistsError:
                 return False
             try:
                 os.write(fd, payload)
                 os.fsync(fd)
-            finally:
+                st = os.fstat(fd)
+            except BaseException:
                 os.close(fd)
+                raise
+            self._fd, self._inode = fd, (st.st_dev, st.st_ino)
             return True
         # Best effort on object stores: create if absent, then confirm we won the race.
         if fs.exists(self.lock_url):
@@ -219,13 +336,34 @@ class StoreLock:
             # Empty/torn file: stale only if it is old (a creator may be mid-write).
             age = self._file_age()
             return f"unreadable lock file {age:.0f}s old" if age is not None and age > self.stale_after_s else None
-        pid, host = holder.get("pid"), holder.get("host")
-        if host == socket.gethostname() and isinstance(pid, int) and not pid_alive(pid, holder.get("pid_started")):
-            return f"pid {pid} is dead on this host"
+        me = machine_identity()
+        pid = holder.get("pid")
+        same_machine = all(holder.get(k) == me[k] for k in ("host", "boot_id", "pid_ns"))
+        if same_machine and isinstance(pid, int):
+            if not pid_alive(pid, holder.get("pid_started")):
+                return f"pid {pid} is dead on this host"
+            return None  # a live holder on this machine is never broken, however old its heartbeat
         hb = holder.get("heartbeat")
         if isinstance(hb, (int, float)) and _now() - hb > self.stale_after_s:
-            return f"heartbeat {(_now() - hb):.0f}s old (> {self.stale_after_s:.0f}s)"
+            if holder.get("host") != me["host"] or holder.get("boot_id") != me["boot_id"]:
+                where = f"on another host ({holder.get('host')})"
+            else:
+                where = f"in another PID namespace ({holder.get('pid_ns')}) of this host"
+            return (f"holder pid {pid} is {where}, where its pid cannot be checked, and its heartbeat is "
+                    f"{(_now() - hb):.0f}s old (> {self.stale_after_s:.0f}s): presumed dead")
         return None
+
+    def _why_alive(self, holder: dict[str, Any]) -> str:
+        """Why the holder counts as alive, for the timeout message."""
+        if not holder:
+            return ""
+        me = machine_identity()
+        if all(holder.get(k) == me[k] for k in ("host", "boot_id", "pid_ns")):
+            return " (its process is alive on this machine; a live holder is never broken, even if stopped)"
+        hb = holder.get("heartbeat")
+        age = f"{_now() - hb:.0f}s" if isinstance(hb, (int, float)) else "unknown"
+        return (f" (holder on another host or PID namespace: presumed alive until its heartbeat is "
+                f"{self.stale_after_s:.0f}s old; it is {age} old)")
 
     def _file_age(self) -> float | None:
         try:
@@ -260,17 +398,33 @@ class StoreLock:
             if fs.is_local(guard_url):
                 fs.rm(guard_url)
 
+    def _beat_once(self) -> bool:
+        """Refresh the heartbeat if the lock is still ours; False (and ``_lost`` set) when it was taken."""
+        if self._fd is not None:
+            try:
+                self.check()
+            except LockLostError:
+                return False
+            payload = self._payload()
+            os.pwrite(self._fd, payload, 0)  # our own inode: can never touch another holder's file
+            return True
+        holder = self.read_holder()
+        if holder is None or (holder and holder.get("token") != self.token):
+            self._lost = describe_holder(holder) if holder else "nobody"
+            return False
+        fs.atomic_write_bytes(self.lock_url, self._payload())
+        return True
+
     def _start_heartbeat(self) -> None:
         self._stop.clear()
 
         def beat() -> None:
             while not self._stop.wait(self.heartbeat_s):
                 try:
-                    holder = self.read_holder()
-                    if holder is None or holder.get("token") != self.token:
-                        log.error("lock %s lost (now held by %s)", self.lock_url, holder)
+                    if not self._beat_once():
+                        log.error("lock %s lost (now held by %s): this run's next write raises LockLostError",
+                                  self.lock_url, self._lost)
                         return
-                    fs.atomic_write_bytes(self.lock_url, self._payload())
                 except Exception as exc:  # keep beating; a transient FS error must not kill the run
                     log.warning("lock heartbeat failed for %s: %s", self.lock_url, exc)
 

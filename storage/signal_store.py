@@ -17,21 +17,36 @@ decodes exactly one chunk. Codec: Blosc zstd level 3 with byte shuffle. Sharding
 (``SHARD_CHUNKS`` windows per stored object) is supported but off by default: it
 measurably slowed random sample reads more than it helped (see the benchmark).
 
-Commit protocol: the array is fully written first; then
-``commits/<recording_id>.json`` (shape, n_samples, sha256 of the int16 data,
-channel map) is written atomically, LAST. Readers see only recordings with a
-marker; a rerun overwrites any unmarked (partial) array. Each recording is its
-own array with its own writer, so workers in different processes can write
-different recordings at the same time. Two writers of the *same* recording id
-are not supported (the ingestion plan never produces them).
+Commit protocol (generations): every write of a recording goes to a *new* array,
+``recordings/<recording_id>@<generation>``, never over the published one; once it
+is fully written, ``commits/<recording_id>.json`` (shape, n_samples, sha256 of the
+int16 data, channel map, and ``array``: the array's name) is replaced atomically,
+LAST. So a reader that resolved the array through the marker it read sees exactly
+the old recording or exactly the new one, never a half-written one, even while a
+changed file is re-ingested. Superseded and unmarked (partial) arrays are removed
+later by :meth:`SignalStore.collect_garbage` (at the start of the next ingestion,
+after ``GENERATION_GRACE_S``). Arrays are created with fill value ``MISSING``
+(-32768, which quantized data never holds, so every chunk is written): a read that
+meets it hit an array removed under a long-lived reader, and re-resolves through the
+current marker instead of returning zeros. Markers without ``array`` (stores written
+before generations) name ``recordings/<recording_id>``. Each recording has its own
+writer, so workers in different processes can write different recordings at the
+same time; two writers of the *same* recording id are not supported (the ingestion
+plan never produces them).
+
+Lock: a store object bound to the store lock (:meth:`SignalStore.bind_lock`, with the
+lock itself in the holder's process, or its token in a worker) checks that the lock is
+still held before every commit and table write, and raises ``LockLostError`` if not.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
+import uuid
 import warnings
 from typing import Any, Sequence
 
@@ -43,11 +58,16 @@ from neurolm.samples import sample_seconds
 from neurolm.vocab import VOCAB_VERSION
 from storage import fs
 from storage import versions as V
-from storage.lock import StoreLock
+from storage.lock import StoreLock, check_token
+from schemas.io import read_table
+from schemas.io import write_table
+from schemas.tables import STORE_TABLES
 
 SCALE = 0.001  # model units per int16 step (0.1 µV at the default unit_divisor of 100)
 STEP_UV = 0.1  # µV per int16 step, whatever the model unit
 INT16_MAX = 32767
+MISSING = -32768  # fill value of the arrays: quantize() never produces it, so reading it means "no data here"
+GENERATION_GRACE_S = 3600.0  # superseded arrays stay readable at least this long (collect_garbage)
 SFREQ = float(_SFREQ)
 NEUROLM_CROP_END_S = 10.0  # NeuroLM drops the last 10 s of every recording before cutting samples
 # Measured (bench/results_storage.md): sharding cuts objects ~9x but costs ~35% of
@@ -66,20 +86,32 @@ def store_lock(url: str, owner_label: str = "", **kw: Any) -> StoreLock:
     return StoreLock(url, owner_label, **kw)
 
 
-def quantize(data: np.ndarray, scale: float = SCALE) -> tuple[np.ndarray, int, int]:
-    """Model-unit float → int16 steps of ``scale`` model units; returns (q, n_clipped, n_nonfinite)."""
-    x = np.asarray(data, dtype=np.float32) / np.float32(scale)
-    bad = ~np.isfinite(x)
-    n_nonfinite = int(bad.sum())
-    if n_nonfinite:
-        x = np.where(bad, 0.0, x)
-    n_clipped = int((np.abs(x) > INT16_MAX).sum())
-    q = np.clip(np.rint(x), -INT16_MAX, INT16_MAX).astype("<i2")
+def quantize(data: np.ndarray, scale: float = SCALE, out: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
+    """Model-unit float → int16 steps of ``scale`` model units; returns (q, n_clipped, n_nonfinite).
+
+    ``x / scale`` in float32, non-finite → 0, rounded half to even, clipped to ±INT16_MAX;
+    ``n_clipped`` counts |x / scale| > INT16_MAX. ``out`` (int16, same shape) receives q.
+    One float32 temporary, modified in place: call it on chunks to keep it in cache.
+    """
+    x = np.divide(np.asarray(data, dtype=np.float32), np.float32(scale), dtype=np.float32)
+    n_nonfinite = 0
+    if x.size and not np.isfinite(x.min() + x.max()):  # NaN propagates through min/max; inf through the sum
+        bad = ~np.isfinite(x)
+        n_nonfinite = int(bad.sum())
+        x[bad] = 0.0
+    n_clipped = 0
+    if x.size and (x.max() > INT16_MAX or x.min() < -INT16_MAX):
+        n_clipped = int(np.count_nonzero(x > INT16_MAX) + np.count_nonzero(x < -INT16_MAX))
+        np.clip(x, -INT16_MAX, INT16_MAX, out=x)
+    np.rint(x, out=x)
+    q = out if out is not None else np.empty(x.shape, "<i2")
+    np.copyto(q, x, casting="unsafe")
     return q, n_clipped, n_nonfinite
 
 
 def checksum(q: np.ndarray) -> str:
-    return "sha256:" + hashlib.sha256(np.ascontiguousarray(q, dtype="<i2").tobytes()).hexdigest()
+    """sha256 of the int16 array's bytes in C order (hashed from its buffer, no copy)."""
+    return "sha256:" + hashlib.sha256(memoryview(np.ascontiguousarray(q, dtype="<i2")).cast("B")).hexdigest()
 
 
 def _check_id(recording_id: str) -> str:
@@ -89,8 +121,63 @@ def _check_id(recording_id: str) -> str:
     return recording_id
 
 
+def _mtime(url: str) -> float | None:
+    """Modification time (epoch seconds) of a file, None when absent."""
+    try:
+        if fs.is_local(url):
+            return os.path.getmtime(url)
+        f, p = fs.get_fs(url)
+        return f.modified(p).timestamp()
+    except (OSError, FileNotFoundError, NotImplementedError):
+        return None
+
+
 def _json_safe(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+#: Write chunks of local stores straight to their files (same bytes as zarr; tests compare both paths).
+DIRECT_CHUNK_WRITES = True
+
+
+class _ChunkFiles:
+    """The chunk files of one new, unsharded array on a local store, encoded exactly as zarr's ``BloscCodec``.
+
+    Why: zarr-python's write path costs as much CPU as the compression itself (asyncio
+    round trips, a temporary file and a rename per chunk), and chunks of an uncommitted
+    recording need no atomicity (no marker, no reader; a rerun overwrites the array).
+    As zarr (``write_empty_chunks=False``), an all-fill chunk is not written; the last
+    chunk is padded with the fill value.
+    """
+
+    def __init__(self, arr: Any, root: str, n_ch: int, win: int, fill: int):
+        import numcodecs
+        from packaging.version import Version
+
+        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[CODEC["shuffle"]]
+        kw: dict[str, Any] = {"cname": CODEC["cname"], "clevel": CODEC["clevel"], "shuffle": shuffle, "blocksize": 0}
+        if Version(numcodecs.__version__) >= Version("0.16.0"):  # as zarr's BloscCodec does (numcodecs#713)
+            kw["typesize"] = 2
+        self.codec = numcodecs.Blosc(**kw)
+        self.arr, self.root = arr, root
+        self.fill = fill
+        self.pad = np.full((n_ch, win), fill, "<i2")
+        self.dirs: set[str] = set()
+
+    def put(self, k: int, block: np.ndarray) -> None:
+        if (block == self.fill).all():
+            return
+        if block.shape != self.pad.shape:
+            self.pad[:] = self.fill
+            self.pad[:, : block.shape[1]] = block
+            block = self.pad
+        path = os.path.join(self.root, *self.arr.metadata.encode_chunk_key((0, k)).split("/"))
+        parent = os.path.dirname(path)
+        if parent not in self.dirs:
+            os.makedirs(parent, exist_ok=True)
+            self.dirs.add(parent)
+        with open(path, "wb") as fh:
+            fh.write(self.codec.encode(np.ascontiguousarray(block).view(np.uint8)))
 
 
 class SignalStore:
@@ -109,6 +196,8 @@ class SignalStore:
         self._zr = None
         self._arrays: dict[str, Any] = {}
         self._markers: dict[str, dict[str, Any]] = {}
+        self._lock: StoreLock | None = None
+        self._lock_token: str | None = None
 
     # -- opening ----------------------------------------------------------------
     @classmethod
@@ -177,12 +266,33 @@ class SignalStore:
     def _marker_url(self, rid: str) -> str:
         return fs.join(self.version_url, "commits", f"{rid}.json")
 
+    # -- lock ownership -------------------------------------------------------------
+    def bind_lock(self, lock: StoreLock | str | None) -> "SignalStore":
+        """Check ``lock`` (a held StoreLock, or its token in a worker process) before every write."""
+        if isinstance(lock, StoreLock):
+            self._lock, self._lock_token = lock, lock.token
+        else:
+            self._lock, self._lock_token = None, lock
+        return self
+
+    @property
+    def lock_token(self) -> str | None:
+        """The token of the lock this object is bound to (pass it to workers), or None."""
+        return self._lock_token
+
+    def check_lock(self) -> None:
+        """LockLostError when this object is bound to a lock that another run has taken; else nothing."""
+        if self._lock is not None:
+            self._lock.check()
+        elif self._lock_token is not None:
+            check_token(fs.join(self.url, ".lock"), self._lock_token)
+
     # -- writing ------------------------------------------------------------------
     def write_recording(self, recording_id: str, rec: Any, attrs: dict | None = None) -> dict[str, Any]:
-        """Write a StandardizedRecording's data, then its commit marker; returns the marker.
+        """Write a StandardizedRecording's data as a new generation, then switch its commit marker; returns it.
 
-        Overwrites whatever is there (partial data of an interrupted run, or a
-        committed recording, which is un-published first).
+        A committed recording stays readable, unchanged, until the marker switches;
+        its superseded array is left for :meth:`collect_garbage`.
         """
         import zarr
         from zarr.codecs import BloscCodec
@@ -197,25 +307,34 @@ class SignalStore:
         rec_sfreq = getattr(rec, "sfreq", None)
         if rec_sfreq is not None and abs(float(rec_sfreq) - self.sfreq) > 1e-6:
             raise ConfigError(f"recording {rid} is at {rec_sfreq} Hz; store version {self.version_id} holds {self.sfreq} Hz")
+        self.check_lock()
         n_ch, n = data.shape
-        q, n_clipped, n_nonfinite = quantize(data, self.scale)
-        fs.rm(self._marker_url(rid))  # un-publish first: readers must never see a marker over new data
-        self._arrays.pop(rid, None)
-        self._markers.pop(rid, None)
+        name = f"{rid}@g{uuid.uuid4().hex[:12]}"  # a new array for every write: readers of the old one go on
         win = sample_seconds(n_ch) * int(round(self.sfreq))
         n_chunks = max(1, -(-n // win))
         safe_attrs = _json_safe(attrs or {})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr = zarr.create_array(
-                self._zstore(write=True), name=f"recordings/{rid}", shape=(n_ch, n), dtype="int16",
+                self._zstore(write=True), name=f"recordings/{name}", shape=(n_ch, n), dtype="int16",
                 chunks=(n_ch, win), shards=(n_ch, win * min(n_chunks, SHARD_CHUNKS)) if SHARD_CHUNKS > 1 else None,
                 compressors=[BloscCodec(**CODEC)],
-                fill_value=0, overwrite=True, dimension_names=("channel", "time"),
+                fill_value=MISSING, overwrite=True, dimension_names=("channel", "time"),
                 attributes={"ch_names": list(ch_names), "ch_indices": list(ch_indices), "scale": self.scale,
                             "unit": "model units (uV/100)", "sfreq": self.sfreq, "attrs": safe_attrs},
             )
-            if n:
+            # Quantize window by window (cache-sized temporaries) and, on a local store, encode and
+            # write each chunk right away; elsewhere zarr writes the whole array.
+            direct = _ChunkFiles(arr, fs.join(self._signals_url, "recordings", name), n_ch, win, MISSING) \
+                if DIRECT_CHUNK_WRITES and fs.is_local(self._signals_url) and SHARD_CHUNKS <= 1 else None
+            q = np.empty((n_ch, n), "<i2")
+            n_clipped = n_nonfinite = 0
+            for k, s0 in enumerate(range(0, n, win)):
+                _, c, f = quantize(data[:, s0:s0 + win], self.scale, out=q[:, s0:s0 + win])
+                n_clipped, n_nonfinite = n_clipped + c, n_nonfinite + f
+                if direct is not None:
+                    direct.put(k, q[:, s0:s0 + win])
+            if n and direct is None:
                 arr[:, :] = q
         marker = {
             "recording_id": rid, "shape": [n_ch, n], "n_samples": n, "n_channels": n_ch, "dtype": "int16",
@@ -225,18 +344,61 @@ class SignalStore:
             "flags": list(getattr(rec, "flags", ()) or ()),
             "channel_flags": _json_safe(dict(getattr(rec, "channel_flags", {}) or {})),
             "n_clipped": n_clipped, "n_nonfinite": n_nonfinite, "attrs": safe_attrs,
-            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "array": name,
         }
+        self.check_lock()  # the commit: only while this run still holds the store
         fs.write_json_atomic(self._marker_url(rid), marker)
+        self._arrays.pop(rid, None)
+        self._markers[rid] = marker
         return marker
 
     def delete_recording(self, recording_id: str) -> None:
-        """Marker first (the recording disappears for readers at once), then the data."""
+        """Marker first (the recording disappears for readers at once), then every array of it.
+
+        A reader still holding the old marker then meets ``MISSING`` and gets a KeyError.
+        """
         rid = _check_id(recording_id)
+        self.check_lock()
         fs.rm(self._marker_url(rid))
         self._arrays.pop(rid, None)
         self._markers.pop(rid, None)
-        fs.rm(fs.join(self._signals_url, "recordings", rid))
+        for entry in fs.listdir(fs.join(self._signals_url, "recordings")):
+            if entry == rid or entry.startswith(rid + "@"):
+                fs.rm(fs.join(self._signals_url, "recordings", entry))
+
+    def collect_garbage(self, grace_s: float = GENERATION_GRACE_S) -> list[str]:
+        """Remove arrays no marker names (superseded generations, partial writes of killed runs).
+
+        An array goes only when nothing has named it for ``grace_s``: a superseded one
+        once its recording's current marker is that old, an unmarked one once its own
+        files are. Call it with the store lock held (no writer running). Returns the
+        removed array names.
+        """
+        self.check_lock()
+        rec_url = fs.join(self._signals_url, "recordings")
+        groups: dict[str, list[str]] = {}
+        for entry in fs.listdir(rec_url):
+            if entry == "zarr.json":  # the group's own metadata
+                continue
+            groups.setdefault(entry.split("@", 1)[0], []).append(entry)
+        committed = set(self.committed_ids())
+        removed, now = [], time.time()
+        for rid, entries in groups.items():
+            if rid in committed:
+                if len(entries) == 1:
+                    continue  # the one array of a committed recording is the one its marker names
+                keep = self._array_name(rid, fs.read_json(self._marker_url(rid)))
+                since = _mtime(self._marker_url(rid))
+            else:
+                keep, since = None, None
+            for entry in entries:
+                if entry == keep:
+                    continue
+                age_from = since if since is not None else _mtime(fs.join(rec_url, entry, "zarr.json"))
+                if age_from is not None and now - age_from > grace_s:
+                    fs.rm(fs.join(rec_url, entry))
+                    removed.append(entry)
+        return removed
 
     # -- reading ------------------------------------------------------------------
     def is_committed(self, recording_id: str) -> bool:
@@ -257,26 +419,48 @@ class SignalStore:
             self._markers[rid] = m
         return m
 
+    @staticmethod
+    def _array_name(rid: str, marker: dict[str, Any]) -> str:
+        return str(marker.get("array") or rid)  # markers written before generations name recordings/<rid>
+
     def _array(self, rid: str):
+        """The array the cached marker of ``rid`` names."""
         a = self._arrays.get(rid)
         if a is None:
             import zarr
 
-            a = zarr.open_array(self._zstore(write=False), path=f"recordings/{rid}", mode="r")
+            name = self._array_name(rid, self.recording_meta(rid))
+            a = zarr.open_array(self._zstore(write=False), path=f"recordings/{name}", mode="r")
             self._arrays[rid] = a
         return a
 
+    def _read_q(self, rid: str, start: int, stop: int | None) -> tuple[dict[str, Any], np.ndarray]:
+        """(marker, int16 data) read through one marker: the whole read comes from one generation.
+
+        A cached marker whose array was removed since (superseded, then collected) shows
+        as ``MISSING`` or a missing array: the marker is re-read from disk and the read
+        redone on the array it names now; a recording with no marker left is a KeyError.
+        """
+        for attempt in range(3):
+            m = self.recording_meta(rid)
+            n = int(m["n_samples"])
+            stop_ = n if stop is None else int(stop)
+            if not 0 <= start <= stop_ <= n:
+                raise IndexError(f"recording {rid}: range [{start}, {stop_}) outside [0, {n}]")
+            try:
+                q = self._array(rid)[:, start:stop_] if stop_ > start else np.zeros((int(m["n_channels"]), 0), "<i2")
+            except FileNotFoundError:  # zarr: ArrayNotFoundError (the array was removed)
+                q = None
+            if q is not None and not (m.get("array") and (q == MISSING).any()):
+                return m, q
+            self._arrays.pop(rid, None)  # stale: resolve again through the marker on disk
+            self._markers.pop(rid, None)
+        raise StoreError(f"recording {rid} in {self.version_url}: the array its marker names is missing or "
+                         "incomplete (corrupt store)")
+
     def read_signal(self, recording_id: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """float32 [n_ch, stop-start] in model units."""
-        m = self.recording_meta(recording_id)
-        n = int(m["n_samples"])
-        stop = n if stop is None else int(stop)
-        start = int(start)
-        if not 0 <= start <= stop <= n:
-            raise IndexError(f"recording {recording_id}: range [{start}, {stop}) outside [0, {n}]")
-        if stop == start:
-            return np.zeros((int(m["n_channels"]), 0), dtype=np.float32)
-        q = self._array(recording_id)[:, start:stop]
+        m, q = self._read_q(_check_id(recording_id), int(start), stop)
         return q.astype(np.float32) * np.float32(m.get("scale", SCALE))
 
     def sample_length(self, recording_id: str) -> int:
@@ -301,28 +485,24 @@ class SignalStore:
 
     def verify_recording(self, recording_id: str) -> bool:
         """Re-read the stored int16 data and compare with the marker's checksum."""
-        m = self.recording_meta(recording_id)
-        q = self._array(recording_id)[:, :] if m["n_samples"] else np.zeros(m["shape"], "<i2")
+        m, q = self._read_q(_check_id(recording_id), 0, None)
         return checksum(q) == m["checksum"]
 
     # -- tables -------------------------------------------------------------------
     def _table(self, name: str):
-        from schemas.tables import STORE_TABLES
-
         if name not in STORE_TABLES:
             raise ConfigError(f"unknown table {name!r}; store tables are {sorted(STORE_TABLES)}")
         return STORE_TABLES[name], fs.join(self.version_url, "tables", f"{name}.parquet")
 
     def write_table(self, name: str, df):
         """Validate against its schema and write ``tables/<name>.parquet`` atomically."""
-        from schemas.io import write_table
 
         schema, url = self._table(name)
+        self.check_lock()
         return write_table(df, schema, url)
 
     def read_table(self, name: str, missing_ok: bool = True):
         """Read and validate a table; a table never written reads as an empty typed frame."""
-        from schemas.io import read_table
 
         schema, url = self._table(name)
         return read_table(url, schema, missing_ok=missing_ok)
@@ -337,7 +517,6 @@ class SignalStore:
         re-reads every array and fails on a checksum mismatch.
         """
         import pandas as pd
-        from schemas.tables import STORE_TABLES
 
         h = hashlib.sha256(b"neurolm-signal-store-content-v1\n")
         items = []
@@ -379,16 +558,19 @@ class SignalStore:
     def switch_version(self, vid: str) -> None:
         """Point ``current`` at ``vid`` (one atomic write). This object stays on its own version."""
         V.read_version_meta(self.url, vid)  # must exist and be compatible
+        self.check_lock()
         V.write_pointer(self.url, vid)
 
     def remove_version(self, vid: str) -> None:
         """Delete a version's directory; refuses the current version and the one this object has open."""
         if vid == self.version_id and vid != self.current_version():
             raise StoreError(f"refusing to remove {vid}: this SignalStore has it open")
+        self.check_lock()
         V.remove_version(self.url, vid)
 
     def set_status(self, status: str) -> None:
         """Mark this version ``building`` or ``complete`` (ingestion sets complete at the end of a run)."""
+        self.check_lock()
         V.set_version_status(self.url, self.version_id, status)
         self.version_meta["status"] = status
 

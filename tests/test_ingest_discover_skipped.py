@@ -31,7 +31,7 @@ def tree(tmp_path):
     os.symlink(root / "nowhere.edf", root / "broken.edf")
     os.symlink(root / "s1", root / "s1" / "loop")  # a directory link back to its parent
     os.symlink(root / "s1" / "a.edf", root / "dup.edf")  # a file already listed under its own path
-    os.symlink(outside / "far.edf", root / "far.edf")  # a file outside the root: ingested through the link
+    os.symlink(outside / "far.edf", root / "far.edf")  # a file outside the root: never read (issue 11 §7)
     os.symlink(root / "self.edf", root / "self.edf")  # a link to itself
     return root
 
@@ -39,7 +39,7 @@ def tree(tmp_path):
 def test_every_file_is_listed_or_skipped_with_a_reason(tree):
     files = discover(str(tree), "d")
     listed = [f.rel_path for f in files]
-    assert listed == ["far.edf", "s1/a.edf", "s2/c.vhdr", "s3/d.set", "s4/e.fif.gz"]
+    assert listed == ["s1/a.edf", "s2/c.vhdr", "s3/d.set", "s4/e.fif.gz"]
     assert {f.rel_path: f.format for f in files}["s4/e.fif.gz"] == "fif"
     why = {s.rel_path: s.reason for s in files.skipped}
     assert why["s1/a.edf.gz"].startswith("compressed EDF recording (.gz)")
@@ -51,6 +51,7 @@ def test_every_file_is_listed_or_skipped_with_a_reason(tree):
     assert why["broken.edf"] == "broken symbolic link" and why["self.edf"] == "symbolic link loop"
     assert why["s1/loop"].startswith("symbolic link loop")
     assert why["dup.edf"].startswith("link to a file under the source root")
+    assert why["far.edf"] == "link to a file outside the source root (not followed)"
     assert why[".hidden"] == "hidden directory (not walked)" and why[".DS_Store"] == "hidden file"
     # accounted for: every directory entry that is not a listed recording or a walked directory
     walked = set(listed) | set(why)

@@ -36,7 +36,8 @@ def test_batch_ingests_quarantines_and_skips_on_rerun(src, tmp_path):
     assert st["a.edf"]["status"] == st["b.bdf"]["status"] == "ingested"
     assert st["bad.edf"]["status"] == "quarantined" and "truncated" in st["bad.edf"]["reason"]
     assert st["gone.edf"]["status"] == "quarantined" and st["gone.edf"]["reason"].startswith("cannot stat")
-    assert rows[-1]["status"] == "quarantined" and rows[-1]["reason"].startswith("internal error: ConfigError")
+    assert rows[-1]["status"] == "quarantined" and rows[-1]["reason"].startswith("internal error (a neurolm bug")
+    assert "not a problem of the file" in rows[-1]["reason"] and ": ConfigError: invalid recording_id" in rows[-1]["reason"]
     rec = st["a.edf"]["recording_row"]
     assert rec["n_channels"] == 19 and rec["ch_names"].split(",")[0] == "FP1" and abs(rec["duration_s"] - 80) < 0.01
     meta = store.recording_meta(rec["recording_id"])

@@ -15,7 +15,7 @@ from neurolm.synth import (
     EXTENSION, MALFORMED_KINDS, SPECS, WRITABLE_FORMATS, default_ch_names, quantisation_step,
     synth_signal, write_edf, write_malformed, write_recording,
 )  # fmt: skip
-from neurolm.synth.edf_writer import _phys_range
+from neurolm.synth.edf_writer import phys_range
 
 SFREQ = 250.0
 NAMES = list(default_ch_names(21, 2))  # 19 EEG + ECG + EOG
@@ -34,7 +34,7 @@ def written(tmp_path_factory, signal) -> dict[str, Path]:
 
 def _tolerance(fmt: str, row: np.ndarray) -> float:
     if fmt in ("edf", "bdf", "gdf"):  # integer formats: half a step (+ float32 rounding)
-        return quantisation_step(_phys_range(row), bdf=fmt == "bdf") / 2 + 1e-4
+        return quantisation_step(phys_range(row), bdf=fmt == "bdf") / 2 + 1e-4
     return 1e-3  # float32 containers
 
 
@@ -113,7 +113,7 @@ def test_edf_plus_discontinuous_records_placed_at_onsets(tmp_path, signal):
     assert "EDF Annotations" not in head.ch_names and len(head.ch_names) == len(NAMES)
     rec = read_recording(path)
     assert rec.data.shape == (len(NAMES), 7 * 250)
-    tol = quantisation_step(_phys_range(signal[0, :1250])) + 1e-3
+    tol = quantisation_step(phys_range(signal[0, :1250])) + 1e-3
     np.testing.assert_allclose(rec.data[0, :750], signal[0, :750], atol=tol)
     np.testing.assert_allclose(rec.data[0, 1250:], signal[0, 750:1250], atol=tol)
     gap = rec.data[0, 750:1250]  # bridged linearly from the last to the next sample

@@ -16,7 +16,8 @@ import pytest
 from neurolm.errors import ConfigError, StoreError
 from storage import fs
 from neurolm.samples import sample_seconds
-from storage.signal_store import SCALE, SignalStore
+from storage import signal_store
+from storage.signal_store import SCALE, SignalStore, quantize
 
 CFG = {"sfreq": 200.0, "l_freq": 0.1, "h_freq": 75.0}
 CFG2 = {"sfreq": 200.0, "l_freq": 0.5, "h_freq": 45.0}
@@ -130,7 +131,8 @@ def test_rewrite_and_delete(tmp_path):
     s.write_recording("a", new)
     assert np.abs(s.read_signal("a") - new.data).max() <= SCALE / 2 + 1e-6
     s.delete_recording("a")
-    assert s.committed_ids() == [] and not fs.exists(os.path.join(s.version_url, "signals.zarr", "recordings", "a"))
+    assert s.committed_ids() == [] and not [n for n in fs.listdir(os.path.join(s.version_url, "signals.zarr", "recordings"))
+                                            if n == "a" or n.startswith("a@")]  # every generation removed
     with pytest.raises(ConfigError, match="invalid recording_id"):
         s.write_recording("../escape", new)
 
@@ -264,3 +266,52 @@ def test_create_without_config_opens_current_version(tmp_path):
     custom = SignalStore.open(url, create=True, config=CFG2)  # first version: becomes current
     again = SignalStore.open(url, create=True)  # no config asked for: keep using the store's current version
     assert again.version_id == custom.version_id and len(again.list_versions()) == 1
+
+
+def _quantize_spec(x: np.ndarray, scale: float) -> tuple[np.ndarray, int, int]:
+    """The quantisation rule written out plainly (whole array, fresh temporaries)."""
+    y = np.asarray(x, np.float32) / np.float32(scale)
+    bad = ~np.isfinite(y)
+    y = np.where(bad, np.float32(0), y)
+    return np.clip(np.rint(y), -32767, 32767).astype("<i2"), int((np.abs(y) > 32767).sum()), int(bad.sum())
+
+
+def test_quantize_matches_the_plain_rule_on_edge_values():
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((3, 5000)) * 10).astype(np.float32)
+    x[0, :12] = [32.7665, 32.7675, 32.7685, -32.7675, -32.7685, 40.0, -40.0, np.nan, np.inf, -np.inf, 1e38, -0.0004]
+    x[2, 100:105] = 0.0005  # halfway between steps: round half to even
+    for data, scale in ((x, SCALE), (x[:, 7:4007], SCALE), (x * 3, 0.003), (x[1:2, :0], SCALE)):
+        q, n_clip, n_bad = quantize(data, scale)
+        q2, n_clip2, n_bad2 = _quantize_spec(data, scale)
+        np.testing.assert_array_equal(q, q2)
+        assert (n_clip, n_bad) == (n_clip2, n_bad2)
+    out = np.empty(x.shape, "<i2")
+    q, _, _ = quantize(x, SCALE, out=out)
+    assert q is out and np.array_equal(out, _quantize_spec(x, SCALE)[0])
+
+
+@pytest.mark.parametrize("seconds", [130.0, 96.0, 0.005])
+def test_direct_chunk_files_equal_zarr_writes(tmp_path, monkeypatch, seconds):
+    """The local fast path writes the very files zarr-python writes (same names, same bytes)."""
+    rec = make_rec(n_ch=6, seconds=seconds, seed=5)
+    data = rec.data.copy()
+    data[:, 64 * 200: 128 * 200] = 0.0  # window 1 (64 s at 6 channels) all zero: stored (the fill is MISSING)
+    rec = Rec(data, rec.ch_names, rec.ch_indices)
+    stores = {}
+    for direct in (False, True):
+        monkeypatch.setattr(signal_store, "DIRECT_CHUNK_WRITES", direct)
+        s = SignalStore.open(str(tmp_path / f"st-{direct}"), create=True, config=CFG)
+        s.write_recording("r", rec)
+        stores[direct] = s
+    roots = {d: os.path.join(s.version_url, "signals.zarr", "recordings", s.recording_meta("r")["array"])
+             for d, s in stores.items()}
+    files = {d: sorted(os.path.relpath(os.path.join(dp, f), r) for dp, _, fs_ in os.walk(r) for f in fs_)
+             for d, r in roots.items()}
+    assert files[True] == files[False] and "zarr.json" in files[True]
+    for rel in files[True]:
+        with open(os.path.join(roots[True], rel), "rb") as a, open(os.path.join(roots[False], rel), "rb") as b:
+            assert a.read() == b.read(), rel
+    np.testing.assert_array_equal(stores[True].read_signal("r"), stores[False].read_signal("r"))
+    assert stores[True].content_hash() == stores[False].content_hash()
+    assert stores[True].verify_recording("r")

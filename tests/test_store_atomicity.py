@@ -75,6 +75,13 @@ def wait_for(path_or_fn, proc, timeout=30.0):
         time.sleep(0.02)
 
 
+def array_dirs(store, rid):
+    """The array directories written for ``rid`` (one per write generation)."""
+    base = os.path.join(store.version_url, "signals.zarr", "recordings")
+    return sorted(os.path.join(base, n) for n in (os.listdir(base) if os.path.isdir(base) else [])
+                  if n == rid or n.startswith(rid + "@"))
+
+
 class Rec:
     def __init__(self, data, n_ch):
         self.data, self.ch_names, self.ch_indices = data, tuple(f"C{i}" for i in range(n_ch)), tuple(range(n_ch))
@@ -89,7 +96,7 @@ def test_killed_before_marker_is_invisible_and_redone(tmp_path):
     wait_for(ready, proc)  # all data written, marker about to be published
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    arr_dir = os.path.join(store.version_url, "signals.zarr", "recordings", "victim")
+    (arr_dir,) = array_dirs(store, "victim")
     assert os.path.exists(os.path.join(arr_dir, "zarr.json"))  # the data is there...
     reader = SignalStore.open(url)
     assert reader.committed_ids() == ["done"] and not reader.is_committed("victim")  # ...but invisible
@@ -107,8 +114,8 @@ def test_killed_mid_data_write_then_overwritten(tmp_path):
     ready = str(tmp_path / "ready")
     # Big enough (32 ch × 40 min, 75 chunks) that the kill lands while chunks are being written.
     proc = spawn(url, ["big"], ready, "marker", n_ch=32, seconds=2400.0)
-    chunk_dir = os.path.join(store.version_url, "signals.zarr", "recordings", "big", "c")
-    wait_for(lambda: any(files for _, _, files in os.walk(chunk_dir)), proc, timeout=60)
+    wait_for(lambda: any(files for d in array_dirs(store, "big") for _, _, files in os.walk(os.path.join(d, "c"))),
+             proc, timeout=60)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not store.is_committed("big") and store.committed_ids() == []
@@ -132,7 +139,8 @@ def test_unmarked_data_is_ignored_and_replaced(tmp_path):
     out = store.read_signal("r1")
     assert out.shape == (2, 4000) and np.abs(out - good).max() <= SCALE / 2 + 1e-6
     # Corrupting committed data is detected by verification.
-    arr = zarr.open_array(fs.zarr_store(os.path.join(store.version_url, "signals.zarr")), path="recordings/r1")
+    name = store.recording_meta("r1")["array"]
+    arr = zarr.open_array(fs.zarr_store(os.path.join(store.version_url, "signals.zarr")), path=f"recordings/{name}")
     arr[0, 0] = arr[0, 0] + 1
     fresh = SignalStore.open(url)
     assert not fresh.verify_recording("r1")

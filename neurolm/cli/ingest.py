@@ -51,6 +51,10 @@ def register(subparsers) -> None:
     p.add_argument("--heldout", action="append", default=[], metavar="FAMILY:ID",
                    help="register a held-out subject key before splitting (repeatable)")
     p.add_argument("--lock-timeout", type=float, default=30.0, help="seconds to wait for another run's lock")
+    p.add_argument("--file-timeout", type=float, default=600.0,
+                   help="per-file time limit in seconds; a file taking longer is quarantined (default 600)")
+    p.add_argument("--file-memory-gb", type=float, default=None,
+                   help="per-file memory budget in GiB (default min(8, 60%% of RAM / workers))")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
@@ -99,7 +103,7 @@ def cmd_ingest(args) -> int:
         source=args.source, store=args.store, dataset=args.dataset, mains_hz=args.mains, layout=args.layout,
         family=args.family, tuh_le=args.tuh_le, workers=args.workers, batch_size=args.batch_size,
         dask_address=args.dask_address, seed=args.seed, split_fractions=args.splits, heldout_subjects=tuple(args.heldout),
-        lock_timeout_s=args.lock_timeout,
+        lock_timeout_s=args.lock_timeout, file_timeout_s=args.file_timeout, file_memory_gb=args.file_memory_gb,
     )
     from flows.ingest import run_ingest  # Prefect only for this command
 

@@ -171,6 +171,7 @@ class DatasetAdapter(ABC):
             channels=self.channels,
             crop_end_s=0.0,
             extra=tuple(sorted((str(k), str(v)) for k, v in ex.items())),
+            root=os.fspath(root),
         )
 
     def row(self, item: SourceItem, start: int, length: int, label: int, **more: Any) -> dict:

@@ -265,8 +265,10 @@ def ingest_dataset(params: DatasetIngestParams, mapper: Mapper = local_map, run_
     run_id = run_id or str(uuid.uuid4())
     say = log or (lambda _msg: None)
     adapter = params.adapter()
-    with store_lock(params.store, f"ingest-dataset {adapter.name} {run_id}", timeout_s=params.lock_timeout_s):
-        store = open_store(params.store)
+    with store_lock(params.store, f"ingest-dataset {adapter.name} {run_id}", timeout_s=params.lock_timeout_s,
+                    on_wait=say) as lock:
+        store = open_store(params.store).bind_lock(lock)  # every table write and commit checks the lock
+        store.collect_garbage()  # recording arrays superseded more than the grace period ago
         state = IngestState.load(store, run_id, seed=params.seed, fractions=adapter.seeded_fractions)
         files, problems = plan_dataset(adapter, params.root)
         previous_catalog = state.catalog.copy()

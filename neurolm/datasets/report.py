@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from neurolm.markdown import md_code, md_text
 from storage.signal_store import SignalStore
 
 MAX_FILES_SHOWN = 30
@@ -78,9 +79,9 @@ def render_markdown(s: dict[str, Any]) -> str:
     md = [f"# {s['task']} ingestion", "", f"Store `{s['store']}` version `{s['version_id']}`, "
           f"split **{s['split_mode']}** (seed {s['seed']}).", "", "| split | ours | reference |", "|---|---:|---:|"]
     md += [f"| {a} | {b} | {c} |" for a, b, c in table]
-    md += [""] + [f"- {n}" for n in notes]
+    md += [""] + [f"- {md_text(n)}" for n in notes]
     files = sorted(s["skips"]["per_file"].items())
     if files:
         md += ["", "| file | reasons |", "|---|---|"]
-        md += [f"| `{p}` | {'; '.join(r[:3])} |" for p, r in files[:MAX_FILES_SHOWN]]
+        md += [f"| {md_code(p)} | {md_text('; '.join(r[:3]))} |" for p, r in files[:MAX_FILES_SHOWN]]
     return "\n".join(md)

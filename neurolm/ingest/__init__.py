@@ -47,24 +47,34 @@ def open_store(url: str) -> SignalStore:
     return SignalStore.open(url, create=True)
 
 
-def make_batches(files: list[SourceFile], batch_size: int, max_bytes: int = MAX_BATCH_BYTES) -> list[list[SourceItem]]:
+def make_batches(files: list[SourceFile], batch_size: int, max_bytes: int = MAX_BATCH_BYTES,
+                 min_batches: int = 1) -> list[list[SourceItem]]:
     """Consecutive groups of at most ``batch_size`` files and ``max_bytes`` of source data (one Prefect task each).
 
     Coarse on purpose: each task costs ~0.1 s of orchestration, so a task must
     carry seconds of work; the byte cap keeps one batch of huge files from
-    stalling the end of a run on a single worker.
+    stalling the end of a run on a single worker. Groups are as even as the
+    count allows (sizes differ by at most one: 10 files at 8 per batch are 5 + 5,
+    not 8 + 2), and there are at least ``min_batches`` of them when there are
+    that many files (pass 2 x workers, so a small run still keeps every worker busy).
     """
+    n = len(files)
+    k = max(-(-n // max(1, batch_size)), min(n, max(1, min_batches)))
     out: list[list[SourceItem]] = []
-    cur: list[SourceItem] = []
-    cur_bytes = 0
-    for sf in files:
-        if cur and (len(cur) >= batch_size or cur_bytes + sf.size > max_bytes):
+    start = 0
+    for j in range(k):
+        size = n // k + (j < n % k)
+        cur: list[SourceItem] = []
+        cur_bytes = 0
+        for sf in files[start:start + size]:
+            if cur and cur_bytes + sf.size > max_bytes:
+                out.append(cur)
+                cur, cur_bytes = [], 0
+            cur.append(sf.item)
+            cur_bytes += sf.size
+        if cur:
             out.append(cur)
-            cur, cur_bytes = [], 0
-        cur.append(sf.item)
-        cur_bytes += sf.size
-    if cur:
-        out.append(cur)
+        start += size
     return out
 
 

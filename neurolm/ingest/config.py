@@ -65,6 +65,12 @@ class IngestParams(BaseModel):
     heldout_policy: HeldoutPolicy = Field(default="exclude", description="'exclude' held-out subjects from windows")
     crop_end_s: float = Field(default=10.0, description="seconds dropped from each recording's end before windowing")
     lock_timeout_s: float = Field(default=30.0, description="how long to wait for another run holding the store")
+    file_timeout_s: float = Field(
+        default=600.0, gt=0, description="per-file time limit: a file taking longer is stopped and quarantined")
+    file_memory_gb: float | None = Field(
+        default=None, gt=0, description="per-file memory budget in GiB; None = min(8, 60% of RAM / workers)")
+    max_sfreq_hz: float = Field(
+        default=20_000.0, gt=0, description="sampling-rate ceiling: faster recordings are quarantined")
     table_flush_s: float = Field(
         default=30.0, description="seconds between incremental table writes (for readers watching a run; the "
                                   "commit markers alone make every committed recording crash-safe)")
@@ -107,6 +113,13 @@ class IngestParams(BaseModel):
         if src == dst or dst.startswith(src.rstrip("/") + "/"):
             raise ValueError(f"the store {dst} must not be inside the source tree {src}")
         return self
+
+    def file_limits(self):
+        """The per-file bounds of this run (:class:`neurolm.ingest.limits.FileLimits`)."""
+        from neurolm.ingest.limits import GIB, FileLimits, default_memory_bytes
+
+        memory = int(self.file_memory_gb * GIB) if self.file_memory_gb else default_memory_bytes(self.workers)
+        return FileLimits(timeout_s=self.file_timeout_s, memory_bytes=memory, max_sfreq=self.max_sfreq_hz)
 
     @property
     def dataset_name(self) -> str:

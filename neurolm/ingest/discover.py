@@ -20,7 +20,8 @@ trees; for remote (fsspec) trees, and whenever that module is unavailable, the
 generic rule: ``<subject>/<session>/.../file`` → first and second directory,
 ``<subject>/file`` → session ``""``, a file at the root → subject = file stem.
 
-``recording_id`` = ``<dataset>-<slug of the relative path>-<8 hex of its sha1>``:
+``recording_id`` = ``<dataset>-<slug of the relative path>-<8 hex of its sha1>``
+(a dataset slug longer than 64 characters is cut to a prefix + 8 hex of its sha1):
 stable across runs and machines (it depends only on the dataset name and the
 path *relative to the root*, so moving the archive does not re-ingest it),
 unique even when two paths slug alike, and a valid Zarr key.
@@ -47,6 +48,7 @@ _SIDECAR_OF = {".vmrk": ".vhdr", ".eeg": ".vhdr", ".fdt": ".set"}
 COMPRESSED_EXTENSIONS = (".gz", ".bz2", ".xz", ".zst", ".zip", ".tar", ".tgz", ".7z", ".rar", ".lz4")
 _SLUG = re.compile(r"[^a-z0-9]+")
 _MAX_SLUG = 96
+_MAX_DATASET_SLUG = 64  # with the path slug and the digest: at most 170 characters (store ids: 200)
 
 
 def slug(text: str) -> str:
@@ -58,8 +60,15 @@ def slug(text: str) -> str:
 def recording_id_for(dataset: str, rel_path: str) -> str:
     """Stable, unique, Zarr-safe id of a file of ``dataset`` at ``rel_path`` (POSIX, relative to the root)."""
     rel = rel_path.replace(os.sep, "/").lstrip("/")
-    digest = hashlib.sha1(f"{dataset}/{rel}".encode()).hexdigest()[:8]
-    return f"{slug(dataset)}-{slug(rel)[:_MAX_SLUG]}-{digest}"
+    digest = hashlib.sha1(f"{dataset}/{rel}".encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{_short(slug(dataset), _MAX_DATASET_SLUG)}-{slug(rel)[:_MAX_SLUG]}-{digest}"
+
+
+def _short(text: str, limit: int) -> str:
+    """``text`` when it fits ``limit``, else a readable prefix + 8 hex of its sha1 (ids fit any folder name)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 9]}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -171,11 +180,31 @@ def _inside(real: str, real_root: str) -> bool:
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a non-UTF-8 byte in the name (surrogate-escaped by os.fsdecode)
+        return False
+    return True
+
+
+def printable(path: str) -> str:
+    """``path`` as valid UTF-8 text: undecodable bytes shown as ``\\xNN`` (for the catalog and reports)."""
+    return path if _utf8(path) else os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+_BAD_NAME = "name is not valid UTF-8 ({}): rename it to ingest {}"
+
+
 def _walk_local(root: str) -> tuple[list[tuple[str, str, int, float]], list[SkippedFile]]:
+    """Walk ``root`` without ever leaving it: directory links are never followed (a link inside the root is
+    walked under its own path, one outside is out of bounds), each real directory is walked once (device +
+    inode), and only regular files are listed."""
+    from neurolm.ingest.limits import not_regular
+
     out: list[tuple[str, str, int, float]] = []
     skipped: list[SkippedFile] = []
     real_root = os.path.realpath(root)
-    visited = {real_root}
 
     def rel(full: str) -> str:
         return os.path.relpath(full, root).replace(os.sep, "/")
@@ -186,39 +215,62 @@ def _walk_local(root: str) -> tuple[list[tuple[str, str, int, float]], list[Skip
             size, mtime = int(st.st_size), float(st.st_mtime)
         except OSError:
             size, mtime = 0, 0.0
-        skipped.append(SkippedFile(full, rel(full), size, mtime, reason))
+        skipped.append(SkippedFile(printable(full), printable(rel(full)), size, mtime, reason))
 
-    def on_error(exc: OSError) -> None:
-        if exc.filename and os.path.abspath(exc.filename) != os.path.abspath(root):
-            skip(exc.filename, f"unreadable directory: {exc.strerror or exc}")
-
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=on_error):
-        keep = []
-        for d in sorted(dirnames):
-            full = os.path.join(dirpath, d)
-            if d.startswith("."):
-                skip(full, "hidden directory (not walked)")
+    top = os.stat(root)
+    visited = {(top.st_dev, top.st_ino)}
+    stack = [root]
+    while stack:
+        dirpath = stack.pop()
+        try:
+            with os.scandir(dirpath) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            if dirpath != root:
+                skip(dirpath, f"unreadable directory: {exc.strerror or exc}")
+            continue
+        siblings = frozenset(e.name.lower() for e in entries)
+        subdirs = []
+        for e in entries:
+            full, name = e.path, e.name
+            try:
+                is_link, is_dir = e.is_symlink(), e.is_dir()
+            except OSError:
+                is_link, is_dir = True, False
+            if is_dir:
+                if name.startswith("."):
+                    skip(full, "hidden directory (not walked)")
+                elif not _utf8(name):
+                    skip(full, "folder " + _BAD_NAME.format("not walked", "its files"))
+                elif is_link:
+                    real = os.path.realpath(full)
+                    if not _inside(real, real_root):
+                        skip(full, "link to a directory outside the source root (not followed)")
+                    elif real in (real_root, os.path.realpath(dirpath)) or _inside(os.path.realpath(dirpath), real):
+                        skip(full, "symbolic link loop (directory already walked)")
+                    else:
+                        skip(full, _LINK_INSIDE.format("directory"))
+                else:
+                    try:
+                        st = os.stat(full)
+                    except OSError as exc:
+                        skip(full, f"unreadable directory: {exc.strerror or exc}")
+                        continue
+                    if (st.st_dev, st.st_ino) in visited:  # a bind mount or hard-linked directory
+                        skip(full, "directory already walked under another path")
+                        continue
+                    visited.add((st.st_dev, st.st_ino))
+                    subdirs.append(full)
                 continue
-            if os.path.islink(full):
-                real = os.path.realpath(full)
-                if real in visited or _inside(os.path.realpath(dirpath), real):
-                    skip(full, "symbolic link loop (directory already walked)")
-                    continue
-                if _inside(real, real_root):
-                    skip(full, _LINK_INSIDE.format("directory"))
-                    continue
-                visited.add(real)
-            keep.append(d)
-        dirnames[:] = keep
-        siblings = frozenset(n.lower() for n in filenames)
-        for name in filenames:
-            full = os.path.join(dirpath, name)
-            reason = skip_reason(name, siblings)
-            if reason is None and os.path.islink(full):
+            reason = None if _utf8(name) else "file " + _BAD_NAME.format("cannot be recorded in the catalog", "it")
+            reason = reason or skip_reason(name, siblings)
+            if reason is None and is_link:
                 real = os.path.realpath(full)
                 if not os.path.exists(full):
                     reason = "symbolic link loop" if os.path.islink(real) else "broken symbolic link"
-                elif _inside(real, real_root):
+                elif not _inside(real, real_root):
+                    reason = "link to a file outside the source root (not followed)"
+                else:
                     reason = _LINK_INSIDE.format("file")
             if reason is not None:
                 skip(full, reason)
@@ -228,7 +280,12 @@ def _walk_local(root: str) -> tuple[list[tuple[str, str, int, float]], list[Skip
             except OSError as exc:
                 skip(full, f"cannot stat: {exc.strerror or exc}")
                 continue
+            what = not_regular(st.st_mode)
+            if what is not None:  # a FIFO named .edf would block the reader forever
+                skip(full, f"not a regular file ({what})")
+                continue
             out.append((full, rel(full), int(st.st_size), float(st.st_mtime)))
+        stack.extend(reversed(subdirs))
     return out, skipped
 
 
@@ -296,6 +353,7 @@ def discover(root: str, dataset: str, *, notch_hz: float | None = None, layout: 
             notch_hz=notch_hz,
             crop_end_s=crop_end_s,
             extra=extra,
+            root=root if fs.is_local(root) else "",
         )
         files.append(SourceFile(item=item, rel_path=rel, size=size, mtime=mtime, format=format_for(rel) or ""))
     return files

@@ -24,3 +24,6 @@ class SourceItem:
     channels: tuple[str, ...] | None = None  # allowed vocab names; output in this order when given
     crop_end_s: float = 0.0  # seconds cut from the end (NeuroLM pretraining crops 10 s)
     extra: tuple[tuple[str, str], ...] = ()  # layout metadata (task, run, montage, token ...)
+    #: the source root the file was found under: every file the recording opens (BrainVision data file,
+    #: EEGLAB .fdt, FIF split parts) must be a regular file under it; "" = the entry file's own folder
+    root: str = ""

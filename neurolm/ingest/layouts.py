@@ -42,6 +42,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from neurolm.errors import ConfigError
+from storage import fs
 
 Layout = Literal["auto", "bids", "tuh", "generic"]
 #: TUH -LE (linked-ears) montage files: "skip" (the reference's pretraining rule) or "keep"
@@ -127,7 +128,6 @@ def load_source_configs(path: str | os.PathLike[str]) -> dict[str, SourceConfig]
 
 def _read_text(root: str, name: str) -> str | None:
     """A small file at the root of a local tree or an fsspec URL (OpenNeuro on S3); None when absent."""
-    from storage import fs
 
     try:
         return fs.read_bytes(fs.join(fs.normalize_url(root), name)).decode("utf-8", errors="replace")

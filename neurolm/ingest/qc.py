@@ -22,6 +22,7 @@ from matplotlib.figure import Figure  # no pyplot: no global state, no display n
 
 from neurolm.vocab import VOCAB
 from storage.signal_store import SignalStore
+from storage import fs
 
 QC_FIGURES = ("qc_channel_coverage.png", "qc_amplitude.png", "qc_psd.png")  # what publish_qc_figures writes
 
@@ -205,7 +206,6 @@ def publish_qc_figures(store: SignalStore, dest_url: str | None = None, **kw) ->
     """
     import tempfile
 
-    from storage import fs
 
     dest = dest_url or fs.join(store.version_url, "qc")
     with tempfile.TemporaryDirectory(prefix="neurolm-qc-") as tmp:

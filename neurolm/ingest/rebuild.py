@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -287,9 +287,10 @@ def _batches(items: Sequence[SourceItem], size: int) -> list[list[SourceItem]]:
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
-def rebuild_batch(batch: list[SourceItem], store_url: str, version_id: str, run_id: str) -> list[dict]:
-    """Re-ingest one batch into the new version (runs on any worker)."""
-    return process_batch(batch, store_url, version_id, run_id=run_id)
+def rebuild_batch(batch: list[SourceItem], store_url: str, version_id: str, run_id: str,
+                  lock_token: str | None = None) -> list[dict]:
+    """Re-ingest one batch into the new version (runs on any worker); commits check ``lock_token``."""
+    return process_batch(batch, store_url, version_id, run_id=run_id, lock_token=lock_token)
 
 
 def _gone(item: SourceItem, run_id: str) -> dict:
@@ -298,13 +299,15 @@ def _gone(item: SourceItem, run_id: str) -> dict:
             "reason": GONE_REASON, "recording_id": item.recording_id, "run_id": run_id}
 
 
-def finish_rebuild(plan: RebuildPlan, rows: list[dict], params: RebuildParams, run_id: str = "") -> RebuildResult:
+def finish_rebuild(plan: RebuildPlan, rows: list[dict], params: RebuildParams, run_id: str = "",
+                   lock: Any = None) -> RebuildResult:  # a held StoreLock (store_lock)
     """Write the new version's tables from markers + this run's rows, mark it complete, switch.
 
     Refuses (StoreError, nothing switched) when an item has neither a commit
     marker nor a row from this run: a batch was lost, and a rerun resumes it.
+    With ``lock`` (the store lock held), every write first checks it is still held.
     """
-    store = SignalStore.open(plan.store_url, version=plan.new_version)
+    store = SignalStore.open(plan.store_url, version=plan.new_version).bind_lock(lock)
     by_id = {r["recording_id"]: r for r in rows}
     committed = set(store.committed_ids())
     cat_rows, rec_rows, missing = list(plan.removed_rows), [], []
@@ -369,7 +372,7 @@ def rebuild_store(params: RebuildParams, mapper: Mapper = local_map, run_id: str
     """
     t0 = time.perf_counter()
     url = fs.normalize_url(params.store)
-    with store_lock(url, f"rebuild {run_id}".strip(), timeout_s=params.lock_timeout_s):
+    with store_lock(url, f"rebuild {run_id}".strip(), timeout_s=params.lock_timeout_s) as lock:
         plan = plan_rebuild(params)
         if plan.up_to_date:
             return RebuildResult(url, plan.old_version, plan.new_version, "up_to_date",
@@ -385,9 +388,10 @@ def rebuild_store(params: RebuildParams, mapper: Mapper = local_map, run_id: str
                 log.error("rebuild batch %s failed: %s", out.label, out.error)
 
         batches = _batches(present, params.batch_size)
-        mapper(functools.partial(rebuild_batch, store_url=url, version_id=plan.new_version, run_id=run_id),
+        mapper(functools.partial(rebuild_batch, store_url=url, version_id=plan.new_version, run_id=run_id,
+                                 lock_token=lock.token),
                batches, on_outcome, [f"rebuild-{os.path.basename(b[0].path)} (+{len(b) - 1})" for b in batches])
-        result = finish_rebuild(plan, rows, params, run_id)
+        result = finish_rebuild(plan, rows, params, run_id, lock)
     result.seconds = time.perf_counter() - t0
     return result
 

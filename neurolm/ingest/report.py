@@ -12,6 +12,11 @@ from typing import Any
 
 import pandas as pd
 
+from neurolm.markdown import md_code, md_text
+from neurolm.datasets.report import label_counts
+from storage.heldout import load_heldout
+from storage.signal_store import SignalStore
+
 TOP_CHANNELS = 24
 
 
@@ -58,7 +63,7 @@ def run_summary(state, diff, n_files: int, *, dataset: str, source: str, wall_s:
 
 def render_run_markdown(s: dict[str, Any]) -> str:
     """The Prefect artifact: counts, throughput, quarantine reasons, channel coverage."""
-    lines = [f"# Ingestion of `{s['dataset']}` into `{s['store']}`", ""]
+    lines = [f"# Ingestion of {md_code(s['dataset'])} into {md_code(s['store'])}", ""]
     if s["nothing_to_do"]:
         lines += ["**Nothing new**: every file is already in the store (no work done).", ""]
     lines += ["| files seen | new | changed | unchanged | removed | ingested | skipped | quarantined | recovered |",
@@ -72,15 +77,15 @@ def render_run_markdown(s: dict[str, Any]) -> str:
     if s.get("skipped_files"):
         lines += [f"## Skipped: {s['skipped_files']} files under the source are not recordings to ingest", "",
                   "| reason | files |", "|---|---|"]
-        lines += [f"| {r} | {n} |" for r, n in s["skipped_reasons"].items()]
+        lines += [f"| {md_text(r)} | {n} |" for r, n in s["skipped_reasons"].items()]
         lines.append("")
     if s["quarantine"]:
         lines += ["## Quarantined", "", "| file | reason |", "|---|---|"]
-        lines += [f"| `{q['path']}` | {q['reason']} |" for q in s["quarantine"]]
+        lines += [f"| {md_code(q['path'])} | {md_text(q['reason'])} |" for q in s["quarantine"]]
         lines.append("")
     if s["channel_coverage"]:
         lines += ["## Channel coverage (recordings per channel)", "",
-                  ", ".join(f"{k} {v}" for k, v in s["channel_coverage"].items()), ""]
+                  ", ".join(f"{md_text(k)} {v}" for k, v in s["channel_coverage"].items()), ""]
     lines += render_qc_links(s.get("qc_figures") or [], s.get("qc_error"))
     return "\n".join(lines)
 
@@ -95,7 +100,7 @@ def render_qc_links(figures: list[str], error: str | None = None) -> list[str]:
     lines = ["## QC figures", ""]
     lines += [f"- [{u.rsplit('/', 1)[-1]}]({u if '://' in u else 'file://' + u})" for u in figures]
     if error:
-        lines.append(f"- QC figures not written (the ingestion itself succeeded): {error}")
+        lines.append(f"- QC figures not written (the ingestion itself succeeded): {md_text(error)}")
     return [*lines, ""]
 
 
@@ -125,8 +130,6 @@ def render_run_text(s: dict[str, Any]) -> str:
 
 def inspect_store(url: str) -> dict[str, Any]:
     """Everything ``neurolm inspect`` shows about a store's current version."""
-    from storage.heldout import load_heldout
-    from storage.signal_store import SignalStore
 
     store = SignalStore.open(url)
     rec, cat, win = store.read_table("recordings"), store.read_table("catalog"), store.read_table("windows")
@@ -153,15 +156,10 @@ def inspect_store(url: str) -> dict[str, Any]:
     rm = cat[cat["status"] == "removed"] if len(cat) else cat
     info["removed"] = [str(p) for p in rm.get("path", [])]
     try:
-        from neurolm.datasets.report import label_counts
-    except ImportError:
-        label_counts = None
-    if label_counts is not None:
-        try:
-            lc = label_counts(store)
-            info["labels"] = lc.to_dict("records") if isinstance(lc, pd.DataFrame) else lc
-        except Exception as exc:  # a labels table from another release: show the problem, keep the rest
-            info["labels"] = {"error": f"{type(exc).__name__}: {exc}"}
+        lc = label_counts(store)
+        info["labels"] = lc.to_dict("records") if isinstance(lc, pd.DataFrame) else lc
+    except Exception as exc:  # a labels table from another release: show the problem, keep the rest
+        info["labels"] = {"error": f"{type(exc).__name__}: {exc}"}
     return info
 
 

@@ -1,6 +1,7 @@
 """The ingestion stage as one library call: :func:`ingest` (the Prefect flow only wires it).
 
-lock the store → register held-out subjects → restore rows of a killed run →
+lock the store (every table write and commit checks it is still ours) → collect
+superseded recording arrays → register held-out subjects → restore rows of a killed run →
 discover → diff with the catalog → batches through a mapper (local, or Dask from
 ``flows/``), rows folded into the tables as batches finish (flushed every few
 seconds) → splits, windows, tables, version complete → QC figures → summary.
@@ -23,6 +24,7 @@ from neurolm.fanout import Mapper, Outcome, local_map
 from neurolm.ingest import IngestState, discover, make_batches, open_store
 from neurolm.ingest.config import IngestParams
 from neurolm.ingest.items import SourceItem
+from neurolm.ingest.limits import FileLimits
 from neurolm.ingest.qc import QC_FIGURES, publish_qc_figures
 from neurolm.ingest.report import run_summary
 from neurolm.ingest.worker import process_batch
@@ -49,9 +51,13 @@ class IngestBatch:
         return f"{first} (+{len(self.items) - 1})" if len(self.items) > 1 else first
 
 
-def ingest_batch(batch: IngestBatch, store_url: str, version_id: str, run_id: str) -> list[dict]:
-    """One batch of files → committed recordings + small row dicts (runs on any worker)."""
-    return process_batch(batch.items, store_url, version_id, run_id=run_id, known_hashes=batch.known_hashes)
+def ingest_batch(batch: IngestBatch, store_url: str, version_id: str, run_id: str,
+                 limits: FileLimits | None = None, lock_token: str | None = None) -> list[dict]:
+    """One batch of files → committed recordings + small row dicts (runs on any worker, each file bounded).
+
+    ``lock_token``: the run's store lock; every commit checks it is still held (LockLostError if not)."""
+    return process_batch(batch.items, store_url, version_id, run_id=run_id, known_hashes=batch.known_hashes,
+                         limits=limits, lock_token=lock_token)
 
 
 def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = "",
@@ -68,10 +74,11 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
     params.check_paths()
     run_id = run_id or str(uuid.uuid4())
     dataset = params.dataset_name
-    with store_lock(params.store, f"ingest {run_id}", timeout_s=params.lock_timeout_s):
+    with store_lock(params.store, f"ingest {run_id}", timeout_s=params.lock_timeout_s, on_wait=log) as lock:
         if params.heldout_subjects:
             register_heldout(params.store, params.heldout_subjects, "given to neurolm ingest", "neurolm ingest")
-        store = open_store(params.store)
+        store = open_store(params.store).bind_lock(lock)
+        store.collect_garbage()
         state = IngestState.load(store, run_id, seed=params.seed, fractions=params.split_fractions,
                                  crop_end_s=params.crop_end_s, exclude_heldout=params.heldout_policy == "exclude")
         if state.recovered:
@@ -79,14 +86,25 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
         files = discover(params.source, dataset, notch_hz=params.mains_hz, layout=params.layout,
                          family=params.family, tuh_le=params.tuh_le)
         diff = state.plan(files, dataset)
-        batches = plan_batches(diff, params.batch_size)
+        batches = plan_batches(diff, params.batch_size, min_batches=2 * params.workers if not params.dask_address else 1)
         log(f"{len(files)} files found in {params.source}: {len(diff.new)} new, {len(diff.changed)} changed, "
             f"{len(diff.removed_rows)} removed; {len(diff.to_ingest)} to ingest in {len(batches)} batches")
         emit({"event": "plan", "files": len(files), "to_ingest": len(diff.to_ingest), "batches": len(batches),
               "removed": len(diff.removed_rows), "recovered": state.recovered})
         failed: list[dict] = []
+        span: list[float] = []  # first file started, last file finished (epoch, any worker)
+        ends: list[float] = []  # when each file finished (epoch)
+
+        def track(event: dict) -> None:
+            if event.get("event") == "batch" and event.get("t_start") is not None:
+                span[:] = [min(span[0], event["t_start"]), max(span[1], event["t_end"])] if span else \
+                    [event["t_start"], event["t_end"]]
+                ends.extend(event.get("t_ends", ()))
+            emit(event)
+
         if batches:
-            failed = run_batches(state, batches, mapper, flush_s=params.table_flush_s, log=log, warn=warn, emit=emit)
+            failed = run_batches(state, batches, mapper, flush_s=params.table_flush_s, log=log, warn=warn, emit=track,
+                                 limits=params.file_limits())
         else:
             log(f"nothing new in {params.source}: {len(files)} files already in the store, no work done")
         state.finalize()
@@ -96,19 +114,39 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
         summary["qc_figures"], summary["qc_error"] = figures, qc_error
         summary["failed"] = failed
         summary["outputs"] = store_outputs(store.url, store.version_id)
+        # the workers' busy span: what the files cost once workers are up (no start-up, no end-of-run tables)
+        summary["worker_span_s"] = span[1] - span[0] if span else None
+        summary["steady_s_per_file"] = _steady_s_per_file(ends, 1 if params.dask_address else params.workers)
     return summary
 
 
-def plan_batches(diff, batch_size: int) -> list[IngestBatch]:
-    """The work items of a catalog diff: :func:`make_batches` of the files to ingest, with their known hashes."""
+def _steady_s_per_file(ends: list[float], workers: int) -> float | None:
+    """Seconds per file once every worker has finished its first file (imports, filter design, caches).
+
+    (last end - end of the ``workers``-th file) / files finished after it: the cost of one more file
+    in a long run, orchestration between batches included, start-up and end-of-run work excluded.
+    """
+    k = max(1, workers)
+    if len(ends) <= k:
+        return None
+    t = sorted(ends)
+    return (t[-1] - t[k - 1]) / (len(t) - k)
+
+
+def plan_batches(diff, batch_size: int, min_batches: int = 1) -> list[IngestBatch]:
+    """The work items of a catalog diff: :func:`make_batches` of the files to ingest, with their known hashes.
+
+    ``min_batches``: at least that many batches when there are that many files (2 x local workers:
+    8 files at 8 per batch would otherwise leave the second worker idle).
+    """
     known = diff.known_hashes
     return [IngestBatch(b, {it.recording_id: known[it.recording_id] for it in b if it.recording_id in known})
-            for b in make_batches(diff.to_ingest, batch_size)]
+            for b in make_batches(diff.to_ingest, batch_size, min_batches=min_batches)]
 
 
 def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, *, flush_s: float = 5.0,
                 log: Callable[[str], None] = _quiet, warn: Callable[[str], None] | None = None,
-                emit: Callable[[dict], None] = _quiet) -> list[dict]:
+                emit: Callable[[dict], None] = _quiet, limits: FileLimits | None = None) -> list[dict]:
     """Run ``batches`` through ``mapper``, folding each finished one into ``state``'s tables (flushed every
     ``flush_s`` seconds, and at the end whatever happens); returns the batches that failed."""
     warn = warn or log
@@ -117,6 +155,7 @@ def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, 
     def on_outcome(out: Outcome) -> None:
         nonlocal done
         done += 1
+        state.store.check_lock()  # lost to another run: stop here (LockLostError), committed data stays
         if not out.ok:
             failed.append({"batch": out.label, "files": len(batches[out.index].items), "error": out.error})
             warn(f"batch {done}/{len(batches)} ({out.label}) FAILED: {out.error}; its files are retried next run")
@@ -133,10 +172,10 @@ def run_batches(state: IngestState, batches: list[IngestBatch], mapper: Mapper, 
               "failed": 0, "statuses": [r["status"] for r in rows],
               "worker_seconds": sum(float(r.get("seconds") or 0.0) for r in rows),
               "t_start": min((r["t_start"] for r in rows), default=None),
-              "t_end": max((r["t_end"] for r in rows), default=None)})
+              "t_end": max((r["t_end"] for r in rows), default=None), "t_ends": [r["t_end"] for r in rows]})
 
     fn = functools.partial(ingest_batch, store_url=state.store.url, version_id=state.store.version_id,
-                           run_id=state.run_id)
+                           run_id=state.run_id, limits=limits, lock_token=state.store.lock_token)
     try:
         mapper(fn, batches, on_outcome, [b.label for b in batches])
     finally:

@@ -8,10 +8,20 @@ whatever a Prefect/Dask task returns is kept by the orchestrator (prefect#12668)
 
 Failure policy (why a batch never crashes): a source-file problem is a
 ``BadInputError`` and becomes a ``quarantined`` catalog row with its one-line
-reason; any other exception is our bug, quarantined as ``internal error: ...``
-with the traceback logged, so one odd file cannot cost the other files of the
-batch or the run. Only store-level failures (the store cannot be opened or
-written at all) propagate: retrying those per file would be pointless.
+reason. Any exception raised while *reading* the file (header, samples, hash)
+is a file problem too: :func:`neurolm.errors.describe` turns its type into
+words (``OverflowError`` -> "a size or count in the file is too large to be
+real: ..."). Any other exception is our bug, quarantined as ``internal error
+(...)`` with the traceback logged, so one odd file cannot cost the other files
+of the batch or the run. Only store-level failures (the store cannot be opened
+or written at all) propagate: retrying those per file would be pointless.
+
+Bounds (:mod:`neurolm.ingest.limits`): only regular files are read; header
+sizes are checked against the per-file memory budget before any sample is
+read; rates above ``max_sfreq`` are refused; and the batch runs in a forked
+child, each file under a time limit and an address-space cap, so a file that
+hangs or blows up its reader is quarantined with that reason instead of
+stopping the run (a fresh child goes on with the files after it).
 
 Idempotence (why a rerun after ``kill -9`` redoes nothing committed): the
 commit marker's attrs hold the source hash, the ingest key (store config hash +
@@ -36,14 +46,16 @@ import json
 import logging
 import os
 import shutil
+import stat as stat_mod
 import tempfile
 import time
 import traceback
 from collections.abc import Iterable, Iterator
 
-from neurolm.errors import BadInputError
+from neurolm.errors import BadInputError, StoreError, describe
 from neurolm.ingest.catalog import INTERNAL_ERROR, content_hash
 from neurolm.ingest.items import SourceItem
+from neurolm.ingest.limits import FileLimits, gib, map_bounded, not_regular
 from storage import fs
 
 log = logging.getLogger(__name__)
@@ -112,6 +124,9 @@ def localized(path: str) -> Iterator[str]:
 def _stat(path: str) -> tuple[int, float]:
     if fs.is_local(path):
         st = os.stat(fs.normalize_url(path))
+        what = not_regular(st.st_mode)
+        if what is not None:  # a FIFO would block open() forever, /dev/zero never ends: only files are read
+            raise BadInputError(f"not a regular file: the path is {what}; only regular files are read")
         return int(st.st_size), float(st.st_mtime)
     from neurolm.ingest.discover import _mtime
 
@@ -153,11 +168,51 @@ def _select(item: SourceItem, header):
     return sel, (mapping.report() if mapping is not None else [])
 
 
-def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mtime: float) -> dict:
+@contextlib.contextmanager
+def reading(limits: FileLimits) -> Iterator[None]:
+    """Exceptions raised while reading a source file are file problems: reasons in words (see module docstring)."""
+    try:
+        yield
+    except BadInputError:
+        raise
+    except MemoryError:
+        raise BadInputError(f"the file needs more memory than the per-file budget of {gib(limits.memory)}"
+                            ": MemoryError") from None
+    except StoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's
+        raise BadInputError(describe(exc)) from None
+
+
+#: Bytes of working memory per decoded value, by reader: the EDF path decodes float32 straight into the
+#: output; MNE reads float64, scales into another float64 array and casts to float32.
+_BYTES_PER_VALUE = {"edf": 8, "bdf": 8}
+_BYTES_PER_VALUE_MNE = 24
+
+
+def check_bounds(header, positions, limits: FileLimits) -> None:
+    """Refuse, before any sample is read, a recording whose header asks for more than the bounds allow."""
+    rates = [header.ch_sfreqs[p] for p in positions] if header.ch_sfreqs else [header.sfreq]
+    rate = max(rates) if rates else 0.0
+    if rate > limits.max_sfreq:
+        raise BadInputError(f"sampling rate {rate:g} Hz is above the ingest ceiling of {limits.max_sfreq:g} Hz "
+                            "(filtering cost and memory grow with the rate): downsample the file to ingest it")
+    per_value = _BYTES_PER_VALUE.get(header.format, _BYTES_PER_VALUE_MNE)
+    need = len(positions) * int(header.n_samples) * per_value
+    if need > limits.memory:
+        raise BadInputError(f"recording too large for the per-file memory budget: the header claims "
+                            f"{len(positions)} channels x {int(header.n_samples)} samples (about {gib(need)} "
+                            f"to decode; budget {gib(limits.memory)}, raise file_memory_gb to ingest it)")
+
+
+def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mtime: float,
+                limits: FileLimits | None = None) -> dict:
     from neurolm.ingest.layouts import le_montage_reason
     from neurolm.readers import read_header, read_recording
+    from neurolm.readers.companions import check_companions, check_files
     from neurolm.standardize import standardize
 
+    limits = limits or FileLimits()
     key = ingest_key(store.config_hash, item)
     if store.is_committed(item.recording_id):
         attrs = store.recording_meta(item.recording_id).get("attrs") or {}
@@ -169,14 +224,21 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
     fmt = None
     cnt_format = dict(item.extra).get("cnt_format", "auto")  # SEED: int32, as the reference reads it
     with localized(item.path) as local:
-        header = read_header(local, cnt_format)
+        with reading(limits):
+            # every file the recording opens must be a regular file under the source root, its own
+            root = item.root if fs.is_local(item.path) else ""
+            check_companions(local, root)
+            header = read_header(local, cnt_format)
+            check_files(header.files, local, root)
         le = le_montage_reason(dict(item.extra), header.ch_names)  # TUH -LE files: skipped like the reference
         if le is not None:
             raise BadInputError(le)
         fmt = header.format
         sel, position_mapping = _select(item, header)
         picks = [header.ch_names[p] for p in sel.positions]
-        raw = read_recording(local, picks=picks, cnt_format=cnt_format)
+        check_bounds(header, sel.positions, limits)
+        with reading(limits):
+            raw = read_recording(local, picks=picks, cnt_format=cnt_format)
     # the rows read are the picks, in order; `dropped` stays the header-level audit
     sel = dataclasses.replace(sel, positions=tuple(range(len(picks))))
     rec = standardize(raw, sel, store.config, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s)
@@ -202,8 +264,17 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
             "recording_row": row, "duration_s": float(rec.duration_s), "format": fmt}
 
 
-def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | None = None) -> dict:
-    """Ingest one item into an open store; always returns a row dict (see :func:`process_batch`)."""
+def _quarantined(item: SourceItem, size: int, mtime: float, chash: str, fmt: str | None, reason: str,
+                 run_id: str) -> dict:
+    return {"recording_id": item.recording_id, "status": "quarantined", "reason": reason,
+            "catalog_row": _catalog_row(item, size, mtime, chash, fmt, "quarantined", reason, run_id),
+            "recording_row": None, "duration_s": 0.0}
+
+
+def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | None = None,
+                 limits: FileLimits | None = None) -> dict:
+    """Ingest one item into an open store, in this process; always returns a row dict (see :func:`process_batch`)."""
+    limits = limits or FileLimits()
     t0, started = time.perf_counter(), time.time()
     size, mtime, chash, fmt = 0, 0.0, "", None
     try:
@@ -211,35 +282,44 @@ def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | No
             size, mtime = _stat(item.path)
         except OSError as exc:
             raise BadInputError(f"cannot stat source file: {exc.strerror or exc}") from None
-        try:
-            chash = known_hash or content_hash(item.path, size)
-        except OSError as exc:
-            raise BadInputError(f"cannot read source file: {exc.strerror or exc}") from None
-        out = _ingest_one(item, store, run_id, chash, size, mtime)
+        with reading(limits):
+            try:
+                chash = known_hash or content_hash(item.path, size)
+            except OSError as exc:
+                raise BadInputError(f"cannot read source file: {exc.strerror or exc}") from None
+        out = _ingest_one(item, store, run_id, chash, size, mtime, limits)
     except BadInputError as exc:
-        out = {"recording_id": item.recording_id, "status": "quarantined", "reason": exc.reason,
-               "catalog_row": _catalog_row(item, size, mtime, chash, fmt, "quarantined", exc.reason, run_id),
-               "recording_row": None, "duration_s": 0.0}
-    except MemoryError:
-        raise  # the process is in trouble; let the orchestrator see it
+        out = _quarantined(item, size, mtime, chash, fmt, exc.reason, run_id)
+    except MemoryError:  # standardizing or writing a recording the header checks let through
+        reason = f"the file needs more memory than the per-file budget of {gib(limits.memory)}: MemoryError"
+        out = _quarantined(item, size, mtime, chash, fmt, reason, run_id)
+    except StoreError:
+        raise
     except Exception as exc:  # a bug of ours: quarantine, log the traceback, keep the batch going
-        from neurolm.errors import StoreError
-
-        if isinstance(exc, StoreError):
-            raise
-        reason = " ".join(f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}".split())[:500]
+        reason = " ".join(f"{INTERNAL_ERROR} (a neurolm bug, not a problem of the file; retried on the next run): "
+                          f"{type(exc).__name__}: {exc}".split())[:500]
         log.error("internal error ingesting %s:\n%s", item.path, traceback.format_exc())
-        out = {"recording_id": item.recording_id, "status": "quarantined", "reason": reason,
-               "catalog_row": _catalog_row(item, size, mtime, chash, fmt, "quarantined", reason, run_id),
-               "recording_row": None, "duration_s": 0.0}
+        out = _quarantined(item, size, mtime, chash, fmt, reason, run_id)
     out["seconds"] = time.perf_counter() - t0
     out["t_start"], out["t_end"] = started, time.time()  # epoch: lets a caller measure worker utilisation
     out["size_bytes"] = int(size)
     return out
 
 
+def _lstat_size(path: str) -> tuple[int, float]:
+    """(size, mtime) for a quarantine row, without opening the file; zeros when unknown."""
+    try:
+        if fs.is_local(path):
+            st = os.stat(fs.normalize_url(path))
+            return (int(st.st_size) if stat_mod.S_ISREG(st.st_mode) else 0), float(st.st_mtime)
+    except OSError:
+        pass
+    return 0, 0.0
+
+
 def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, *, run_id: str = "",
-                  known_hashes: dict[str, str] | None = None) -> list[dict]:
+                  known_hashes: dict[str, str] | None = None, limits: FileLimits | None = None,
+                  lock_token: str | None = None) -> list[dict]:
     """Ingest a batch of items into store version ``version_id``; one small row dict per item.
 
     Each row: ``recording_id``, ``status`` (``ingested`` | ``skipped`` (already
@@ -247,10 +327,25 @@ def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, 
     ``catalog_row`` (a CATALOG row), ``recording_row`` (a RECORDINGS row without
     ``split``, None when quarantined), ``duration_s``, ``seconds`` (wall time),
     ``size_bytes``, ``t_start``/``t_end`` (epoch seconds). Never raises for a file problem.
+    Each item runs under ``limits`` (default :class:`FileLimits`): see :mod:`neurolm.ingest.limits`.
+    With ``lock_token`` (the run's store lock), each commit first checks that the run still
+    holds the store and raises LockLostError (a StoreError: the batch fails) if not.
     """
     from storage.signal_store import SignalStore
 
-    store = SignalStore.open(store_url, version=version_id)
+    store = SignalStore.open(store_url, version=version_id).bind_lock(lock_token)
     known = known_hashes or {}
+    limits = limits or FileLimits()
+    items = list(items)
+    sizes = {it.path: _lstat_size(it.path) for it in items}
+
+    def over(item: SourceItem, reason: str) -> dict:  # the child went over a bound or died on this item
+        size, mtime = sizes[item.path]
+        out = _quarantined(item, size, mtime, known.get(item.recording_id, ""), None, reason, run_id)
+        now = time.time()
+        out.update(seconds=0.0, t_start=now, t_end=now, size_bytes=int(size))
+        return out
+
     with _thread_limit():
-        return [process_item(it, store, run_id, known.get(it.recording_id)) for it in items]
+        return map_bounded(lambda it: process_item(it, store, run_id, known.get(it.recording_id), limits),
+                           items, limits, over, mapped=[sizes[it.path][0] for it in items])

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from neurolm.errors import BadInputError
+from neurolm.errors import BadInputError, describe
 from neurolm.readers.detect import COMPANION_EXTENSIONS, EXTENSIONS, FORMATS, detect_format
 from neurolm.readers.edf_data import pick_indices, read_edf_data
 from neurolm.readers.edf_header import parse_edf_header
 from neurolm.readers.types import RawRecording, RecordingHeader
+from neurolm.readers import mne_io
 
 __all__ = [
     "COMPANION_EXTENSIONS", "EXTENSIONS", "FORMATS", "MAX_NONFINITE_FRACTION",
@@ -63,8 +64,7 @@ def read_header(path: str | os.PathLike, cnt_format: str = "auto") -> RecordingH
         try:
             return _header_edf(path, fmt)
         except OSError as exc:
-            raise BadInputError(f"{fmt} header read failed: {type(exc).__name__}: {exc}") from None
-    from neurolm.readers import mne_io  # MNE import is slow; only when needed
+            raise BadInputError(f"{fmt} header read failed: {describe(exc)}") from None
 
     with mne_io.opened_raw(path, fmt, cnt_format) as raw:
         mne_io.check_raw(raw)
@@ -72,6 +72,7 @@ def read_header(path: str | os.PathLike, cnt_format: str = "auto") -> RecordingH
             path=path, format=fmt, ch_names=tuple(raw.ch_names), ch_sfreqs=mne_io.mne_ch_sfreqs(raw),
             n_samples=int(raw.n_times), meas_date=_meas_date(raw),
             ch_units=mne_io.mne_ch_units(raw), ch_locs=mne_io.mne_eeg_locs(raw),
+            files=tuple(str(f) for f in (getattr(raw, "filenames", None) or ()) if f),
         )  # fmt: skip
 
 
@@ -101,10 +102,9 @@ def read_recording(path: str | os.PathLike, picks: Sequence[str] | None = None,
             idx = pick_indices(lay, picks)
             data, sfreq, mixed = read_edf_data(lay, idx)
         except OSError as exc:  # vanished, unreadable or shrunk while mapping
-            raise BadInputError(f"{fmt} read failed: {type(exc).__name__}: {exc}") from None
+            raise BadInputError(f"{fmt} read failed: {describe(exc)}") from None
         names, date = tuple(lay.labels[i] for i in idx), lay.meas_date
     else:
-        from neurolm.readers import mne_io
 
         with mne_io.opened_raw(path, fmt, cnt_format) as raw:
             mne_io.check_raw(raw)

@@ -41,22 +41,48 @@ def _records(layout: EdfLayout) -> np.memmap:
     )  # fmt: skip
 
 
-def _decode(layout: EdfLayout, mm: np.memmap, i: int) -> np.ndarray:
-    """Signal `i` as float32 µV, records concatenated."""
-    n, off = layout.ns[i], layout.byte_offset(i)
-    block = mm[:, off : off + n * layout.width]
-    out = np.empty((layout.n_records, n), dtype=np.float32)
+_READ_BYTES = 2 * 2**20  # records read per block: sequential reads, a bounded buffer
+
+
+def _scale_into(layout: EdfLayout, i: int, block: np.ndarray, out: np.ndarray) -> None:
+    """Digital samples of signal `i` (raw bytes [records, ns*width]) -> float32 µV into `out` [records, ns]."""
     cal = layout.cal[i]
     if layout.bdf:
         # A 3-byte struct (uint16 low part, int8 signed high byte) views the
         # int24 samples without copying; value = hi * 65536 + lo.
-        s = np.asarray(block).view(_INT24)
+        s = block.view(_INT24)
         np.multiply(s["lo"], np.float32(cal), out=out, casting="unsafe")
         out += s["hi"] * np.float32(cal * 65536.0)
     else:
-        np.multiply(np.asarray(block).view("<i2"), np.float32(cal), out=out, casting="unsafe")
+        np.multiply(block.view("<i2"), np.float32(cal), out=out, casting="unsafe")
     out += np.float32(layout.offset[i])
-    return out.reshape(-1)
+
+
+def _decode_all(layout: EdfLayout, idx: Sequence[int], dests: Sequence[np.ndarray]) -> None:
+    """Signals `idx` as float32 µV into `dests[j]` (length n_records * ns), records concatenated.
+
+    One sequential pass over the data records in blocks of whole records (never the
+    whole file in memory); each block is decoded for every picked signal while it is
+    in cache. Unpicked signals' bytes are read but not decoded.
+    """
+    rb, n_rec = layout.record_bytes, layout.n_records
+    per = max(1, min(n_rec, _READ_BYTES // rb))
+    buf = np.empty(per * rb, np.uint8)
+    views = [d.reshape(n_rec, layout.ns[i]) for d, i in zip(dests, idx)]
+    with open(layout.path, "rb") as fh:
+        fh.seek(layout.header_bytes)
+        for r0 in range(0, n_rec, per):
+            k = min(per, n_rec - r0)
+            mv, got = memoryview(buf)[: k * rb], 0
+            while got < k * rb:
+                m = fh.readinto(mv[got:])
+                if not m:
+                    raise OSError(f"file shrank while reading: {got} of {k * rb} bytes at record {r0}")
+                got += m
+            recs = buf[: k * rb].reshape(k, rb)
+            for i, v in zip(idx, views):
+                off = layout.byte_offset(i)
+                _scale_into(layout, i, recs[:, off: off + layout.ns[i] * layout.width], v[r0: r0 + k])
 
 
 def record_onsets(layout: EdfLayout, mm: np.memmap) -> np.ndarray:
@@ -111,12 +137,11 @@ def pick_indices(layout: EdfLayout, picks: Sequence[str] | None) -> list[int]:
 
 def read_edf_data(layout: EdfLayout, idx: Sequence[int]) -> tuple[np.ndarray, float, bool]:
     """Decode signals `idx` -> (float32 µV [n, n_samples], sfreq, mixed_sfreq)."""
-    mm = _records(layout)
     target_ns = max(layout.ns[i] for i in idx)
     sfreq = target_ns / layout.record_s
     starts_s = None
     if layout.discontinuous and any(lab in ANNOTATION_LABELS for lab in layout.labels):
-        onsets = record_onsets(layout, mm)
+        onsets = record_onsets(layout, _records(layout))
         rel = onsets - onsets[0]
         if np.any(np.diff(rel) < layout.record_s - 1e-6):
             raise BadInputError("corrupt EDF+D: record onsets overlap or go backwards")
@@ -126,10 +151,14 @@ def read_edf_data(layout: EdfLayout, idx: Sequence[int]) -> tuple[np.ndarray, fl
         starts_s = rel
     n_total = int(round((starts_s[-1] + layout.record_s) * sfreq)) if starts_s is not None else layout.n_records * target_ns
     out = np.empty((len(idx), n_total), dtype=np.float32)
+    if starts_s is None and all(layout.ns[i] == target_ns for i in idx):
+        _decode_all(layout, idx, list(out))  # the common case: one pass, rows decoded in place
+        return out, sfreq, False
     mixed = False
-    for row, i in enumerate(idx):
-        x = _decode(layout, mm, i)
+    for row, i in enumerate(idx):  # records to place or rates to convert: one signal at a time (bounded memory)
         n_i = layout.ns[i]
+        x = np.empty(layout.n_records * n_i, np.float32)
+        _decode_all(layout, [i], [x])
         if starts_s is not None:
             starts = np.rint(starts_s * n_i / layout.record_s).astype(np.int64)
             x = _place(x, starts, n_i, int(starts[-1]) + n_i)
@@ -137,5 +166,4 @@ def read_edf_data(layout: EdfLayout, idx: Sequence[int]) -> tuple[np.ndarray, fl
             mixed = True
             x = _upsample(x, Fraction(target_ns, n_i), n_total)
         out[row] = x[:n_total]
-    del mm
     return out, sfreq, mixed

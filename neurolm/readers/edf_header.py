@@ -95,9 +95,13 @@ def parse_edf_header(path: str | os.PathLike, bdf: bool) -> EdfLayout:
         fixed = fh.read(256)
         if len(fixed) < 256:
             raise BadInputError(f"truncated header: {len(fixed)} of 256 fixed header bytes")
-        n_sig = int(_num(fixed[252:256], "signal count"))
-        if n_sig <= 0:
-            raise BadInputError(f"no channels: header declares {n_sig} signals")
+        n_sig_f = _num(fixed[252:256], "signal count")
+        if n_sig_f <= 0:
+            raise BadInputError(f"no channels: header declares {n_sig_f:g} signals")
+        if 256 * (n_sig_f + 1) > size:  # checked before reading: "1e9" signals would allocate 256 GB
+            raise BadInputError(f"truncated header: {n_sig_f:g} signals need {256 * (n_sig_f + 1):.0f} header bytes, "
+                                f"file has {size}")
+        n_sig = int(n_sig_f)
         var = fh.read(256 * n_sig)
     if len(var) < 256 * n_sig:
         raise BadInputError(f"truncated header: {n_sig} signals need {256 * (n_sig + 1)} header bytes, file has {size}")

@@ -21,7 +21,7 @@ import mne
 import numpy as np
 from mne.io.constants import FIFF
 
-from neurolm.errors import BadInputError
+from neurolm.errors import BadInputError, describe
 
 
 @contextmanager
@@ -36,7 +36,7 @@ def _as_bad_input(fmt: str):
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is a file problem
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise BadInputError(f"{fmt} reader failed: {type(exc).__name__}: {first}"[:300]) from None
+        raise BadInputError(f"{fmt} reader failed: {describe(exc, first)}"[:400]) from None
 
 
 #: MNE insists on these extensions; single-file formats are read through a
@@ -187,6 +187,21 @@ def check_raw(raw: mne.io.BaseRaw) -> None:
         raise BadInputError(f"absurd header: sampling rate {raw.info['sfreq']}")
     if raw.n_times == 0:
         raise BadInputError("zero records: file holds no samples")
+    _check_eeglab_size(raw)
+
+
+def _check_eeglab_size(raw: mne.io.BaseRaw) -> None:
+    """An EEGLAB header's channels x points must fit in its .fdt (float32) before anything is read."""
+    if type(raw).__name__ != "RawEEGLAB" or not raw.filenames or not str(raw.filenames[0]).endswith(".fdt"):
+        return
+    try:
+        size = os.path.getsize(raw.filenames[0])
+    except OSError:
+        return  # the reader reports a missing data file in its own words
+    need = len(raw.ch_names) * int(raw.n_times) * 4
+    if need > size:
+        raise BadInputError(f"truncated: the header claims {len(raw.ch_names)} channels x {int(raw.n_times)} "
+                            f"samples ({need} bytes) but the data file holds {size} bytes")
 
 
 def read_mne_data(raw: mne.io.BaseRaw, fmt: str, picks: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -23,6 +23,8 @@ class RecordingHeader:
     #: digitized position per channel (x, y, z in metres, MNE head coordinates) for EEG
     #: channels whose file carries one (FIF channel locations), else None
     ch_locs: tuple[tuple[float, float, float] | None, ...] = ()
+    #: every file the reader opens for the samples (MNE formats: ``raw.filenames``), checked before reading
+    files: tuple[str, ...] = ()
 
     @property
     def sfreq(self) -> float:

@@ -1,0 +1,263 @@
+"""Per-file bounds: each source file is processed under a time limit and a memory limit.
+
+Why: a crafted or damaged file must never stop or hang a run (a header that
+claims 10^10 samples, a FIF split naming itself as its next part, a compressed
+``.set`` that inflates to gigabytes, a reader stuck in a loop). Checks of header
+sizes catch the known cases early with a precise reason; these limits catch the
+rest, whatever the reader.
+
+How: :func:`map_bounded` forks one child process per batch (``os.fork``: the
+child shares the parent's imported modules and open store, so it costs
+milliseconds, not an interpreter start). The child caps its address space
+(``RLIMIT_AS``) at what it already maps + the largest file's size (EDF records
+are memory-mapped) + the memory budget, processes the files one after another
+and sends each small result dict back through a pipe as it ends. The parent
+gives each file at most ``timeout_s`` and kills the child past it. A file that
+goes over either bound, or whose reader crashes the child, is quarantined with
+a reason saying so, and a fresh child goes on with the files after it.
+
+Defaults (:class:`FileLimits`): 600 s; memory = min(8 GiB, 60 % of RAM / workers);
+a sampling-rate ceiling of 20 kHz (filter design and memory grow with the rate).
+Without ``os.fork`` (not Linux/macOS) or with ``isolate=False`` the work runs in
+the calling process and only MemoryError is caught (no time limit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import select
+import signal
+import stat as stat_mod
+import struct
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+GIB = 1024**3
+DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_MAX_SFREQ = 20_000.0
+MAX_MEMORY_DEFAULT = 8 * GIB
+
+
+def machine_memory() -> int:
+    """Physical memory of this machine in bytes (0 when unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def default_memory_bytes(workers: int = 1) -> int:
+    """min(8 GiB, 60 % of RAM / workers), at least 512 MiB."""
+    ram = machine_memory()
+    share = int(0.6 * ram / max(int(workers), 1)) if ram else MAX_MEMORY_DEFAULT
+    return max(min(MAX_MEMORY_DEFAULT, share), 512 * 1024**2)
+
+
+@dataclass(frozen=True)
+class FileLimits:
+    """Bounds on processing one source file (see module docstring)."""
+
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    memory_bytes: int = 0  # 0: default_memory_bytes()
+    max_sfreq: float = DEFAULT_MAX_SFREQ
+    isolate: bool = True  # False: run in the calling process (no time limit, no address-space cap)
+
+    @property
+    def memory(self) -> int:
+        return int(self.memory_bytes) or default_memory_bytes()
+
+
+def gib(n: float) -> str:
+    """``n`` bytes as a short human figure (``1.5 GiB``, ``300 MiB``)."""
+    if n >= 100 * GIB:
+        return f"{n / GIB:,.0f} GiB"
+    return f"{n / GIB:.3g} GiB" if n >= GIB else f"{n / 1024**2:.3g} MiB"
+
+
+class LimitExceeded(Exception):
+    """The child went over a bound or died; ``reason`` says which, in words."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _address_space() -> int:
+    """Bytes of address space this process maps now (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[0]) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def cap_memory(budget: int, mapped: int = 0, base: int | None = None) -> int:
+    """Cap this process's address space at ``base`` (default: its current size) + ``mapped`` + ``budget``.
+
+    Best effort (no-op where ``RLIMIT_AS`` or ``/proc`` is missing); returns the base used, so a child
+    can re-cap for each file from the same base.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return 0
+    base = _address_space() if base is None else base
+    if not base:
+        return 0
+    want = base + int(mapped) + int(budget)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+    return base
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def _send(w: int, ok: bool, value: Any) -> None:
+    try:
+        payload = pickle.dumps((ok, value))
+    except Exception:  # noqa: BLE001 - an unpicklable exception: its text
+        payload = pickle.dumps((False, RuntimeError(f"{type(value).__name__}: {value}")))
+    view = memoryview(struct.pack("<Q", len(payload)) + payload)
+    while view:
+        view = view[os.write(w, view):]
+
+
+def _child(w: int, fn: Callable[[Any], Any], items: Sequence[Any], limits: FileLimits,
+           mapped: Sequence[int]) -> None:
+    """The forked child: ``fn`` on each item in turn, each result framed onto ``w``; never returns."""
+    try:
+        import faulthandler
+
+        faulthandler.disable()  # a crashing reader is reported by the parent as a reason, not a stack dump
+        base = None
+        for item, size in zip(items, mapped):
+            base = cap_memory(limits.memory, size, base)  # from the address space at fork, for every file
+            try:
+                value = fn(item)
+            except BaseException as exc:  # noqa: BLE001 - sent to the parent, which re-raises it
+                _send(w, False, exc)
+                break
+            _send(w, True, value)
+    finally:
+        os._exit(0)
+
+
+class _Frames:
+    """Length-prefixed pickles read from a child's pipe, each within a deadline."""
+
+    def __init__(self, fd: int):
+        self.fd, self.buf = fd, b""
+
+    def next(self, timeout_s: float) -> bytes | None:
+        """The next frame; None at end of file; raises TimeoutError past ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if len(self.buf) >= 8:
+                n = struct.unpack("<Q", self.buf[:8])[0]
+                if len(self.buf) >= 8 + n:
+                    frame, self.buf = self.buf[8:8 + n], self.buf[8 + n:]
+                    return frame
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self.fd], [], [], min(left, 60.0))
+            if ready:
+                data = os.read(self.fd, 1 << 20)
+                if not data:
+                    return None
+                self.buf += data
+
+
+def _death(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        why = ("it was killed, most likely for using too much memory" if sig == signal.SIGKILL
+               else f"the reader crashed ({_signal_name(sig)})")
+        return f"reading the file failed: {why}"
+    return ("reading the file failed: the worker process ended without an answer "
+            f"(exit status {os.WEXITSTATUS(status)})")
+
+
+def map_bounded(fn: Callable[[Any], Any], items: Sequence[Any], limits: FileLimits,
+                on_limit: Callable[[Any, str], Any], mapped: Sequence[int] | None = None) -> list:
+    """``[fn(item) for item in items]``, each item under ``limits``, in forked children.
+
+    One child runs the items one after another and sends each result back as it
+    ends (one fork per batch, not per file); the parent allows each item
+    ``limits.timeout_s``. An item that goes over it, or whose child dies without
+    an answer (killed for memory, a crashing reader), gets ``on_limit(item,
+    reason)`` instead, and a fresh child takes the items after it. An exception
+    ``fn`` raises is re-raised here. ``mapped[i]``: bytes item ``i`` may map
+    beyond the budget (its file's size: EDF records are memory-mapped).
+    """
+    if not limits.isolate or not hasattr(os, "fork"):
+        return [fn(it) for it in items]
+    mapped = list(mapped) if mapped is not None else [0] * len(items)
+    out: list = []
+    while len(out) < len(items):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            _child(w, fn, items[len(out):], limits, mapped[len(out):])
+        os.close(w)
+        frames, reaped, error = _Frames(r), None, None
+        try:
+            while len(out) < len(items):
+                try:
+                    frame = frames.next(limits.timeout_s)
+                except TimeoutError:
+                    os.kill(pid, signal.SIGKILL)
+                    out.append(on_limit(items[len(out)], "processing took longer than the per-file time limit "
+                                                         f"of {limits.timeout_s:g} s (stopped)"))
+                    break
+                if frame is None:
+                    _, reaped = os.waitpid(pid, 0)
+                    out.append(on_limit(items[len(out)], _death(reaped)))
+                    break
+                ok, value = pickle.loads(frame)
+                if not ok:
+                    error = value
+                    break
+                out.append(value)
+        finally:
+            os.close(r)
+            if reaped is None:
+                if error is not None or len(out) < len(items):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        if error is not None:
+            raise error
+    return out
+
+
+def run_bounded(fn: Callable[[], Any], limits: FileLimits, mapped: int = 0) -> Any:
+    """``fn()`` in a forked child under ``limits``; raises :class:`LimitExceeded` when it goes over."""
+    def over(_item, reason: str):
+        raise LimitExceeded(reason)
+
+    return map_bounded(lambda _: fn(), [None], limits, over, [mapped])[0]
+
+
+_NOT_REGULAR = ((stat_mod.S_ISFIFO, "a named pipe"), (stat_mod.S_ISCHR, "a character device"),
+                (stat_mod.S_ISBLK, "a block device"), (stat_mod.S_ISSOCK, "a socket"),
+                (stat_mod.S_ISDIR, "a directory"))
+
+
+def not_regular(mode: int) -> str | None:
+    """What a stat mode is when it is not a regular file (``"a named pipe"``...), None for a regular file."""
+    if stat_mod.S_ISREG(mode):
+        return None
+    return next((what for test, what in _NOT_REGULAR if test(mode)), "not a regular file")
