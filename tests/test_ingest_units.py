@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import fsspec
@@ -92,17 +93,12 @@ def test_discover_fsspec_memory_tree():
         mfs.rm("/neurolm-disc", recursive=True)
 
 
-def test_content_hash_large_file_rule(tmp_path, monkeypatch):
-    import neurolm.ingest.catalog as cat
-
+def test_content_hash_covers_the_whole_file(tmp_path):
     p = _touch(tmp_path / "big.edf", b"a" * 5000 + b"b" * 5000)
     full = content_hash(str(p))
-    monkeypatch.setattr(cat, "FULL_HASH_MAX", 1000)
-    monkeypatch.setattr(cat, "EDGE", 100)
-    edge = content_hash(str(p))
-    assert full.startswith("sha256:") and edge.startswith("sha256-edges:")
-    p.write_bytes(b"a" * 5000 + b"c" * 5000)  # last bytes differ
-    assert content_hash(str(p)) != edge
+    assert full == "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
+    p.write_bytes(b"a" * 4000 + b"c" + b"a" * 999 + b"b" * 5000)  # same size, one byte in the middle
+    assert content_hash(str(p)) != full
 
 
 def test_catalog_diff_new_changed_touched_removed(tmp_path):

@@ -36,6 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--tuev-mode", choices=("dedup", "reference"), default="dedup",
                    help="TUEV: one window per event (dedup, default) or per channel-event row (reference)")
     p.add_argument("--dask-address", default=None, help="use an existing Dask scheduler")
+    p.add_argument("--moved", action="store_true",
+                   help="the dataset's folder moved: accept ROOT as its new root (otherwise a root other than the "
+                        "one this store ingested the dataset from is refused)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
@@ -47,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     params = make_dataset_params(
         dataset=args.name, root=args.root, store=args.store, split=args.split, seed=args.seed,
         workers=args.workers, batch_size=args.batch_size, tuev_mode=args.tuev_mode, dask_address=args.dask_address,
+        moved=args.moved,
     )  # fmt: skip
     from flows.ingest_dataset import run_ingest_dataset  # lazy: the library stays Prefect-free
 

@@ -33,8 +33,12 @@ def register(subparsers) -> None:
     p.add_argument("source", help="archive root (directory or fsspec URL)")
     p.add_argument("--store", required=True, help="signal store path/URL (created if absent)")
     p.add_argument("--dataset", default=None,
-                   help="dataset name, one per archive (default: slug of the source folder name); files of this "
-                        "dataset that are no longer under SOURCE are marked 'removed' (their signals are kept)")
+                   help="dataset name, one per archive (default: slug of the source folder name); the store remembers "
+                        "each dataset's root and refuses another root under the same name (see --moved); files of "
+                        "this dataset that are no longer under SOURCE are marked 'removed' (their signals are kept)")
+    p.add_argument("--moved", action="store_true",
+                   help="the archive moved: accept SOURCE as the new root of a dataset first ingested from another "
+                        "folder (otherwise another root under the same dataset name is refused)")
     p.add_argument("--mains", type=float, default=None, metavar="HZ",
                    help="mains frequency to notch, 50 or 60 (default: the store's, 60 Hz)")
     p.add_argument("--layout", choices=("auto", "bids", "tuh", "generic"), default="auto")
@@ -100,8 +104,8 @@ def cmd_ingest(args) -> int:
     from neurolm.ingest.report import render_run_text
 
     params = make_params(
-        source=args.source, store=args.store, dataset=args.dataset, mains_hz=args.mains, layout=args.layout,
-        family=args.family, tuh_le=args.tuh_le, workers=args.workers, batch_size=args.batch_size,
+        source=args.source, store=args.store, dataset=args.dataset, moved=args.moved, mains_hz=args.mains,
+        layout=args.layout, family=args.family, tuh_le=args.tuh_le, workers=args.workers, batch_size=args.batch_size,
         dask_address=args.dask_address, seed=args.seed, split_fractions=args.splits, heldout_subjects=tuple(args.heldout),
         lock_timeout_s=args.lock_timeout, file_timeout_s=args.file_timeout, file_memory_gb=args.file_memory_gb,
     )

@@ -40,6 +40,7 @@ from neurolm.ingest.config import Count, DaskAddress
 from neurolm.fanout import Mapper, local_map
 from neurolm.ingest import IngestState, open_store
 from neurolm.ingest.discover import SourceFile, format_for, recording_id_for
+from neurolm.ingest.roots import canonical_root, claim_root
 from neurolm.ingest.run import plan_batches, run_batches
 from neurolm.outputs import store_outputs
 from storage.heldout import register_heldout
@@ -71,6 +72,8 @@ class DatasetIngestParams(BaseModel):
         "dedup", description="TUEV: one sample per event (dedup) or one per channel-event row as the original")
     dask_address: DaskAddress = Field(None, description="an existing Dask scheduler (tcp://host:8786); none: a local cluster")
     lock_timeout_s: float = Field(30.0, description="seconds to wait for another run's store lock")
+    moved: bool = Field(False, description="the dataset's folder moved: accept ROOT as its new root (otherwise a "
+                                           "root other than the one this store ingested the dataset from is refused)")
 
     @field_validator("dataset")
     @classmethod
@@ -270,6 +273,11 @@ def ingest_dataset(params: DatasetIngestParams, mapper: Mapper = local_map, run_
         store = open_store(params.store).bind_lock(lock)  # every table write and commit checks the lock
         store.collect_garbage()  # recording arrays superseded more than the grace period ago
         state = IngestState.load(store, run_id, seed=params.seed, fractions=adapter.seeded_fractions)
+        previous_root = claim_root(store.url, adapter.name, params.root, moved=params.moved, catalog=state.catalog,
+                                   new_name_hint="ingest it into another store (an adapter's dataset name is fixed)",
+                                   who=f"neurolm ingest-dataset {adapter.name}")
+        if previous_root is not None:
+            say(f"{adapter.name} moved from {previous_root} to {canonical_root(params.root)} (--moved)")
         files, problems = plan_dataset(adapter, params.root)
         previous_catalog = state.catalog.copy()
         diff = state.plan(files, adapter.name)

@@ -49,6 +49,10 @@ class IngestParams(BaseModel):
     source: str = Field(description="archive root: a local directory or an fsspec URL (memory://, s3://, ...)")
     store: str = Field(description="signal store URL (created when absent)")
     dataset: str | None = Field(default=None, description="dataset name; default: slug of the source folder name")
+    moved: bool = Field(
+        default=False, description="the archive moved: accept SOURCE as the new root of a dataset this store "
+                                   "ingested from another folder (without it, another root under the same dataset "
+                                   "name is refused, since its files would overwrite that dataset's recordings)")
     mains_hz: float | None = Field(default=None, description="notch frequency for this dataset; None = store default")
     layout: Literal["auto", "bids", "tuh", "generic"] = Field(
         "auto", description="source layout: auto-detect, BIDS, TUH (subject/session from paths) or a generic tree")

@@ -11,8 +11,10 @@ opened the old version keep reading it (MOABB's digest-named cache and
 "lock file last" rule, applied to whole versions).
 
 Resumable: recordings already committed in the new version with the same
-ingest key are not redone (their catalog/recordings rows come back from their
-commit markers), so a crashed rebuild continues where it stopped.
+ingest key and an unchanged source (every file it read: stat, then the full
+hash when a stat moved) are not redone (their catalog/recordings rows come
+back from their commit markers), so a crashed rebuild continues where it
+stopped, and a rebuild back to an earlier config re-reads what changed since.
 
 What is carried over from the old version: per-item settings recorded in the
 commit markers (subject key, per-source notch, layout metadata, channel list
@@ -42,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from neurolm.errors import ConfigError, StoreError
 from neurolm.fanout import Mapper, Outcome, local_map
-from neurolm.ingest.catalog import merge_rows
+from neurolm.ingest.catalog import merge_rows, source_unchanged
 from neurolm.ingest.config import DaskAddress
 from neurolm.ingest.items import SourceItem
 from neurolm.ingest.layouts import infer_metadata
@@ -277,10 +279,25 @@ def plan_rebuild(params: RebuildParams) -> RebuildPlan:
     new = SignalStore.open(url, create=True, config=cfg, make_current=False)
     todo = []
     for it in items:
-        m = _marker(url, vid, it.recording_id)
-        if m is None or (m.get("attrs") or {}).get("ingest_key") != ingest_key(new.config_hash, it):
-            todo.append(it)
+        a = (_marker(url, vid, it.recording_id) or {}).get("attrs") or {}
+        if a.get("ingest_key") != ingest_key(new.config_hash, it) or not _same_source(it, a):
+            todo.append(it)  # the worker re-checks the hash and reuses the marker only when it still matches
     return RebuildPlan(url, old, vid, new.config_hash, tuple(items), tuple(todo), tuple(removed))
+
+
+def _same_source(item: SourceItem, attrs: dict) -> bool:
+    """Whether every file a committed recording read is unchanged (stat; full hash only if a stat moved).
+
+    Why: the new version may hold a marker from an earlier build (a rebuild back to an earlier
+    config) whose source changed since; reusing it would bring back stale signals.
+    """
+    row = attrs.get("catalog_row") or {}
+    if not attrs.get("source_hash") or not row:
+        return False
+    try:
+        return source_unchanged(item.path, row, attrs["source_hash"])
+    except OSError:  # unreadable now: the worker quarantines it with the reason
+        return False
 
 
 def _batches(items: Sequence[SourceItem], size: int) -> list[list[SourceItem]]:
@@ -314,7 +331,7 @@ def finish_rebuild(plan: RebuildPlan, rows: list[dict], params: RebuildParams, r
     n_resumed = n_quar = n_gone = 0
     for it in plan.items:
         r = by_id.get(it.recording_id)
-        if it.recording_id in committed and (r is None or r["status"] != "quarantined"):
+        if it.recording_id in committed and (r is None or r["status"] in ("ingested", "skipped")):
             a = store.recording_meta(it.recording_id).get("attrs") or {}
             cat_rows.append(a["catalog_row"])
             rec_rows.append(dict(a["recording_row"]))

@@ -26,6 +26,7 @@ from neurolm.ingest.config import IngestParams
 from neurolm.ingest.items import SourceItem
 from neurolm.ingest.limits import FileLimits
 from neurolm.ingest.qc import QC_FIGURES, publish_qc_figures
+from neurolm.ingest.roots import canonical_root, claim_root
 from neurolm.ingest.report import run_summary
 from neurolm.ingest.worker import process_batch
 from neurolm.outputs import store_outputs
@@ -75,12 +76,16 @@ def ingest(params: IngestParams, mapper: Mapper = local_map, *, run_id: str = ""
     run_id = run_id or str(uuid.uuid4())
     dataset = params.dataset_name
     with store_lock(params.store, f"ingest {run_id}", timeout_s=params.lock_timeout_s, on_wait=log) as lock:
-        if params.heldout_subjects:
-            register_heldout(params.store, params.heldout_subjects, "given to neurolm ingest", "neurolm ingest")
         store = open_store(params.store).bind_lock(lock)
         store.collect_garbage()
         state = IngestState.load(store, run_id, seed=params.seed, fractions=params.split_fractions,
                                  crop_end_s=params.crop_end_s, exclude_heldout=params.heldout_policy == "exclude")
+        # one dataset, one root: refused (before anything of this run is written) when another archive holds it
+        previous_root = claim_root(store.url, dataset, params.source, moved=params.moved, catalog=state.catalog)
+        if previous_root is not None:
+            log(f"dataset {dataset!r} moved from {previous_root} to {canonical_root(params.source)} (--moved)")
+        if params.heldout_subjects:
+            register_heldout(params.store, params.heldout_subjects, "given to neurolm ingest", "neurolm ingest")
         if state.recovered:
             log(f"restored {state.recovered} recordings committed by an interrupted run")
         files = discover(params.source, dataset, notch_hz=params.mains_hz, layout=params.layout,

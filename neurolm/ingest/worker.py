@@ -24,7 +24,9 @@ hangs or blows up its reader is quarantined with that reason instead of
 stopping the run (a fresh child goes on with the files after it).
 
 Idempotence (why a rerun after ``kill -9`` redoes nothing committed): the
-commit marker's attrs hold the source hash, the ingest key (store config hash +
+commit marker's attrs hold the source hash (of every file the recording read,
+whose sizes and mtimes its catalog row keeps: see :mod:`neurolm.ingest.catalog`),
+the ingest key (store config hash +
 per-item notch/crop/channels), the item's catalog and recordings rows, and its
 per-item settings (notch, end crop, channel list, subject key, layout extras) so
 a rebuild can re-create the item exactly. An
@@ -53,7 +55,7 @@ import traceback
 from collections.abc import Iterable, Iterator
 
 from neurolm.errors import BadInputError, StoreError, describe
-from neurolm.ingest.catalog import INTERNAL_ERROR, content_hash
+from neurolm.ingest.catalog import INTERNAL_ERROR, encode_parts, part_names, source_hash, stat_change, stat_parts
 from neurolm.ingest.items import SourceItem
 from neurolm.ingest.limits import FileLimits, gib, map_bounded, not_regular
 from storage import fs
@@ -135,11 +137,65 @@ def _stat(path: str) -> tuple[int, float]:
     return int(info.get("size") or 0), _mtime(info)
 
 
+@dataclasses.dataclass
+class _Source:
+    """What one item reads: the entry and its parts (names relative to its folder), hashed at most once."""
+
+    item: SourceItem
+    names: list[str]
+    known_hash: str | None = None  # over these same names (by the catalog diff, or computed here once)
+    _stats: str | None = None
+
+    def set_names(self, names) -> None:
+        names = _own_parts(self.item, names)
+        if names != self.names:
+            self.names, self.known_hash, self._stats = names, None, None
+
+    def hash(self) -> str:
+        if self.known_hash is None:
+            self._stats = encode_parts(stat_parts(self.item.path, self.names))  # stats taken before hashing
+            try:
+                self.known_hash = source_hash(self.item.path, self.names)
+            except OSError as exc:
+                raise BadInputError(f"cannot read source file: {exc.strerror or exc}") from None
+        return self.known_hash
+
+    def parts(self) -> str:
+        """The catalog's ``parts`` cell: each part's size and mtime (as of hashing)."""
+        if self._stats is None:
+            self._stats = encode_parts(stat_parts(self.item.path, self.names))
+        return self._stats
+
+
+def _own_parts(item: SourceItem, names) -> list[str]:
+    """The part names that stay inside the source root (others are refused by the companion checks, never read)."""
+    out = set()
+    for name in names:
+        name = str(name).replace(os.sep, "/")
+        if fs.is_local(item.path):
+            real = os.path.realpath(os.path.join(os.path.dirname(fs.normalize_url(item.path)), name))
+            root = os.path.realpath(item.root or os.path.dirname(fs.normalize_url(item.path)))
+            if real == root or not real.startswith(root.rstrip(os.sep) + os.sep):
+                continue
+        elif name.startswith("/") or ".." in name.split("/"):
+            continue
+        out.add(name)
+    return sorted(out)
+
+
+def _header_parts(local: str, header) -> list[str]:
+    """Names (relative to ``local``'s folder) of the files the reader opens besides ``local``."""
+    base, own = os.path.dirname(os.path.abspath(local)), os.path.realpath(local)
+    return [os.path.relpath(os.path.abspath(f), base).replace(os.sep, "/")
+            for f in header.files if os.path.realpath(f) != own]
+
+
 def _catalog_row(item: SourceItem, size: int, mtime: float, chash: str, fmt: str | None, status: str,
-                 reason: str | None, run_id: str) -> dict:
+                 reason: str | None, run_id: str, parts: str | None = None) -> dict:
     return {"path": item.path, "format": fmt, "size_bytes": int(size), "mtime": float(mtime),
             "content_hash": chash, "dataset": item.dataset, "subject": item.subject, "session": item.session,
-            "status": status, "reason": reason, "recording_id": item.recording_id, "run_id": run_id}
+            "status": status, "reason": reason, "recording_id": item.recording_id, "run_id": run_id,
+            "parts": parts}
 
 
 def _select(item: SourceItem, header):
@@ -205,31 +261,46 @@ def check_bounds(header, positions, limits: FileLimits) -> None:
                             f"to decode; budget {gib(limits.memory)}, raise file_memory_gb to ingest it)")
 
 
-def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mtime: float,
-                limits: FileLimits | None = None) -> dict:
-    from neurolm.ingest.layouts import le_montage_reason
-    from neurolm.readers import read_header, read_recording
+def _checked_header(item: SourceItem, local: str, limits: FileLimits):
+    """The header of ``local``, every file it opens checked first (a regular file under the root, its own)."""
+    from neurolm.readers import read_header
     from neurolm.readers.companions import check_companions, check_files
+
+    with reading(limits):
+        root = item.root if fs.is_local(item.path) else ""
+        check_companions(local, root)
+        header = read_header(local, dict(item.extra).get("cnt_format", "auto"))
+        check_files(header.files, local, root)
+    return header
+
+
+def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, mtime: float,
+                limits: FileLimits | None = None, known_hash: str | None = None) -> dict:
+    from neurolm.ingest.layouts import le_montage_reason
+    from neurolm.readers import read_recording
     from neurolm.standardize import standardize
 
     limits = limits or FileLimits()
     key = ingest_key(store.config_hash, item)
     if store.is_committed(item.recording_id):
         attrs = store.recording_meta(item.recording_id).get("attrs") or {}
-        if attrs.get("source_hash") == chash and attrs.get("ingest_key") == key:
-            cat = {**attrs["catalog_row"], "path": item.path, "mtime": float(mtime)}
-            return {"recording_id": item.recording_id, "status": "skipped", "reason": None,
-                    "catalog_row": cat, "recording_row": attrs["recording_row"],
-                    "duration_s": float(attrs["recording_row"]["duration_s"])}
+        row = attrs.get("catalog_row") or {}
+        if attrs.get("ingest_key") == key and attrs.get("source_hash") and row:
+            # every file it read unchanged: by stat, or (only mtimes moved) by the hash of all of them
+            committed = _Source(item, _own_parts(item, part_names(row, item.path) or []), known_hash)
+            change = stat_change(row, item.path, size, mtime)
+            if change is None or (change == "mtime" and committed.hash() == attrs["source_hash"]):
+                cat = {**row, "path": item.path, "mtime": float(mtime), "parts": committed.parts()}
+                return {"recording_id": item.recording_id, "status": "skipped", "reason": None,
+                        "catalog_row": cat, "recording_row": attrs["recording_row"],
+                        "duration_s": float(attrs["recording_row"]["duration_s"])}
+            if committed.names == src.names:
+                src.known_hash = committed.known_hash
     fmt = None
     cnt_format = dict(item.extra).get("cnt_format", "auto")  # SEED: int32, as the reference reads it
     with localized(item.path) as local:
-        with reading(limits):
-            # every file the recording opens must be a regular file under the source root, its own
-            root = item.root if fs.is_local(item.path) else ""
-            check_companions(local, root)
-            header = read_header(local, cnt_format)
-            check_files(header.files, local, root)
+        header = _checked_header(item, local, limits)
+        src.set_names([*src.names, *_header_parts(local, header)])
         le = le_montage_reason(dict(item.extra), header.ch_names)  # TUH -LE files: skipped like the reference
         if le is not None:
             raise BadInputError(le)
@@ -237,13 +308,14 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
         sel, position_mapping = _select(item, header)
         picks = [header.ch_names[p] for p in sel.positions]
         check_bounds(header, sel.positions, limits)
+        chash = src.hash()  # before the samples are read: a later edit never hides behind this hash
         with reading(limits):
             raw = read_recording(local, picks=picks, cnt_format=cnt_format)
     # the rows read are the picks, in order; `dropped` stays the header-level audit
     sel = dataclasses.replace(sel, positions=tuple(range(len(picks))))
     rec = standardize(raw, sel, store.config, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s)
     del raw
-    cat = _catalog_row(item, size, mtime, chash, fmt, "ingested", None, run_id)
+    cat = _catalog_row(item, size, mtime, chash, fmt, "ingested", None, run_id, src.parts())
     row = {
         "recording_id": item.recording_id, "dataset": item.dataset, "subject": item.subject,
         "session": item.session, "subject_key": item.subject_key or f"{item.dataset}:{item.subject}",
@@ -265,41 +337,54 @@ def _ingest_one(item: SourceItem, store, run_id: str, chash: str, size: int, mti
 
 
 def _quarantined(item: SourceItem, size: int, mtime: float, chash: str, fmt: str | None, reason: str,
-                 run_id: str) -> dict:
+                 run_id: str, parts: str | None = None) -> dict:
     return {"recording_id": item.recording_id, "status": "quarantined", "reason": reason,
-            "catalog_row": _catalog_row(item, size, mtime, chash, fmt, "quarantined", reason, run_id),
+            "catalog_row": _catalog_row(item, size, mtime, chash, fmt, "quarantined", reason, run_id, parts),
             "recording_row": None, "duration_s": 0.0}
+
+
+def _quarantined_src(item: SourceItem, size: int, mtime: float, src: _Source | None, fmt: str | None, reason: str,
+                     run_id: str) -> dict:
+    """:func:`_quarantined` with the part stats of an item whose entry is a regular file (``src``; stat only,
+    nothing hashed), so a part that appears or changes later makes the next run retry it."""
+    parts = None
+    if src is not None:
+        try:
+            parts = src.parts()
+        except OSError:
+            pass
+    return _quarantined(item, size, mtime, (src.known_hash or "") if src else "", fmt, reason, run_id, parts)
 
 
 def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | None = None,
                  limits: FileLimits | None = None) -> dict:
     """Ingest one item into an open store, in this process; always returns a row dict (see :func:`process_batch`)."""
+    from neurolm.readers.parts import declared_parts
+
     limits = limits or FileLimits()
     t0, started = time.perf_counter(), time.time()
-    size, mtime, chash, fmt = 0, 0.0, "", None
+    size, mtime, fmt = 0, 0.0, None
+    src: _Source | None = None  # set once the entry is known to be a regular file
     try:
         try:
             size, mtime = _stat(item.path)
         except OSError as exc:
             raise BadInputError(f"cannot stat source file: {exc.strerror or exc}") from None
-        with reading(limits):
-            try:
-                chash = known_hash or content_hash(item.path, size)
-            except OSError as exc:
-                raise BadInputError(f"cannot read source file: {exc.strerror or exc}") from None
-        out = _ingest_one(item, store, run_id, chash, size, mtime, limits)
+        src = _Source(item, [])
+        src.set_names(declared_parts(item.path))
+        out = _ingest_one(item, store, run_id, src, size, mtime, limits, known_hash)
     except BadInputError as exc:
-        out = _quarantined(item, size, mtime, chash, fmt, exc.reason, run_id)
+        out = _quarantined_src(item, size, mtime, src, fmt, exc.reason, run_id)
     except MemoryError:  # standardizing or writing a recording the header checks let through
         reason = f"the file needs more memory than the per-file budget of {gib(limits.memory)}: MemoryError"
-        out = _quarantined(item, size, mtime, chash, fmt, reason, run_id)
+        out = _quarantined_src(item, size, mtime, src, fmt, reason, run_id)
     except StoreError:
         raise
     except Exception as exc:  # a bug of ours: quarantine, log the traceback, keep the batch going
         reason = " ".join(f"{INTERNAL_ERROR} (a neurolm bug, not a problem of the file; retried on the next run): "
                           f"{type(exc).__name__}: {exc}".split())[:500]
         log.error("internal error ingesting %s:\n%s", item.path, traceback.format_exc())
-        out = _quarantined(item, size, mtime, chash, fmt, reason, run_id)
+        out = _quarantined_src(item, size, mtime, src, fmt, reason, run_id)
     out["seconds"] = time.perf_counter() - t0
     out["t_start"], out["t_end"] = started, time.time()  # epoch: lets a caller measure worker utilisation
     out["size_bytes"] = int(size)
@@ -328,6 +413,8 @@ def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, 
     ``split``, None when quarantined), ``duration_s``, ``seconds`` (wall time),
     ``size_bytes``, ``t_start``/``t_end`` (epoch seconds). Never raises for a file problem.
     Each item runs under ``limits`` (default :class:`FileLimits`): see :mod:`neurolm.ingest.limits`.
+    ``known_hashes``: source hashes the catalog diff already computed for committed recordings, over the parts
+    their commit markers record (:attr:`CatalogDiff.known_hashes`).
     With ``lock_token`` (the run's store lock), each commit first checks that the run still
     holds the store and raises LockLostError (a StoreError: the batch fails) if not.
     """
