@@ -12,6 +12,7 @@ ingest-dataset      ``store``, ``store_version``
 rebuild             ``store``, ``store_version`` (the version built)
 train-tokenizer     ``checkpoint``, ``checkpoint_sha256``, ``tokenizer_config_hash``
 tokenize            ``corpus``, ``corpus_version``
+pretrain            ``model``, ``model_config_hash``, ``pretrain_run``
 ==================  ==================================================================
 """
 
@@ -31,3 +32,8 @@ def checkpoint_outputs(checkpoint: str, sha256: str, config_hash: str) -> dict[s
 def corpus_outputs(url: str, version_id: str) -> dict[str, str]:
     """A token corpus and the version a stage wrote (tokenize)."""
     return {"corpus": url, "corpus_version": version_id}
+
+
+def model_outputs(model_dir: str, config_hash: str, run_dir: str) -> dict[str, str]:
+    """A stage-2 model folder (save_lm layout), its LMConfig hash and the run folder it came from (pretrain)."""
+    return {"model": model_dir, "model_config_hash": config_hash, "pretrain_run": run_dir}

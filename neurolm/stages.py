@@ -51,6 +51,8 @@ STAGES: tuple[Stage, ...] = (
           ("checkpoint", "checkpoint_sha256", "tokenizer_config_hash")),
     Stage("tokenize", "neurolm.corpus.params:TokenizeParams", "neurolm.corpus.run:tokenize_corpus",
           "flows.tokenize_corpus:tokenize_flow", ("store", "checkpoint"), ("corpus", "corpus_version")),
+    Stage("pretrain", "neurolm.lm.params:PretrainParams", "neurolm.lm.run:pretrain", "flows.pretrain:pretrain_flow",
+          ("corpus",), ("model", "model_config_hash", "pretrain_run")),
 )
 
 #: Maintenance commands with the same shape that are not links of the chain.

@@ -170,8 +170,8 @@ def imported(request, tmp_path):
 def test_config_and_report(imported):
     model, report, sd, n_layer, n_head = imported
     cfg = model.config
-    got = (cfg.input_mode, cfg.tokenizer.encoder_attention, cfg.n_layer, cfg.n_head)
-    assert got == ("features", "full", n_layer, n_head)
+    got = (cfg.input_mode, cfg.tokenizer.encoder_attention, cfg.tokenizer.conv_norm, cfg.n_layer, cfg.n_head)
+    assert got == ("features", "full", "reference", n_layer, n_head)
     assert cfg.n_logits == TEXT_VOCAB + N_CODES
     assert report.iter_num == 1234 and report.epoch == 3 and len(report.dropped) == n_layer
 
@@ -187,14 +187,16 @@ def test_eeg_logits_equal_the_original_forward(imported):
     assert ok, err
 
 
-def test_padded_eeg_logits_equal_the_original_gpt(imported):
-    """With padding the encoders differ by design (GroupNorm statistics); the GPT side must not."""
+def test_padded_eeg_logits_equal_the_original_forward(imported):
+    """Padded samples too: the imported encoder normalises its conv stem over every patch, padding
+    included (conv_norm="reference"), as the original's nn.GroupNorm does."""
     model, _, sd, n_layer, n_head = imported
     b = eeg_batch(n_ch=3, n_sec=3, length=14, seed=1)
+    b["x"][0, 9:] = torch.randn(5, 200) * 0.5  # padding that is not zero: its statistics must count alike
     with torch.no_grad():
         feats = ref_encoder(sd, b["x"], b["ch"], b["time"], b["mask"])
         want = ref_gpt(sd, ref_eeg_embed(sd, feats, b["ch"]), b["time"], ref_stair(3, 3, 14), n_layer, n_head)
-        got = model.forward_eeg({**b, "features": feats})
+        got = model.forward_eeg(b)  # our encoder runs on the padded sample
     v = b["mask"]
     ok, err = close(got[v], want[v])
     assert ok, err

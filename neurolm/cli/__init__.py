@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "neurolm.cli.datasets",
     "neurolm.cli.tokenizer",
     "neurolm.cli.tokens",
+    "neurolm.cli.pretrain",
 )
 
 

@@ -170,9 +170,9 @@ class EEGBatches:
             return list(range(n))
         return np.random.default_rng([self.seed, int(epoch)]).permutation(n).tolist()
 
-    def _indexed(self, epoch: int) -> Iterator[dict]:
+    def _indexed(self, epoch: int, skip: int = 0) -> Iterator[dict]:
         man = self.corpus.manifest
-        for i in self.order(epoch):
+        for i in self.order(epoch)[skip:]:
             s = self.corpus[i]
             if self.signals is not None:
                 row = man.iloc[self.corpus.locate(i)[2]]
@@ -180,10 +180,16 @@ class EEGBatches:
                                              self.max_len)
             yield s
 
-    def epoch(self, epoch: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+    def epoch(self, epoch: int = 0, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+        """The batches of ``epoch`` from batch ``start`` on (a resumed run: the skipped ones are not collated,
+        and with ``access="index"`` not even read)."""
+        import itertools
+
         buf: list[dict] = []
-        source = (self._indexed(epoch) if self.access == "index"
-                  else self.corpus.iter_samples(shuffle=self.shuffle, seed=self.seed + int(epoch)))
+        skip = int(start) * self.batch_size
+        source = (self._indexed(epoch, skip) if self.access == "index"
+                  else itertools.islice(self.corpus.iter_samples(shuffle=self.shuffle, seed=self.seed + int(epoch)),
+                                        skip, None))
         for s in source:
             buf.append(s)
             if len(buf) == self.batch_size:

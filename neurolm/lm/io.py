@@ -53,8 +53,16 @@ def save_lm(model: NeuroLM, directory: str) -> str:
     """Write ``DIR`` as described in the module doc; returns ``directory``."""
     from safetensors.torch import save_file
 
+    from transformers.utils import logging as hf_logging
+
     os.makedirs(directory, exist_ok=True)
-    model.gpt.save_pretrained(directory)
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "Writing model shards" bar at every checkpoint is noise
+    try:
+        model.gpt.save_pretrained(directory)
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
     cfg = model.config
     save_file(extra_weights(model), os.path.join(directory, EXTRA_FILE), metadata=lm_metadata(cfg))
     with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as f:

@@ -42,8 +42,10 @@ def param_groups(model: NeuroLM, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: NeuroLM, cfg: LMTrainConfig) -> torch.optim.AdamW:
-    fused = next(model.parameters()).device.type == "cuda"
-    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, fused=fused)
+    """The shared runtime's AdamW (:func:`neurolm.training.make_adamw`: the groups of :func:`param_groups`)."""
+    from neurolm.training import make_adamw
+
+    return make_adamw(model, cfg.lr, cfg.weight_decay, cfg.betas, next(model.parameters()).device)
 
 
 def autocast_for(device: torch.device, amp: str):

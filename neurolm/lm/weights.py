@@ -17,7 +17,9 @@ The original checkpoints are training resume dicts (``model``, ``optimizer``, ``
                                                VQ.pt's ``VQ.encoder.*`` without that prefix)
 
 Everything is read with ``torch.load(weights_only=True)``: a checkpoint is never unpickled.
-The model comes out in ``features`` mode with a bidirectional (``full``) encoder, as trained.
+The model comes out in ``features`` mode with a bidirectional (``full``) encoder whose conv-stem
+GroupNorms take statistics over the whole sample, padding included (``conv_norm="reference"``), as
+trained: padded samples get the original's features too.
 ``VQ.pt`` (optional) supplies the codebook the stage-2 targets come from; its encoder must
 equal the checkpoint's.
 """
@@ -100,7 +102,7 @@ def infer_config(sd: dict[str, torch.Tensor], model_args: dict[str, Any] | None 
             d_model=enc_d, n_enc_layers=1 + max(int(k.split(".")[1]) for k in enc if k.startswith("blocks.")),
             conv_out_chans=enc["patch_embed.conv1.weight"].shape[0], pos_rows=enc["pos_embed.weight"].shape[0],
             time_rows=enc["time_embed.weight"].shape[0], codebook_size=head.shape[0] - wte.shape[0],
-            code_dim=codebook_dim, encoder_attention="full",
+            code_dim=codebook_dim, encoder_attention="full", conv_norm="reference",
             n_heads=12 if enc_d % 12 == 0 else max(h for h in (8, 4, 2, 1) if enc_d % h == 0),
         )
     except (KeyError, ValueError, IndexError) as exc:
