@@ -19,7 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.runtime import RunEvents
+from flows.runtime import RunEvents, cli_run, run_name
 from neurolm.lm.params import PretrainParams
 from neurolm.lm.run import pretrain, prepare
 
@@ -60,11 +60,10 @@ def pretrain_task(params: PretrainParams) -> dict:
     return pretrain(params, log=logger.info, emit=on_event)
 
 
-@flow(name="neurolm-pretrain")
+@flow(name="neurolm-pretrain", flow_run_name=run_name("pretrain", "config", "input_mode"))
 def pretrain_flow(params: PretrainParams) -> dict:
     """Pretrain (or resume, or find finished) NeuroLM on a token corpus; returns the run summary."""
-    prepare(params)  # every input error before a task is scheduled
-    summary = pretrain_task(params)
+    summary = pretrain_task(params)  # the library checks every input before any work
     report = summary.get("files", {}).get("report")
     if report and not summary.get("nothing_to_do"):
         with open(report, encoding="utf-8") as f:
@@ -76,9 +75,7 @@ def pretrain_flow(params: PretrainParams) -> dict:
 
 def run_pretrain(params: PretrainParams, on_event: Callable[[dict], None] | None = None) -> dict:
     """Check inputs, then run :func:`pretrain_flow` against the shared Prefect server."""
-    from flows.runtime import prefect_server
-
-    prepare(params)  # errors before a server starts
+    prepare(params)  # input errors as one line, before a server starts
     with _events.listening(on_event):
-        with prefect_server():
+        with cli_run("pretrain"):
             return pretrain_flow(params)

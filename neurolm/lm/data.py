@@ -33,6 +33,10 @@ from neurolm.lm.config import LMConfig
 from neurolm.lm.targets import next_second_codes
 from neurolm.samples import MAX_TOKENS, PATCH
 from neurolm.vocab import VOCAB_VERSION
+from neurolm.tokenizer.data import build_sample
+from neurolm.tokenizer.weights import load_tokenizer
+from storage import checkpoints
+from storage.signal_store import SignalStore
 
 TRAIN_SPLITS = ("train",)
 VAL_SPLITS = ("val",)
@@ -74,8 +78,6 @@ def open_corpus(url: str, cfg: LMConfig, version: str | None = None) -> tuple[To
 
 def load_corpus_tokenizer(path: str, lineage: dict[str, Any] | None = None):
     """The tokenizer (eval mode) of checkpoint ``path``; ConfigError when it is not the corpus's (sha256)."""
-    from neurolm.tokenizer.weights import load_tokenizer
-    from storage import checkpoints
 
     ckpt, sha = checkpoints.resolve(path)
     want = identity(lineage or {}).get("tokenizer_sha256")
@@ -107,8 +109,6 @@ class SignalPatches:
     """The 200-sample patches of corpus samples, from the signal store named in the corpus lineage."""
 
     def __init__(self, lineage: dict[str, Any], store_url: str | None = None, patch_size: int = PATCH) -> None:
-        from storage.signal_store import SignalStore
-
         info = lineage.get("info", {}) or {}
         url = store_url or info.get("store_url")
         version = identity(lineage).get("store_version")
@@ -119,7 +119,6 @@ class SignalPatches:
 
     def sample(self, row: Any, codes_ch: torch.Tensor, codes_time: torch.Tensor, max_len: int) -> torch.Tensor:
         """x [max_len, 200] of the manifest ``row``; StoreError when it does not match the corpus tokens."""
-        from neurolm.tokenizer.data import build_sample
 
         meta = self.store.recording_meta(str(row["recording_id"]))
         ch_idx = [int(c) for c in meta["ch_indices"]]

@@ -52,6 +52,12 @@ from neurolm.outputs import model_outputs
 from neurolm.training import (DistEnv, barrier, dist_env, init_distributed, resolve_device, rng_state, set_rng_state,
                               wrap_ddp)
 from storage import checkpoints as ckpts
+from neurolm.lm.data import load_corpus_tokenizer
+from neurolm.lm.report import curves_png, report_markdown
+from neurolm.lm.sample_text import DOCUMENTS
+from neurolm.lm.text import encode_documents, load_gpt2_bpe
+from neurolm.lm.text import write_token_bin
+from storage.checkpoints import checkpoint_sha256
 
 STATE_KIND = "neurolm-pretrain-v1"
 BASELINE_BATCHES = 256  # train batches the unigram baseline counts (a sample of a large corpus)
@@ -128,8 +134,6 @@ def resolve_text(params: PretrainParams, tcfg: LMTrainConfig, text_vocab: int) -
         return TextSource(os.path.abspath(params.text), {
             "source": os.path.abspath(params.text), "tokens": int(len(data)),
             "sha256_first_32MiB": _sha256_file(params.text, 1 << 25)})
-    from neurolm.lm.sample_text import DOCUMENTS
-    from neurolm.lm.text import encode_documents, load_gpt2_bpe
 
     ids = encode_documents(load_gpt2_bpe(params.bpe), DOCUMENTS)
     if len(ids) < tcfg.text_seq_len + 1:
@@ -185,13 +189,11 @@ def prepare(params: PretrainParams, env: DistEnv | None = None) -> PreparedPretr
     tokenizer = params.tokenizer or (lineage.get("info") or {}).get("checkpoint")
     if not tokenizer:
         raise ConfigError("the corpus lineage names no tokenizer checkpoint: pass --tokenizer")
-    from neurolm.lm.data import load_corpus_tokenizer
 
     tok = load_corpus_tokenizer(tokenizer, lineage)  # sha256 must be the corpus's
     if tok.config.config_hash() != cfg.tokenizer.config_hash():
         raise ConfigError(f"tokenizer {tokenizer} has config {tok.config.config_hash()}, the model expects "
                           f"{cfg.tokenizer.config_hash()}")
-    from storage.checkpoints import checkpoint_sha256
 
     tok_sha = identity(lineage).get("tokenizer_sha256")
     if tok_sha in (None, "synthetic"):
@@ -328,7 +330,6 @@ def pretrain(params: PretrainParams, *, log: Callable[[str], None] = _quiet,
             json.dump(run.lineage, f, indent=1, default=str)
         if run.text.ids is not None:
             os.makedirs(os.path.join(run.run_dir, "text"), exist_ok=True)
-            from neurolm.lm.text import write_token_bin
 
             write_token_bin(os.path.join(run.run_dir, "text", "bundled.bin"), run.text.ids)
     barrier(env)
@@ -380,8 +381,6 @@ def pretrain(params: PretrainParams, *, log: Callable[[str], None] = _quiet,
 
 
 def _finish(run: PreparedPretrain, history, val_history, baseline, last_ckpt, tokens, loop_s, wall, done_now):
-    from neurolm.lm.report import curves_png, report_markdown
-
     summary: dict[str, Any] = {
         "run_key": run.run_key, "run_dir": run.run_dir, "model_dir": run.model_dir, "config": run.cfg.name,
         "input_mode": run.cfg.input_mode, "steps": run.tcfg.steps, "epochs": run.tcfg.steps / run.steps_per_epoch,

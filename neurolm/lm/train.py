@@ -21,6 +21,7 @@ import torch
 
 from neurolm.lm.config import LMTrainConfig
 from neurolm.lm.model import NeuroLM
+from neurolm.training import make_adamw
 
 
 def lr_at(step: int, cfg: LMTrainConfig) -> float:
@@ -43,7 +44,6 @@ def param_groups(model: NeuroLM, weight_decay: float) -> list[dict]:
 
 def make_optimizer(model: NeuroLM, cfg: LMTrainConfig) -> torch.optim.AdamW:
     """The shared runtime's AdamW (:func:`neurolm.training.make_adamw`: the groups of :func:`param_groups`)."""
-    from neurolm.training import make_adamw
 
     return make_adamw(model, cfg.lr, cfg.weight_decay, cfg.betas, next(model.parameters()).device)
 

@@ -36,6 +36,7 @@ from neurolm.errors import ConfigError
 from neurolm.lm.config import LMConfig
 from neurolm.lm.model import NeuroLM
 from neurolm.tokenizer.config import preset as tokenizer_preset
+from neurolm.lm.config import GPT2_INIT
 
 _PREFIXES = ("_orig_mod.", "module.")
 _TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -213,7 +214,6 @@ def init_from_gpt2(cfg: LMConfig, source: str | None = None, seed: int = 0) -> N
     """
     from transformers import GPT2LMHeadModel
 
-    from neurolm.lm.config import GPT2_INIT
 
     source = source or GPT2_INIT.get(cfg.name)
     if source is None:
