@@ -8,6 +8,8 @@ exception is a bug and is reported as such.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class NeurolmError(Exception):
     """Base class for errors neurolm raises on purpose."""
@@ -76,3 +78,13 @@ def describe(exc: BaseException, detail: str | None = None) -> str:
 
 class LockLostError(StoreError):
     """This run's store lock was taken by another run: it must stop writing (raised at its next write)."""
+
+
+def validation_message(exc: ValidationError) -> str:
+    """A pydantic error as one line: ``field: message; other: message``."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "params"
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if not msg.startswith(loc) else msg)
+    return "; ".join(parts) or str(exc)

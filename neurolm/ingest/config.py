@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
+from neurolm.errors import validation_message
 from neurolm.errors import ConfigError
 from neurolm.ingest.discover import slug
 from neurolm.ingest.limits import GIB, FileLimits, default_memory_bytes
@@ -159,20 +160,11 @@ class IngestParams(BaseModel):
                 raise ConfigError(f"store location {dst} is not writable ({probe} is read-only)")
 
 
-def _flatten(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "params"
-        msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if not msg.startswith(loc) else msg)
-    return "; ".join(parts)
-
-
 def make_params(**kwargs) -> IngestParams:
     """Build and fully check :class:`IngestParams` (fields *and* paths); ConfigError on any problem."""
     try:
         params = IngestParams(**kwargs)
     except ValidationError as exc:
-        raise ConfigError(f"invalid ingest arguments: {_flatten(exc)}") from None
+        raise ConfigError(f"invalid ingest arguments: {validation_message(exc)}") from None
     params.check_paths()
     return params

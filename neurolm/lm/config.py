@@ -29,6 +29,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from neurolm.config_files import read_model_train_yaml
 from neurolm.errors import ConfigError
 from neurolm.tokenizer.config import TokenizerConfig
 from neurolm.tokenizer.config import preset as tokenizer_preset
@@ -192,21 +193,7 @@ def load_lm_configs(name_or_path: str, **train_overrides) -> tuple[LMConfig, LMT
     overrides = {k: v for k, v in train_overrides.items() if v is not None}
     if name_or_path in PRESETS:
         return lm_preset(name_or_path), lm_train_preset(name_or_path, **overrides)
-    import os
-
-    import yaml
-
-    if not os.path.exists(name_or_path):
-        raise ConfigError(f"--config {name_or_path!r} is neither a preset {list(PRESETS)} nor an existing file")
-    try:
-        with open(name_or_path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{name_or_path} is not valid YAML: {exc}") from exc
-    if not isinstance(doc, dict) or set(doc) - {"model", "train"}:
-        raise ConfigError(f"{name_or_path}: expected top-level keys 'model' and/or 'train'")
-    model = dict(doc.get("model") or {})
-    train = dict(doc.get("train") or {})
+    model, train = read_model_train_yaml(name_or_path, PRESETS)
     name = model.pop("preset", "B")
     if isinstance(model.get("tokenizer"), str):  # a tokenizer preset name
         model["tokenizer"] = tokenizer_preset(model["tokenizer"])

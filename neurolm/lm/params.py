@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from neurolm.errors import validation_message
 from neurolm.errors import ConfigError
 
 
@@ -76,7 +77,5 @@ class PretrainParams(BaseModel):
         """Construct, turning pydantic validation errors into one-line ConfigErrors."""
         try:
             return cls(**kw)
-        except ValueError as exc:
-            errs = getattr(exc, "errors", lambda: [])()
-            msg = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}" for e in errs) or str(exc)
-            raise ConfigError(f"invalid pretrain arguments: {msg}") from None
+        except ValidationError as exc:
+            raise ConfigError(f"invalid pretrain arguments: {validation_message(exc)}") from None

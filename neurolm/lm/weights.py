@@ -26,12 +26,12 @@ equal the checkpoint's.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from neurolm.config_files import load_original_checkpoint
 from neurolm.errors import ConfigError
 from neurolm.lm.config import LMConfig
 from neurolm.lm.model import NeuroLM
@@ -72,18 +72,6 @@ def strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                     k, changed = k[len(p):], True
         out[k] = v
     return out
-
-
-def _load(path: str) -> dict[str, Any]:
-    if not os.path.exists(path):
-        raise ConfigError(f"weights file {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(f"{path} cannot be loaded safely (weights_only=True): {exc}") from exc
-    if not isinstance(obj, dict):
-        raise ConfigError(f"{path}: expected a state dict or a resume dict with key 'model'")
-    return obj
 
 
 def infer_config(sd: dict[str, torch.Tensor], model_args: dict[str, Any] | None = None,
@@ -151,7 +139,7 @@ def convert_state_dict(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Ten
 
 def _vq_codebook(vq_path: str, encoder: dict[str, torch.Tensor]) -> torch.Tensor:
     """The codebook of ``VQ.pt``, after checking its encoder equals the checkpoint's frozen encoder."""
-    obj = _load(vq_path)
+    obj = load_original_checkpoint(vq_path)
     vq = strip_prefixes(obj.get("model", obj))
     prefix = "VQ.encoder."
     theirs = {k[len(prefix):]: v for k, v in vq.items() if k.startswith(prefix)}
@@ -170,7 +158,7 @@ def _vq_codebook(vq_path: str, encoder: dict[str, torch.Tensor]) -> torch.Tensor
 def import_published(path: str, vq_path: str | None = None, attn_implementation: str = "sdpa",
                      device: str = "cpu") -> tuple[NeuroLM, ImportReport, torch.Tensor | None]:
     """An original NeuroLM-B/L/XL checkpoint → (our model in features mode, eval; report; VQ codebook or None)."""
-    obj = _load(path)
+    obj = load_original_checkpoint(path)
     sd = obj.get("model", obj)
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ConfigError(f"{path}: 'model' is not a state dict of tensors")

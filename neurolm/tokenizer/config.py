@@ -41,6 +41,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from neurolm.config_files import read_model_train_yaml
 from neurolm.errors import ConfigError
 from neurolm.samples import CHANNEL_ROWS, MAX_TOKENS, PATCH, TIME_ROWS
 
@@ -218,21 +219,7 @@ def load_configs(name_or_path: str, **train_overrides) -> tuple[TokenizerConfig,
     overrides = {k: v for k, v in train_overrides.items() if v is not None}
     if name_or_path in _PRESETS:
         return preset(name_or_path), train_preset(name_or_path, **overrides)
-    import os
-
-    import yaml
-
-    if not os.path.exists(name_or_path):
-        raise ConfigError(f"--config {name_or_path!r} is neither a preset {sorted(_PRESETS)} nor an existing file")
-    try:
-        with open(name_or_path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{name_or_path} is not valid YAML: {exc}") from exc
-    if not isinstance(doc, dict) or set(doc) - {"model", "train"}:
-        raise ConfigError(f"{name_or_path}: expected top-level keys 'model' and/or 'train'")
-    model = dict(doc.get("model") or {})
-    train = dict(doc.get("train") or {})
+    model, train = read_model_train_yaml(name_or_path, _PRESETS)
     cfg = preset(model.pop("preset", "base"), **model)
     tcfg = train_preset(train.pop("preset", cfg.name if cfg.name in _TRAIN_PRESETS else "base"), **{**train, **overrides})
     return cfg, tcfg

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from neurolm.config_files import load_original_checkpoint
 from neurolm.errors import ConfigError, StoreError
 from neurolm.tokenizer.config import TokenizerConfig, preset
 from neurolm.tokenizer.vq import VQTokenizer
@@ -174,13 +175,8 @@ def import_published(path: str, device: str = "cpu", **overrides) -> tuple[VQTok
     (see :func:`infer_config`); ``overrides`` (e.g. ``n_heads``, ``conv_norm``) fix the rest.
     Raises ConfigError when weights the model needs are missing or shapes do not fit.
     """
-    if not os.path.exists(path):
-        raise ConfigError(f"weights file {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(f"{path} cannot be loaded safely (weights_only=True): {exc}") from exc
-    sd = obj.get("model", obj) if isinstance(obj, dict) else None
+    obj = load_original_checkpoint(path)
+    sd = obj.get("model", obj)
     if not isinstance(sd, dict):
         raise ConfigError(f"{path}: expected a state dict or a resume dict with key 'model'")
     sd = strip_prefixes(sd)
