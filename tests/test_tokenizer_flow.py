@@ -103,9 +103,9 @@ def _cli_runs(store, tmp_path, capsys):
 
 
 def test_library_stage_summary_outputs_what_tokenize_takes(store, tmp_path):
-    from neurolm.corpus.tokenize import resolve_checkpoint
     from neurolm.tokenizer.params import TrainTokenizerParams
     from neurolm.tokenizer.run import train_tokenizer
+    from storage import checkpoints
 
     events = []
     params = TrainTokenizerParams(store=store, out=str(tmp_path / "vq"), steps=2, batch_size=2)
@@ -113,7 +113,7 @@ def test_library_stage_summary_outputs_what_tokenize_takes(store, tmp_path):
     out = summary["outputs"]
     assert set(out) == {"checkpoint", "checkpoint_sha256", "tokenizer_config_hash"}
     assert out["checkpoint"] == load_latest_good(params.out).path
-    assert resolve_checkpoint(out["checkpoint"]) == (out["checkpoint"], out["checkpoint_sha256"])
+    assert checkpoints.resolve(out["checkpoint"]) == (out["checkpoint"], out["checkpoint_sha256"])  # as tokenize does
     assert out["tokenizer_config_hash"] == load_tokenizer(out["checkpoint"]).config.config_hash()
     assert events[0]["event"] == "prepared" and events[0]["windows"] == 2 and events[-1] == {
         "event": "step", "step": 2, "total": 2}
