@@ -7,7 +7,6 @@ without patient data, and CI builds its fixtures the same way.
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 
 from neurolm.errors import ConfigError
@@ -93,14 +92,9 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         raise ConfigError(f"{out} is not empty; pass --overwrite to write into it")
     if args.dataset:
-        try:
-            module = importlib.import_module("neurolm.datasets.synth")
-        except ImportError as exc:
-            raise ConfigError(f"--dataset needs neurolm.datasets.synth, which is not available ({exc})") from None
-        fn = getattr(module, "synth_dataset", None)
-        if fn is None:
-            raise ConfigError("--dataset needs neurolm.datasets.synth.synth_dataset, which is not available")
-        result = fn(args.dataset, out, seed=args.seed)
+        from neurolm.datasets.synth import synth_dataset  # the command's own stage, loaded when it runs
+
+        result = synth_dataset(args.dataset, out, seed=args.seed)
         print(_dataset_summary(args.dataset, out, result))
         return 0
     from neurolm.synth.corpus import DEFAULT_FORMATS, synth_corpus
