@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from neurolm.training.device import DeviceName
 from neurolm.errors import validation_message
 from neurolm.errors import ConfigError
 
@@ -34,7 +35,7 @@ class TokenizeParams(BaseModel):
     datasets: tuple[str, ...] | None = Field(None, description="datasets to tokenize (default: all)")
     splits: tuple[str, ...] | None = Field(None, description="splits to tokenize (default: all but heldout)")
     store_version: str | None = Field(None, description="store version (default: the current one)")
-    device: str = Field("cpu", description="cpu or cuda[:N]")
+    device: DeviceName = Field("cpu", description="cpu or cuda[:N]")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="encoder precision (auto: bf16 on GPU)")
     workers: int | None = Field(None, ge=0, le=256, description="Dask worker processes; None: 2 on CPU, 0 on CUDA")
     shard_size: int = Field(1024, ge=1, le=65536, description="samples per shard (one writer each)")
@@ -42,12 +43,6 @@ class TokenizeParams(BaseModel):
     dask_address: str | None = Field(None, description="an existing Dask scheduler (tcp://host:8786)")
     lock_timeout_s: float = Field(30.0, ge=0, description="seconds to wait for another run's corpus lock")
 
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str) -> str:
-        if v != "cpu" and not v.startswith("cuda"):
-            raise ValueError(f"device must be cpu or cuda[:N], not {v!r}")
-        return v
 
     @property
     def n_workers(self) -> int:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from neurolm.training.device import DeviceName
 from neurolm.errors import validation_message
 from neurolm.errors import ConfigError
 
@@ -38,7 +39,7 @@ class PretrainParams(BaseModel):
                                                     "checked); empty: the one the corpus lineage names")
     corpus_version: str | None = Field(None, description="corpus version id; empty: the current one")
     store: str | None = Field(None, description="signal store URL for features mode; empty: the corpus lineage's")
-    device: str = Field("cpu", description="cpu, cuda or cuda:N (under torchrun: each rank's own GPU)")
+    device: DeviceName = Field("cpu", description="cpu, cuda or cuda:N (under torchrun: each rank's own GPU)")
     steps: int | None = Field(None, ge=1, description="optimiser steps in total; empty: epochs x steps per epoch")
     epochs: int | None = Field(None, ge=1, description="epochs of the train split (when steps is empty); "
                                                        "empty: the preset's")
@@ -59,12 +60,6 @@ class PretrainParams(BaseModel):
                                                            "of each epoch and of the run)")
     keep_last: int = Field(2, ge=1, description="checkpoints kept in the run folder")
 
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str) -> str:
-        if v != "cpu" and not v.startswith("cuda"):
-            raise ValueError(f"device must be cpu or cuda[:N], not {v!r}")
-        return v
 
     def train_overrides(self) -> dict:
         """The LMTrainConfig fields these parameters set (None = keep the preset's)."""

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import AfterValidator
 
 from neurolm.errors import ConfigError
+
+
+def _device_name(v: str) -> str:
+    if v != "cpu" and not v.startswith("cuda"):
+        raise ValueError(f"device must be cpu or cuda[:N], not {v!r}")
+    return v
+
+
+#: A params field naming a device: ``cpu`` or ``cuda[:N]`` (checked when the params are built).
+DeviceName = Annotated[str, AfterValidator(_device_name)]
 
 
 def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
