@@ -30,16 +30,7 @@ from neurolm.ingest.report import render_run_markdown, render_run_text
 from neurolm.ingest.run import ingest
 
 _events = RunEvents()  # batch progress for the CLI, in this process
-
-
-def _emit(event: dict) -> None:
-    """Send ``event`` to this process's listeners.
-
-    A module-level function, not ``_events.emit``: Prefect ships the running flow's function to Dask
-    by value with every task, and cloudpickle copies the globals it uses. A function is sent by
-    reference; a bound method would send the RunEvents with its listeners (the CLI's tqdm bar).
-    """
-    _events.emit(event)
+_emit = _events.emit  # safe to reach from flow code: a RunEvents pickles empty (listeners stay here)
 
 
 @flow(name="neurolm-ingest", flow_run_name=run_name("ingest", "dataset_name", "dataset"))

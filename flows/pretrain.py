@@ -24,13 +24,9 @@ from neurolm.lm.params import PretrainParams
 from neurolm.lm.run import pretrain, prepare
 
 _events = RunEvents()  # progress for the CLI, in this process
+_emit = _events.emit  # safe to reach from flow code: a RunEvents pickles empty (listeners stay here)
 
 PROGRESS_EVERY_S = 2.0  # progress artifact updates at most this often (each one is an API call)
-
-
-def _emit(event: dict) -> None:
-    """Send ``event`` to this process's listeners (a module-level function: see flows/tokenize_corpus.py)."""
-    _events.emit(event)
 
 
 def _describe(ev: dict) -> str:

@@ -30,16 +30,7 @@ from neurolm.fanout import local_map
 
 _events = RunEvents()  # progress for the CLI, in this process
 _runs = PreparedRuns()  # the run prepared by run_tokenize, for the flow body
-
-
-def _emit(event: dict) -> None:
-    """Send ``event`` to this process's listeners.
-
-    A module-level function, not ``_events.emit``: Prefect ships the running flow's function to Dask
-    by value with every task, and cloudpickle copies the globals it uses. A function is sent by
-    reference; a bound method would send the RunEvents with its listeners (the CLI's tqdm bar).
-    """
-    _events.emit(event)
+_emit = _events.emit  # safe to reach from flow code: a RunEvents pickles empty (listeners stay here)
 
 
 def _prepared(params: TokenizeParams) -> TokenizeJob:

@@ -28,16 +28,7 @@ from neurolm.tokenizer.run import PreparedRun, metrics_markdown, prepare, train_
 
 _events = RunEvents()  # progress for the CLI, in this process
 _runs = PreparedRuns()  # the run prepared by run_train_tokenizer, for the flow body
-
-
-def _emit(event: dict) -> None:
-    """Send ``event`` to this process's listeners.
-
-    A module-level function, not ``_events.emit``: Prefect ships the running flow's function to Dask
-    by value with every task, and cloudpickle copies the globals it uses. A function is sent by
-    reference; a bound method would send the RunEvents with its listeners (the CLI's tqdm bar).
-    """
-    _events.emit(event)
+_emit = _events.emit  # safe to reach from flow code: a RunEvents pickles empty (listeners stay here)
 
 
 def _prepared(params: TrainTokenizerParams) -> PreparedRun:

@@ -58,6 +58,7 @@ def test_flow_functions_carry_nothing_process_local_to_dask():
     import flows.fanout as fanout
     import flows.ingest as ingest
     import flows.ingest_dataset as ingest_dataset
+    import flows.pretrain as pretrain
     import flows.rebuild as rebuild
     import flows.tokenize_corpus as tokenize_corpus
     import flows.train_tokenizer as train_tokenizer
@@ -69,10 +70,10 @@ def test_flow_functions_carry_nothing_process_local_to_dask():
 
     job_id = "test-job"
     fanout._JOBS[job_id] = fanout._Job(len, [["x"] * 1000], ["a"], lambda outcome: unpicklable)
-    modules = (fanout, ingest, ingest_dataset, rebuild, tokenize_corpus, train_tokenizer)
+    modules = (fanout, ingest, ingest_dataset, pretrain, rebuild, tokenize_corpus, train_tokenizer)
     try:
         with ingest._events.listening(listener), tokenize_corpus._events.listening(listener), \
-                train_tokenizer._events.listening(listener):
+                train_tokenizer._events.listening(listener), pretrain._events.listening(listener):
             checked = 0
             for module in modules:
                 for name, obj in vars(module).items():
