@@ -54,10 +54,13 @@ def test_hmc_and_tusl_into_one_store(tmp_path):
     both = SignalStore.open(store_url).read_table("labels")
     assert both[both["task"] == "HMC"].reset_index(drop=True).equals(labels)  # the other task is kept
     t = both[both["task"] == "TUSL"]
-    assert len(t) == 3 * 5 and s2["n_labels"] == 15
-    sources = sorted(f["path"] for f in tusl["files"])  # 6 discovered files, sorted, shuffled with seed 0
+    n_events = sum(b - a == 10 for f in tusl["files"] for a, b, _ in f["events"])  # 10-s events of good files
+    assert len(t) == n_events and s2["n_labels"] == n_events
+    sources = sorted(f["path"] for f in tusl["files"])  # the discovered files, sorted, shuffled with seed 0
     np.random.RandomState(0).shuffle(sources)  # then int(.6 n) train, int(.8 n) - int(.6 n) test, rest val
-    side = dict(zip(sources, ["train"] * 3 + ["test"] + ["val"] * 2))
+    n = len(sources)
+    side = dict(zip(sources, ["train"] * int(0.6 * n) + ["test"] * (int(0.8 * n) - int(0.6 * n))
+                    + ["val"] * (n - int(0.8 * n))))
     assert all(side[src] == sp for src, sp in zip(t["source"], t["split"]))
     test_keys = {f["subject_key"] for f in tusl["files"] if side[f["path"]] == "test" and f["events"]}
     assert test_keys and test_keys <= load_heldout(store_url)
