@@ -9,6 +9,7 @@ from schemas.tables import (
     CATALOG,
     CATALOG_STATUSES,
     CORPUS_MANIFEST,
+    LABELED_MANIFEST,
     LABEL_SPLITS,
     LABELS,
     RECORDINGS,
@@ -18,7 +19,7 @@ from schemas.tables import (
 )
 
 __all__ = [
-    "ALL_TABLES", "CATALOG", "CATALOG_STATUSES", "CORPUS_MANIFEST", "LABELS", "LABEL_SPLITS",
+    "ALL_TABLES", "CATALOG", "CATALOG_STATUSES", "CORPUS_MANIFEST", "LABELED_MANIFEST", "LABELS", "LABEL_SPLITS",
     "RECORDINGS", "SPLITS", "STORE_TABLES", "WINDOWS", "TableValidationError", "empty_table",
     "read_table", "validate", "write_table",
 ]

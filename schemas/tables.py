@@ -121,6 +121,22 @@ CORPUS_MANIFEST = pa.DataFrameSchema(
     description="One row per tokenized sample of a token corpus.",
 )
 
+LABELED_MANIFEST = pa.DataFrameSchema(
+    {
+        **{k: (_str(False, pa.Check.isin(LABEL_SPLITS)) if k == "split" else v)
+           for k, v in CORPUS_MANIFEST.columns.items()},  # a labeled window is train, val or test
+        "length": _int(pa.Check.gt(0)),
+        "task": _nonempty_str(),
+        "label": _int(pa.Check.ge(0)),
+        "label_name": _str(),
+        "subject": _str(),
+    },
+    unique=["shard", "sample"],
+    name="LABELED_MANIFEST",
+    description="One row per tokenized window of a labeled token corpus, with the LABELS row it came from "
+                "(task, label, label_name, subject, split; window_start = LABELS start, length in samples).",
+)
+
 #: Tables a signal-store version holds, by file stem (``tables/<name>.parquet``).
 STORE_TABLES: dict[str, pa.DataFrameSchema] = {
     "catalog": CATALOG,
@@ -129,4 +145,5 @@ STORE_TABLES: dict[str, pa.DataFrameSchema] = {
     "labels": LABELS,
 }
 
-ALL_TABLES: dict[str, pa.DataFrameSchema] = {**STORE_TABLES, "corpus_manifest": CORPUS_MANIFEST}
+ALL_TABLES: dict[str, pa.DataFrameSchema] = {**STORE_TABLES, "corpus_manifest": CORPUS_MANIFEST,
+                                             "labeled_manifest": LABELED_MANIFEST}

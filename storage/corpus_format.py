@@ -33,6 +33,12 @@ class CorpusLineage:
     ``info`` carries human-readable provenance (URLs, paths, codebook size,
     creation time) that must NOT change the version: the same store copied to
     another bucket is the same input.
+
+    ``kind``: ``"pretrain"`` (store windows cut into NeuroLM samples) or
+    ``"labeled"`` (one sample per LABELS row of ``tasks``). A pretraining
+    identity is unchanged from before kinds existed (same version ids); a
+    labeled one adds ``kind`` and ``tasks``, so another task selection is
+    another version.
     """
 
     store_version: str
@@ -46,9 +52,11 @@ class CorpusLineage:
     precision: str = "fp32"  # bf16 autocast may flip near-tie codes: part of what the codes are
     format_version: int = FORMAT_VERSION
     info: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    kind: str = "pretrain"
+    tasks: tuple[str, ...] | None = None
 
     def identity(self) -> dict[str, Any]:
-        return {
+        ident = {
             "store_version": self.store_version,
             "store_content": self.store_content,
             "vocab_version": self.vocab_version,
@@ -60,12 +68,16 @@ class CorpusLineage:
             "precision": self.precision,
             "format_version": int(self.format_version),
         }
+        if self.kind != "pretrain":
+            ident.update(kind=self.kind, tasks=sorted(self.tasks) if self.tasks else None)
+        return ident
 
     def version_id(self) -> str:
         return "c-" + hashlib.sha256(canonical(self.identity())).hexdigest()[:12]
 
     def to_json(self) -> dict[str, Any]:
-        return {"version_id": self.version_id(), "identity": self.identity(), "info": dict(self.info)}
+        return {"version_id": self.version_id(), "kind": self.kind, "identity": self.identity(),
+                "info": dict(self.info)}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ Layout (local path or any fsspec URL)::
                                            time uint8|uint16 (flat, time-major tokens),
                                            offsets int64 [n_samples + 1]
     ROOT/versions/VERSION/commits/KKKKKK.json   commit marker, written LAST, atomically
-    ROOT/versions/VERSION/tables/manifest.parquet   CORPUS_MANIFEST, after all shards
+    ROOT/versions/VERSION/tables/manifest.parquet   CORPUS_MANIFEST (LABELED_MANIFEST for a labeled
+                                           corpus: lineage ``kind`` = "labeled"), after all shards
     ROOT/versions/VERSION/corpus.json      {"status": "writing" | "complete", counts}
 
 ``VERSION = "c-" + sha256(canonical lineage identity)[:12]``. The identity holds
@@ -46,7 +47,7 @@ from storage.corpus_format import FORMAT_VERSION, CorpusLineage, ShardArrays, ca
 from storage.lock import StoreLock
 from schemas.io import read_table
 from schemas.io import write_table
-from schemas.tables import CORPUS_MANIFEST
+from schemas.tables import CORPUS_MANIFEST, LABELED_MANIFEST
 
 __all__ = ["FORMAT_VERSION", "CorpusLineage", "CorpusVersion", "ShardArrays", "TokenCorpusStore", "shard_name"]
 
@@ -54,6 +55,8 @@ ROOT_KIND = "neurolm-token-corpus"
 ROOT_FILE = "corpus-root.json"
 ARRAYS = ("codes", "ch", "time", "offsets")
 ROW_COLUMNS = ("recording_id", "window_start", "n_tokens", "split", "dataset")
+#: the LABELS row of each sample of a labeled corpus (manifest columns after ROW_COLUMNS), with its type
+LABELED_COLUMNS: dict[str, type] = {"length": int, "task": str, "label": int, "label_name": str, "subject": str}
 # 64 Ki tokens per chunk (128 KB of codes): a random sample read decodes one or two
 # chunks (~1 ms) instead of the whole shard; a whole-shard read stays a handful of
 # chunks. Codes (13 bits of entropy in 16) are stored raw: zstd saved ~10 % and cost
@@ -96,17 +99,14 @@ def _sha(arr: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def _rows_payload(rows: pd.DataFrame) -> dict[str, list]:
-    missing = [c for c in ROW_COLUMNS if c not in rows.columns]
+def _rows_payload(rows: pd.DataFrame, labeled: bool = False) -> dict[str, list]:
+    want = ROW_COLUMNS + (tuple(LABELED_COLUMNS) if labeled else ())
+    missing = [c for c in want if c not in rows.columns]
     if missing:
         raise StoreError(f"shard rows lack columns {missing}")
-    return {
-        "recording_id": [str(x) for x in rows["recording_id"]],
-        "window_start": [int(x) for x in rows["window_start"]],
-        "n_tokens": [int(x) for x in rows["n_tokens"]],
-        "split": [str(x) for x in rows["split"]],
-        "dataset": [str(x) for x in rows["dataset"]],
-    }
+    types = {"recording_id": str, "window_start": int, "n_tokens": int, "split": str, "dataset": str,
+             **LABELED_COLUMNS}
+    return {c: [types[c](x) for x in rows[c]] for c in want}
 
 
 class CorpusVersion:
@@ -130,6 +130,16 @@ class CorpusVersion:
             return fs.read_json(fs.join(self.url, "lineage.json"))
         except FileNotFoundError:
             raise StoreError(f"corpus version {self.url} has no lineage.json") from None
+
+    @property
+    def labeled(self) -> bool:
+        """A labeled corpus (one sample per LABELS row; manifest LABELED_MANIFEST)?"""
+        url = fs.join(self.url, "lineage.json")
+        return fs.exists(url) and fs.read_json(url).get("kind") == "labeled"
+
+    @property
+    def manifest_schema(self):
+        return LABELED_MANIFEST if self.labeled else CORPUS_MANIFEST
 
     def ensure_lineage(self, lineage: CorpusLineage) -> None:
         """Write lineage.json once; on resume, refuse if it disagrees (a hash collision or tampering)."""
@@ -186,7 +196,7 @@ class CorpusVersion:
         arrays.validate(codebook_size)
         if len(rows) != arrays.n_samples:
             raise StoreError(f"shard {k}: {len(rows)} manifest rows for {arrays.n_samples} samples")
-        payload = _rows_payload(rows)
+        payload = _rows_payload(rows, labeled=self.labeled)
         lengths = np.diff(arrays.offsets)
         if list(map(int, lengths)) != payload["n_tokens"]:
             raise StoreError(f"shard {k}: manifest n_tokens disagree with offsets")
@@ -251,13 +261,13 @@ class CorpusVersion:
             rows = pd.DataFrame(self.marker(k)["rows"])
             rows.insert(0, "shard", int(k))
             frames.append(rows)
-        cols = ["shard", "sample", *ROW_COLUMNS]
+        cols = ["shard", "sample", *ROW_COLUMNS, *(LABELED_COLUMNS if self.labeled else ())]
+        ints = {"shard", "sample", "window_start", "n_tokens", "length", "label"}
         if not frames:
-            return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("shard", "sample", "window_start", "n_tokens")
-                                              else "object") for c in cols})
+            return pd.DataFrame({c: pd.Series(dtype="int64" if c in ints else "object") for c in cols})
         df = pd.concat(frames, ignore_index=True)
         df.insert(1, "sample", np.arange(len(df), dtype=np.int64))
-        df = df.astype({"shard": "int64", "sample": "int64", "window_start": "int64", "n_tokens": "int64"})
+        df = df.astype({c: "int64" for c in cols if c in ints})
         return df[cols]
 
     def finalize(self, expected_shards: Iterable[int], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -268,7 +278,7 @@ class CorpusVersion:
         if missing:
             raise StoreError(f"cannot finalize {self.version_id}: shards {missing[:10]} not committed")
         manifest = self.build_manifest(expected)
-        write_table(manifest, CORPUS_MANIFEST, fs.join(self.url, "tables", "manifest.parquet"))
+        write_table(manifest, self.manifest_schema, fs.join(self.url, "tables", "manifest.parquet"))
         status = {
             "status": "complete", "version_id": self.version_id, "format_version": FORMAT_VERSION,
             "n_shards": len(expected), "n_samples": int(len(manifest)),
@@ -284,7 +294,7 @@ class CorpusVersion:
         url = fs.join(self.url, "tables", "manifest.parquet")
         if not fs.exists(url):
             raise StoreError(f"corpus version {self.version_id} has no manifest (not complete?)")
-        return read_table(url, CORPUS_MANIFEST)
+        return read_table(url, self.manifest_schema)
 
     def content_hash(self, shards: Iterable[int] | None = None) -> str:
         """sha256 over committed shard contents and their manifest rows (no timestamps, hosts, URLs).

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from schemas import (
-    ALL_TABLES, CATALOG, CORPUS_MANIFEST, LABELS, RECORDINGS, WINDOWS, TableValidationError, empty_table,
+    ALL_TABLES, CATALOG, CORPUS_MANIFEST, LABELED_MANIFEST, LABELS, RECORDINGS, WINDOWS, TableValidationError, empty_table,
     read_table, validate, write_table,
 )
 from storage import fs
@@ -36,9 +36,13 @@ def valid(name: str) -> pd.DataFrame:
         return pd.DataFrame({"task": "tuab", "recording_id": ["d:a", "d:a"], "subject": "1", "start": [0, 2000],
                              "length": 2000, "label": [0, 1], "label_name": ["normal", "abnormal"],
                              "split": ["train", "test"]})
-    return pd.DataFrame({"shard": [0, 0, 1], "sample": [0, 1, 0], "recording_id": ["d:a", "d:a", "d:b"],
-                         "window_start": [0, 10600, 0], "n_tokens": [1007, 1007, 500],
-                         "split": ["train", "train", "val"], "dataset": "d"})
+    manifest = pd.DataFrame({"shard": [0, 0, 1], "sample": [0, 1, 0], "recording_id": ["d:a", "d:a", "d:b"],
+                             "window_start": [0, 10600, 0], "n_tokens": [1007, 1007, 500],
+                             "split": ["train", "train", "val"], "dataset": "d"})
+    if name == "labeled_manifest":
+        return manifest.assign(n_tokens=[230, 230, 120], length=[2000, 2000, 6000], task=["TUAB", "TUAB", "HMC"],
+                               label=[0, 1, 4], label_name=["normal", "abnormal", "REM"], subject=["1", "1", "2"])
+    return manifest
 
 
 @pytest.mark.parametrize("name", sorted(ALL_TABLES))
@@ -87,6 +91,11 @@ VIOLATIONS = [
     (CORPUS_MANIFEST, "corpus_manifest", lambda d: d.assign(sample=[0, 0, 0], shard=[0, 0, 1]),
      ["table CORPUS_MANIFEST", "duplicate"]),
     (CORPUS_MANIFEST, "corpus_manifest", lambda d: d.assign(n_tokens=[1007, 0, 5]), ["'n_tokens'", "0"]),
+    (LABELED_MANIFEST, "labeled_manifest", lambda d: d.assign(split=["train", "heldout", "test"]),
+     ["table LABELED_MANIFEST", "'split'", "'heldout'"]),
+    (LABELED_MANIFEST, "labeled_manifest", lambda d: d.drop(columns=["label"]),
+     ["table LABELED_MANIFEST", "missing column 'label'"]),
+    (LABELED_MANIFEST, "labeled_manifest", lambda d: d.assign(task=["TUAB", "", "HMC"]), ["'task'", "str_length"]),
 ]
 
 

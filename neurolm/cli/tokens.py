@@ -21,13 +21,18 @@ from neurolm.corpus.params import TokenizeParams, parse_list
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("tokenize", help="materialise the discrete neural-token corpus of a signal store",
                               description="Tokenize a signal store's windows with a frozen VQ tokenizer into a "
-                                          "versioned, resumable token corpus.")
+                                          "versioned, resumable token corpus; with --labeled, every labeled window "
+                                          "of the store (one sample each, with its task, label and split).")
     p.add_argument("--store", required=True, help="signal store URL (path or fsspec URL)")
     p.add_argument("--tokenizer", required=True, help="tokenizer run dir, checkpoint dir or weights file")
     p.add_argument("--out", required=True, help="token corpus root URL")
     p.add_argument("--datasets", default=None, help="comma-separated datasets (default: all)")
     p.add_argument("--splits", default=None,
                    help="comma-separated splits, e.g. train,val (default: train,val,test; heldout only by name)")
+    p.add_argument("--labeled", action="store_true",
+                   help="a labeled corpus: every LABELS window (train/val/test) as one sample, with its task and label")
+    p.add_argument("--tasks", default=None, help="with --labeled: comma-separated LABELS tasks, e.g. HMC,TUAB "
+                                                 "(default: all tasks in the store)")
     p.add_argument("--store-version", default=None, help="signal store version (default: current)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
@@ -58,7 +63,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         store=args.store, tokenizer=args.tokenizer, out=args.out, datasets=parse_list(args.datasets),
         splits=parse_list(args.splits), store_version=args.store_version, device=args.device,
         precision=args.precision, workers=args.workers, shard_size=args.shard_size, batch_size=args.batch_size,
-        dask_address=args.dask_address)
+        dask_address=args.dask_address, labeled=args.labeled, tasks=parse_list(args.tasks))
     from flows.tokenize_corpus import run_tokenize
 
     def on_event(ev: dict) -> None:
@@ -79,6 +84,9 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         print(f"corpus version {summary['version_id']}: {summary['samples']:,} samples, {summary['tokens']:,} tokens "
               f"({summary['shards_done_now']} of {summary['shards_total']} shards tokenized now, "
               f"{summary['tokens_per_s'] or 0:,.0f} tokens/s) at {summary['corpus']}")
+    if not args.json and summary.get("quarantined_rows"):
+        print(f"{summary['quarantined_rows']} labeled window(s) quarantined (reasons in the version's lineage.json, "
+              "info.quarantined_rows; `neurolm tokens inspect` lists them)", file=sys.stderr)
     return 0
 
 

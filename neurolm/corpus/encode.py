@@ -32,6 +32,37 @@ class SampleRef:
     split: str
     dataset: str
 
+    def read(self, store) -> np.ndarray:
+        """float32 [n_ch, n_sec·200] of this sample from the signal store."""
+        return store.read_signal(self.recording_id, self.start, self.start + self.n_sec * PATCH)
+
+    def row(self) -> dict[str, Any]:
+        """Its manifest row (without ``n_tokens``)."""
+        return {"recording_id": self.recording_id, "window_start": self.start, "split": self.split,
+                "dataset": self.dataset}
+
+
+@dataclass(frozen=True)
+class LabeledRef(SampleRef):
+    """One labeled window (a LABELS row) as one sample: ``length`` samples from ``start``, read through
+    `neurolm.datasets.windows.read_label_window` (a TUEV border window wraps to the recording's start)."""
+
+    length: int = 0
+    task: str = ""
+    label: int = 0
+    label_name: str = ""
+    subject: str = ""
+
+    def read(self, store) -> np.ndarray:
+        from neurolm.datasets.windows import read_label_window
+
+        return read_label_window(store, {"recording_id": self.recording_id, "start": self.start,
+                                         "length": self.length})[:, : self.n_sec * PATCH]
+
+    def row(self) -> dict[str, Any]:
+        return {**super().row(), "length": self.length, "task": self.task, "label": self.label,
+                "label_name": self.label_name, "subject": self.subject}
+
 
 
 def prefetch_ordered(make: Callable[[int], Any], n: int, workers: int = 1, depth: int = 2) -> Iterator[Any]:
@@ -80,7 +111,7 @@ class _BatchBuilder:
 
         built = []
         for s in self.samples[b * self.batch_size:(b + 1) * self.batch_size]:
-            sig = self.store.read_signal(s.recording_id, s.start, s.start + s.n_sec * PATCH)
+            sig = s.read(self.store)
             built.append(build_sample(sig, self.channels(s.recording_id), max_tokens=self.max_tokens))
         batch = {k: torch.stack([d[k] for d in built]) for k in ("x", "ch", "time", "mask")}
         if self.pin:

@@ -50,6 +50,19 @@ def code_stats(counts: np.ndarray, top: int = 10) -> dict[str, Any]:
     }
 
 
+def task_split_counts(man) -> dict[str, dict[str, Any]]:
+    """Per task: samples per split, tokens per sample, and samples per class (label_name) — labeled corpora."""
+    out: dict[str, dict[str, Any]] = {}
+    for task, g in man.groupby("task", sort=True):
+        out[str(task)] = {
+            "splits": {str(k): int(v) for k, v in g.groupby("split").size().items()},
+            "tokens_per_sample": sorted({int(x) for x in g["n_tokens"]}),
+            "classes": {f"{int(lab)}:{name}": int(n) for (lab, name), n in
+                        g.groupby(["label", "label_name"]).size().items()},
+        }
+    return out
+
+
 def inspect_corpus(url: str, version: str | None = None, top: int = 10, max_shards: int | None = None,
                    verify: bool = False) -> dict[str, Any]:
     """Summary of a complete corpus version (JSON-serialisable); ``verify`` checks shard checksums."""
@@ -60,8 +73,13 @@ def inspect_corpus(url: str, version: str | None = None, top: int = 10, max_shar
         return {str(k): {"samples": int(r["size"]), "tokens": int(r["sum"])} for k, r in g.iterrows()}
     counts, read = code_histogram(tc, max_shards, verify)
     lineage = tc.lineage
+    labeled = lineage.get("kind") == "labeled"
     return {
         "url": tc.version.root_url, "version_id": tc.version_id, "status": tc.status.get("status"),
+        "kind": lineage.get("kind", "pretrain"),
+        **({"by_task_split": task_split_counts(man),
+            "quarantined_rows": int(lineage.get("info", {}).get("n_quarantined_rows", 0)),
+            "quarantined_examples": lineage.get("info", {}).get("quarantined_rows", [])[:10]} if labeled else {}),
         "n_shards": int(len(tc.shards)), "n_samples": len(tc), "n_tokens": tc.n_tokens,
         "tokens_per_sample": {"mean": float(man["n_tokens"].mean()) if len(man) else 0.0,
                               "min": int(man["n_tokens"].min()) if len(man) else 0,
@@ -70,7 +88,7 @@ def inspect_corpus(url: str, version: str | None = None, top: int = 10, max_shar
         "by_dataset": groups("dataset"), "by_split": groups("split"),
         "codes": {**code_stats(counts, top), "shards_read": read},
         "lineage": lineage.get("identity", {}),
-        "provenance": {k: v for k, v in lineage.get("info", {}).items() if k != "tokenizer_config"},
+        "provenance": {k: v for k, v in lineage.get("info", {}).items() if k not in ("tokenizer_config", "quarantined_rows")},
         "content_hash": tc.status.get("content_hash"),
         "verified_shards": read if verify else 0,
     }
@@ -80,7 +98,7 @@ def render_text(s: dict[str, Any]) -> str:
     """Plain-text report for the terminal (also valid Markdown)."""
     c = s["codes"]
     lines = [
-        f"# Token corpus {s['version_id']} ({s['status']})",
+        f"# Token corpus {s['version_id']} ({s['status']}{', labeled' if s.get('kind') == 'labeled' else ''})",
         f"- location: {s['url']}",
         f"- samples: {s['n_samples']:,} in {s['n_shards']} shards from {s['n_recordings']} recordings",
         f"- tokens: {s['n_tokens']:,} (per sample mean {s['tokens_per_sample']['mean']:.0f}, "
@@ -96,6 +114,18 @@ def render_text(s: dict[str, Any]) -> str:
     lines += [f"| {k} | {v['samples']:,} | {v['tokens']:,} |" for k, v in s["by_dataset"].items()]
     lines += ["", "| split | samples | tokens |", "|---|---:|---:|"]
     lines += [f"| {k} | {v['samples']:,} | {v['tokens']:,} |" for k, v in s["by_split"].items()]
+    if s.get("kind") == "labeled":
+        lines += ["", "| task | train | val | test | tokens/sample | classes (label:name samples) |",
+                  "|---|---:|---:|---:|---|---|"]
+        for task, t in s["by_task_split"].items():
+            sp = t["splits"]
+            classes = ", ".join(f"{k} {v}" for k, v in t["classes"].items())
+            lines.append(f"| {task} | {sp.get('train', 0):,} | {sp.get('val', 0):,} | {sp.get('test', 0):,} | "
+                         f"{','.join(map(str, t['tokens_per_sample']))} | {classes} |")
+        if s.get("quarantined_rows"):
+            lines += ["", f"{s['quarantined_rows']} labeled window(s) quarantined, e.g.:"]
+            lines += [f"- {q['task']} {q['recording_id']} @ {q['start']}: {q['reason']}"
+                      for q in s["quarantined_examples"]]
     lines += ["", "| top code | count | share |", "|---:|---:|---:|"]
     lines += [f"| {t['code']} | {t['count']:,} | {100 * t['fraction']:.2f} % |" for t in c["top_codes"]]
     lin = s["lineage"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from neurolm.training.device import DeviceName
 from neurolm.errors import validation_message
@@ -42,7 +42,17 @@ class TokenizeParams(BaseModel):
     batch_size: int = Field(16, ge=1, le=4096, description="samples per encoder batch")
     dask_address: str | None = Field(None, description="an existing Dask scheduler (tcp://host:8786)")
     lock_timeout_s: float = Field(30.0, ge=0, description="seconds to wait for another run's corpus lock")
+    labeled: bool = Field(False, description="tokenize the LABELS table's windows (one sample each) instead")
+    tasks: tuple[str, ...] | None = Field(None, description="labeled mode: LABELS tasks (default: all)")
 
+    @model_validator(mode="after")
+    def _labeled_selection(self) -> "TokenizeParams":
+        if self.labeled and (self.datasets or self.splits):
+            raise ValueError("--labeled tokenizes every split of the chosen tasks: choose with --tasks, "
+                             "not --datasets/--splits")
+        if self.tasks and not self.labeled:
+            raise ValueError("--tasks selects labeled tasks: add --labeled")
+        return self
 
     @property
     def n_workers(self) -> int:

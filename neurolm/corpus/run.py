@@ -81,6 +81,12 @@ def tokenize_local(job: TokenizeJob, device: str = "cpu", batch_size: int = 16) 
 
 def prepare_tokenize(params: TokenizeParams) -> TokenizeJob:
     """Check every input and plan the shards, before any lock or write (ConfigError/StoreError)."""
+    if params.labeled:
+        from neurolm.corpus.labeled import prepare_labeled_job
+
+        return prepare_labeled_job(params.store, params.tokenizer, params.out, tasks=params.tasks,
+                                   shard_size=params.shard_size, store_version=params.store_version,
+                                   device=params.device, precision=params.precision)
     return prepare_job(params.store, params.tokenizer, params.out, datasets=params.datasets, splits=params.splits,
                        shard_size=params.shard_size, store_version=params.store_version, device=params.device,
                        precision=params.precision)
@@ -109,5 +115,7 @@ def tokenize_corpus(params: TokenizeParams, mapper: Mapper = local_map, *, job: 
         "samples": status.get("n_samples"), "tokens": status.get("n_tokens"), "tokens_done_now": new_tokens,
         "wall_s": round(wall, 2), "tokens_per_s": round(new_tokens / wall, 1) if wall > 0 else None,
         "content_hash": status.get("content_hash"),
+        "kind": job.lineage.kind, "tasks": list(job.lineage.tasks or ()),
+        "quarantined_rows": int(job.lineage.info.get("n_quarantined_rows", 0)),
         "outputs": corpus_outputs(job.corpus_url, job.version_id),
     }

@@ -123,6 +123,19 @@ def get_tokenizer(ckpt: str, device: str = "cpu"):
         return tok
 
 
+def resolve_tokenizer(store: SignalStore, checkpoint: str) -> tuple[str, str, Any]:
+    """(concrete checkpoint, its sha256, tokenizer config); ConfigError/StoreError when unusable for ``store``."""
+    with warnings.catch_warnings():  # a corrupt checkpoint is reported by the StoreError when none is usable
+        warnings.simplefilter("ignore")
+        ckpt, sha = checkpoints.resolve(checkpoint)  # a run directory: its newest good checkpoint, pinned
+    tok = get_tokenizer(ckpt, "cpu")  # full load: catches undecodable weights, gives the config
+    tok_vocab = _checkpoint_lineage(ckpt).get("vocab_version") or VOCAB_VERSION
+    if tok_vocab != store.vocab_version:
+        raise ConfigError(f"vocabulary mismatch: store {store.url} uses {store.vocab_version!r} but tokenizer "
+                          f"{ckpt} was trained with {tok_vocab!r}; channel indices would mean other electrodes")
+    return ckpt, sha, tok.config
+
+
 def plan_samples(windows, recordings, max_tokens: int, time_rows: int) -> list[SampleRef]:
     """Windows (sorted by recording, start) expanded into samples the tokenizer can take.
 
@@ -164,15 +177,7 @@ def prepare_job(store_url: str, checkpoint: str, corpus_url: str, *, datasets: S
     precision = resolve_precision(device, precision)
     TokenCorpusStore.check_location(corpus_url)
     store = SignalStore.open(store_url, version=store_version)  # StoreError when missing
-    with warnings.catch_warnings():  # a corrupt checkpoint is reported by the StoreError when none is usable
-        warnings.simplefilter("ignore")
-        ckpt, sha = checkpoints.resolve(checkpoint)  # a run directory: its newest good checkpoint, pinned
-    tok = get_tokenizer(ckpt, "cpu")  # full load: catches undecodable weights, gives the config
-    cfg = tok.config
-    tok_vocab = _checkpoint_lineage(ckpt).get("vocab_version") or VOCAB_VERSION
-    if tok_vocab != store.vocab_version:
-        raise ConfigError(f"vocabulary mismatch: store {store.url} uses {store.vocab_version!r} but tokenizer "
-                          f"{ckpt} was trained with {tok_vocab!r}; channel indices would mean other electrodes")
+    ckpt, sha, cfg = resolve_tokenizer(store, checkpoint)
     windows = store.read_table("windows")
     if windows.empty:
         raise StoreError(f"store version {store.version_id} at {store.url} has no windows; run neurolm ingest first")
@@ -238,13 +243,7 @@ def tokenize_shard(plan: ShardPlan, store_url: str, ckpt: str, corpus_url: str, 
     tok = get_tokenizer(ckpt, device)
     arrays = encode_samples(tok, store, plan.samples, device=device, batch_size=batch_size,
                             precision=resolve_precision(device, precision))
-    rows = pd.DataFrame({
-        "recording_id": [s.recording_id for s in plan.samples],
-        "window_start": [s.start for s in plan.samples],
-        "n_tokens": np.diff(arrays.offsets),
-        "split": [s.split for s in plan.samples],
-        "dataset": [s.dataset for s in plan.samples],
-    })
+    rows = pd.DataFrame([s.row() for s in plan.samples]).assign(n_tokens=np.diff(arrays.offsets))
     marker = v.write_shard(plan.shard, arrays, rows, codebook_size=codebook_size or tok.config.codebook_size)
     return {"shard": plan.shard, "skipped": False, "n_samples": marker["n_samples"],
             "n_tokens": marker["n_tokens"], "seconds": round(_time.perf_counter() - t0, 3)}
