@@ -198,3 +198,13 @@ def test_tokens_inspect_counts_per_task_and_split(inputs, built, capsys):
     assert "| task | train | val | test |" in text
     tuev = want["TUEV"]
     assert f"| TUEV | {tuev['train']} | {tuev['val']} | {tuev['test']} | 115 |" in text
+
+
+def test_cli_passes_labeled_and_tasks():
+    from neurolm.cli import build_parser
+
+    args = build_parser().parse_args(["tokenize", "--store", "s", "--tokenizer", "t", "--out", "o", "--labeled",
+                                      "--tasks", "HMC, TUAB"])
+    assert args.labeled is True and args.tasks == "HMC, TUAB"
+    plain = build_parser().parse_args(["tokenize", "--store", "s", "--tokenizer", "t", "--out", "o"])
+    assert plain.labeled is False and plain.tasks is None

@@ -24,7 +24,9 @@ Modules: ``tokenize`` (inputs checked and shards planned before any work; one
 writer per shard; commit markers), ``encode`` (reader threads + device loop),
 ``reader`` (``TokenCorpus``), ``torch_data`` (PyTorch datasets), ``inspect``
 (sizes, code usage, perplexity, lineage), ``params`` (``TokenizeParams``),
-``fixtures``/``synthetic`` (small real inputs for tests and benchmarks).
+``fixtures``/``synthetic`` (small real inputs for tests and benchmarks),
+``labeled`` (labeled corpora: one sample per LABELS window, ``neurolm tokenize
+--labeled``; ``window_patches`` reads a sample's raw patches back).
 The on-disk format lives in ``storage.token_corpus``. EEG code k is LLM id
 50304 + k in NeuroLM; that mapping is the model's, the corpus stores raw codes.
 """
