@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "neurolm.cli.tokenizer",
     "neurolm.cli.tokens",
     "neurolm.cli.pretrain",
+    "neurolm.cli.evaluate",
+    "neurolm.cli.ask",
 )
 
 

@@ -7,8 +7,8 @@ The file goes through what ingestion does to a dataset's recording: read (any su
 (the first one, or from ``start_s``), tokenize with the frozen tokenizer, then score every option
 (:mod:`.scoring`) and generate the answer (:mod:`.generate`) with the task's exact prompt.
 
-The task is ``task`` when given, else the one whose question the text matches (case and spacing
-ignored, with or without "Answer:"). A file that cannot serve the task (missing channels, too
+The task is ``task`` when given, else the one whose question the text is, or is the only one to
+contain (case and spacing ignored, with or without "Question:" / "Answer:"). A file that cannot serve the task (missing channels, too
 short) raises :class:`BadInputError` with a one-line reason, before the model is loaded.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from neurolm.errors import BadInputError, ConfigError
-from neurolm.instruct.evaluate import find_key, model_lineage
+from neurolm.instruct.evaluate import find_key, load_model, model_lineage
 from neurolm.instruct.generate import greedy_generate
 from neurolm.instruct.scoring import answer_options, option_probabilities, score_options
 from neurolm.instruct.tasks import EEG_MAX_LEN, TASKS, Task, eval_ids, get_task
@@ -46,10 +46,12 @@ def resolve_task(question: str, task: str | None = None) -> Task:
     """The task named ``task``, else the one whose question ``question`` is; ConfigError otherwise."""
     if task:
         return get_task(task)
-    q = _norm(question)
-    hits = [t for t in TASKS.values() if _norm(t.question) == q]
-    if len(hits) == 1:
-        return hits[0]
+    q = re.sub(r"^question:\s*", "", _norm(question))
+    exact = [t for t in TASKS.values() if re.sub(r"^question: ", "", _norm(t.question)) == q]
+    within = [t for t in TASKS.values() if len(q) >= 10 and q in _norm(t.question)]
+    for hits in (exact, within):
+        if len(hits) == 1:
+            return hits[0]
     raise ConfigError("the question matches no task's prompt: pass --task (" + ", ".join(TASKS) + "); the prompts are "
                       + "; ".join(f"{t.name}: {t.question!r}" for t in TASKS.values()))
 
@@ -122,12 +124,11 @@ def eeg_batch(sig: np.ndarray, ch_indices: tuple[int, ...], vq, input_mode: str,
 def ask(path: str, question: str, *, model_dir: str, task: str | None = None, tokenizer: str | None = None,
         start_s: float = 0.0, device: str = "cpu", bpe: str = "auto") -> dict[str, Any]:
     """Answer ``question`` about ``path`` (module doc): task, option probabilities, generated answer."""
-    from neurolm.lm.io import load_lm
     from neurolm.lm.text import load_gpt2_bpe
 
     t = resolve_task(question, task)
     sig, ch_idx, names = read_window(path, t, start_s)  # the file's problems first, before any model loads
-    model = load_lm(model_dir, device=device)
+    model = load_model(model_dir, device=device)
     vq = load_tokenizer_for(model_dir, tokenizer, model.config).to(device)
     batch = eeg_batch(sig, ch_idx, vq, model.config.input_mode, device)
     bpe_tok = load_gpt2_bpe(bpe)

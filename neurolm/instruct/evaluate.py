@@ -59,6 +59,21 @@ def find_key(doc: Any, key: str) -> Any:
     return None
 
 
+def load_model(model_dir: str, device: str = "cpu"):
+    """:func:`neurolm.lm.io.load_lm` without transformers' "Loading weights" progress bar."""
+    from transformers.utils import logging as hf_logging
+
+    from neurolm.lm.io import load_lm
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return load_lm(model_dir, device=device)
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
 def model_lineage(model_dir: str) -> dict[str, Any]:
     """The lineage of a model folder: ``DIR/lineage.json`` or its run folder's (``DIR/../lineage.json``)."""
     for p in (os.path.join(model_dir, "lineage.json"), os.path.join(os.path.dirname(os.path.abspath(model_dir)),
@@ -195,12 +210,10 @@ def task_result(task: Task, split: str, out: dict[str, Any], reference: bool) ->
 def evaluate_one(model_dir: str, corpus: TokenCorpus, groups, params: EvaluateParams, tok,
                  log: Callable[[str], None] = _quiet, emit: Callable[[dict], None] = _quiet) -> list[dict[str, Any]]:
     """Rows (task × split) of one model folder."""
-    from neurolm.lm.io import load_lm
-
     from neurolm.training import resolve_device
 
     device = resolve_device(params.device)
-    model = load_lm(model_dir, device=str(device))
+    model = load_model(model_dir, device=str(device))
     check_model_corpus(model.config, model_lineage(model_dir), corpus.lineage, model_dir)
     signals = SignalPatches(corpus.lineage) if model.config.input_mode == "features" else None
     rows = []
@@ -223,10 +236,11 @@ def prepare(params: EvaluateParams) -> tuple[TokenCorpus, dict[tuple[str, str], 
     from neurolm.lm.io import CONFIG_FILE
 
     try:
-        corpus = TokenCorpus.open(params.corpus, version=params.corpus_version, splits=params.splits)
+        probe = TokenCorpus.open(params.corpus, version=params.corpus_version)
+        check_labeled(probe, params.corpus)
+        corpus = TokenCorpus.open(params.corpus, version=probe.version_id, splits=params.splits)
     except StoreError as exc:
         raise StoreError(f"cannot open corpus {params.corpus}: {exc}") from None
-    check_labeled(corpus, params.corpus)
     groups = task_groups(corpus, params.splits, params.tasks, params.max_samples)
     from neurolm.lm.config import LMConfig
 
