@@ -11,7 +11,7 @@ from neurolm.corpus.fixtures import save_random_tokenizer
 from neurolm.datasets.synth import synth_dataset
 from neurolm.datasets.synth.common import write_edf_file
 from neurolm.instruct.ask import resolve_task
-from neurolm.instruct.fixtures import save_tiny_model
+from neurolm.instruct.eval_fixtures import save_tiny_model
 from storage.checkpoints import resolve
 
 QUESTION = "Which sleep type does this EEG segment belong to?"

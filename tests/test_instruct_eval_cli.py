@@ -13,7 +13,7 @@ from neurolm.cli import main
 from neurolm.corpus.synthetic import write_synthetic_corpus
 from neurolm.instruct.eval_params import EvaluateParams
 from neurolm.instruct.evaluate import evaluate
-from neurolm.instruct.fixtures import write_labeled_corpus
+from neurolm.instruct.eval_fixtures import write_labeled_corpus
 from neurolm.lm.config import lm_preset
 from neurolm.lm.io import save_lm
 from neurolm.lm.model import NeuroLM

@@ -285,7 +285,7 @@ def default_out(params: EvaluateParams, corpus: TokenCorpus) -> str:
 def evaluate(params: EvaluateParams, *, log: Callable[[str], None] = _quiet,
              emit: Callable[[dict], None] = _quiet) -> dict[str, Any]:
     """Evaluate every model folder of ``params``; writes the outputs (module doc) and returns the summary."""
-    from neurolm.instruct import report
+    from neurolm.instruct import eval_report as report
     from neurolm.lm.text import load_gpt2_bpe
 
     t0 = time.perf_counter()
