@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", choices=("honest", "reference"), default="honest", help=f["metrics"].description)
     p.add_argument("--out", default=None, help=f["out"].description)
     p.add_argument("--corpus-version", default=None, help=f["corpus_version"].description)
+    p.add_argument("--positions", choices=("own", "reference"), default="own", help=f["positions"].description)
     p.add_argument("--device", default="cpu", help=f["device"].description)
     p.add_argument("--batch-size", type=int, default=16, help=f["batch_size"].description)
     p.add_argument("--max-samples", type=int, default=None, help=f["max_samples"].description)
@@ -67,7 +68,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     params = EvaluateParams.build(models=tuple(args.models), corpus=args.corpus, splits=_split(args.splits),
                                   tasks=_split(args.tasks), metrics=args.metrics, out=args.out,
-                                  corpus_version=args.corpus_version, device=args.device,
+                                  corpus_version=args.corpus_version, positions=args.positions, device=args.device,
                                   batch_size=args.batch_size, max_samples=args.max_samples, bpe=args.bpe,
                                   synthetic=args.synthetic)
     from flows.evaluate import run_evaluate

@@ -177,15 +177,15 @@ def _batches(corpus: TokenCorpus, idx: list[int], batch_size: int, signals: Sign
 
 # -- one model --------------------------------------------------------------------------------------
 def run_task(model, corpus: TokenCorpus, idx: list[int], task: Task, tok, batch_size: int, device,
-             signals: SignalPatches | None = None) -> dict[str, Any]:
+             signals: SignalPatches | None = None, positions: str = "own") -> dict[str, Any]:
     """Labels, option probabilities, parsed answers and decoded texts of samples ``idx`` of ``task``."""
     prompt = eval_ids(task, tok)
     options = answer_options(task, tok)
     labels = corpus.manifest["label"].to_numpy()[corpus.selected[idx]].astype(np.int64)
     probs, parsed, texts = [], [], []
     for _, batch in _batches(corpus, idx, batch_size, signals, device):
-        probs.append(option_probabilities(score_options(model, batch, prompt, options)).cpu().numpy())
-        gen, _ = greedy_generate(model, batch, prompt)
+        probs.append(option_probabilities(score_options(model, batch, prompt, options, positions)).cpu().numpy())
+        gen, _ = greedy_generate(model, batch, prompt, positions=positions)
         for row in gen.tolist():
             text = tok.decode(prompt[1:] + row)  # the original decodes without [SEP]
             texts.append(text)
@@ -220,7 +220,7 @@ def evaluate_one(model_dir: str, corpus: TokenCorpus, groups, params: EvaluatePa
     for (name, split), idx in groups.items():
         task = get_task(name)
         t0 = time.perf_counter()
-        out = run_task(model, corpus, idx, task, tok, params.batch_size, device, signals)
+        out = run_task(model, corpus, idx, task, tok, params.batch_size, device, signals, params.positions)
         row = task_result(task, split, out, params.metrics == "reference")
         rows.append(row)
         log(f"{os.path.basename(os.path.normpath(model_dir))}: {name} {split} n={row['n']}: BAcc "
@@ -312,8 +312,10 @@ def evaluate(params: EvaluateParams, *, log: Callable[[str], None] = _quiet,
 def evaluate_model(model_dir: str, corpus_url: str, *, splits: tuple[str, ...] = ("val", "test"),
                    metrics: str = "honest", device: str = "cpu", batch_size: int = 16,
                    out: str | None = None, tasks: tuple[str, ...] | None = None, bpe: str = "auto",
+                   corpus_version: str | None = None, positions: str = "own",
                    log: Callable[[str], None] = _quiet) -> dict[str, Any]:
     """Evaluate one model folder on a labeled corpus (what the tuning run calls at its end)."""
     params = EvaluateParams.build(models=(model_dir,), corpus=corpus_url, splits=tuple(splits), metrics=metrics,
-                                  device=device, batch_size=batch_size, out=out, tasks=tasks, bpe=bpe)
+                                  device=device, batch_size=batch_size, out=out, tasks=tasks, bpe=bpe,
+                                  corpus_version=corpus_version, positions=positions)
     return evaluate(params, log=log)

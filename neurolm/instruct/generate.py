@@ -23,27 +23,21 @@ TEXT_LOGITS = EOT_ID + 1  # the original: logits[:, :50257] (GPT-2's vocabulary,
 MAX_NEW_TOKENS = 5
 
 
-def text_positions(batch: dict[str, torch.Tensor], n_text: int) -> torch.Tensor:
-    """Position ids [B, n_text] of text after EEG: each row's own last valid second + 1 onwards."""
-    t, valid = batch["time"].long(), batch["mask"].bool()
-    last = torch.where(valid, t, torch.full_like(t, -1)).max(dim=1, keepdim=True).values
-    return last + 1 + torch.arange(n_text, device=t.device)[None]
+def text_hidden(model, batch: dict[str, torch.Tensor], ids: torch.Tensor, positions: str = "own") -> torch.Tensor:
+    """Backbone outputs [B, n_text, d] at the text positions of EEG followed by ``ids`` [B, n_text].
 
-
-def text_hidden(model, batch: dict[str, torch.Tensor], ids: torch.Tensor) -> torch.Tensor:
-    """Backbone outputs [B, n_text, d] at the text positions of EEG followed by ``ids`` [B, n_text]."""
-    t, valid = batch["time"].long(), batch["mask"].bool()
-    embeds = torch.cat([model.eeg_embeds(batch), model.gpt.wte(ids)], dim=1)
-    pos = torch.cat([t, text_positions(batch, ids.shape[1])], dim=1)
-    mask = torch.cat([valid, torch.ones_like(ids, dtype=torch.bool)], dim=1)
-    return model.hidden(embeds, pos, mask)[:, t.shape[1]:]
+    ``positions``: ``"own"`` (each row's last valid second + 1) or ``"reference"`` (the batch's, as
+    the original; see :meth:`NeuroLM.eeg_text_hidden`).
+    """
+    return model.eeg_text_hidden(batch, ids, positions)[:, batch["time"].shape[1]:]
 
 
 def text_logits_at(model, batch: dict[str, torch.Tensor], ids: torch.Tensor,
-                   where: torch.Tensor | None = None, n_logits: int = TEXT_LOGITS) -> torch.Tensor:
+                   where: torch.Tensor | None = None, n_logits: int = TEXT_LOGITS,
+                   positions: str = "own") -> torch.Tensor:
     """Logits restricted to the first ``n_logits`` entries at text positions ``where`` ([n] indices into
     ``ids``' columns; default: all) → [B, n, n_logits]."""
-    h = text_hidden(model, batch, ids)
+    h = text_hidden(model, batch, ids, positions)
     if where is not None:
         h = h[:, where]
     return torch.nn.functional.linear(h, model.lm_head.weight[:n_logits])
@@ -56,7 +50,7 @@ def repeat_batch(batch: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tens
 
 @torch.no_grad()
 def greedy_generate(model, batch: dict[str, torch.Tensor], prompt: list[int],
-                    max_new_tokens: int = MAX_NEW_TOKENS) -> tuple[torch.Tensor, torch.Tensor]:
+                    max_new_tokens: int = MAX_NEW_TOKENS, positions: str = "own") -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy continuation of ``prompt`` after each row's EEG.
 
     → (generated ids [B, max_new_tokens], logits of each step [B, max_new_tokens, TEXT_LOGITS]).
@@ -69,7 +63,7 @@ def greedy_generate(model, batch: dict[str, torch.Tensor], prompt: list[int],
     steps = []
     for _ in range(int(max_new_tokens)):
         last = torch.tensor([ids.shape[1] - 1], device=dev)
-        logits = text_logits_at(model, batch, ids, last)[:, 0].float()
+        logits = text_logits_at(model, batch, ids, last, positions=positions)[:, 0].float()
         steps.append(logits)
         ids = torch.cat([ids, logits.argmax(dim=-1, keepdim=True)], dim=1)
     return ids[:, len(prompt):], torch.stack(steps, dim=1)

@@ -68,7 +68,7 @@ def option_batch(prompt: list[int], options: list[list[int]], pad: int = EOT_ID)
 
 @torch.no_grad()
 def score_options(model, batch: dict[str, torch.Tensor], prompt: list[int],
-                  options: list[list[int]]) -> torch.Tensor:
+                  options: list[list[int]], positions: str = "own") -> torch.Tensor:
     """Log-likelihood [B, K] of each option after each row's EEG and ``prompt`` (one forward pass)."""
     b, k = batch["time"].shape[0], len(options)
     dev = batch["time"].device
@@ -77,7 +77,7 @@ def score_options(model, batch: dict[str, torch.Tensor], prompt: list[int],
     width = real.shape[1]
     p = len(prompt)
     where = torch.arange(p - 1, p - 1 + width, device=dev)  # position j predicts option token j
-    logits = text_logits_at(model, repeat_batch(batch, k), ids.repeat(b, 1), where).float()
+    logits = text_logits_at(model, repeat_batch(batch, k), ids.repeat(b, 1), where, positions=positions).float()
     logp = torch.log_softmax(logits, dim=-1)  # [B*K, width, V]
     target = ids[:, p:].repeat(b, 1)
     tok_lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * real.repeat(b, 1)
