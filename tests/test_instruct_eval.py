@@ -120,6 +120,10 @@ def test_generation_never_sees_padded_eeg(model, tok):
     ids3, logits3 = greedy_generate(model, alone, prompt)
     assert torch.equal(ids3[0], ids[0])
     torch.testing.assert_close(logits3[0], logits[0], rtol=1e-5, atol=1e-5)
+    # the original's text positions (the batch's last second + 1) make the short row's answer depend on
+    # its batch: its logits differ from those it gets alone
+    _, logits_ref = greedy_generate(model, b, prompt, positions="reference")
+    assert not torch.allclose(logits_ref[0], logits3[0], atol=1e-3)
     # each step is the argmax of the full forward over prompt + what was generated before it
     seq = torch.tensor([prompt + ids[1].tolist()])
     row = {k: v[1:2] for k, v in b.items()}
