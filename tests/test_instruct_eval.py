@@ -35,8 +35,8 @@ def model():
 def eeg(lengths=((4, 3), (4, 5)), seed=0):
     """A padded EEG batch of windows with (n_ch, n_sec) each (rows of different lengths)."""
     rng = np.random.default_rng(seed)
-    samples = [{"codes": rng.integers(0, 512, c * s), "ch": np.tile(np.arange(c), s), "time": np.repeat(np.arange(s), c)}
-                for c, s in lengths]
+    samples = [{"codes": rng.integers(0, 512, c * s), "ch": np.tile(np.arange(c), s),
+                "time": np.repeat(np.arange(s), c)} for c, s in lengths]
     b = collate_tokens(samples, max_len=max(c * s for c, s in lengths))
     b.pop("targets")
     return b

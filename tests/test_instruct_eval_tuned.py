@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 
 from neurolm.instruct.fixtures import save_untrained_model, write_labeled_corpus

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,19 +46,11 @@ def _split(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(s.strip() for s in text.split(",") if s.strip())
 
 
-def _finite(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_finite(x) for x in v]
-    return v
-
-
 def json_rows(summary: dict) -> list[dict]:
     """The per-task rows of a summary without the confusion matrices, NaN as None (valid JSON)."""
-    return [_finite({k: v for k, v in r.items() if not k.startswith("confusion")}) for r in summary["results"]]
+    from neurolm.instruct.eval_report import finite
+
+    return [finite({k: v for k, v in r.items() if not k.startswith("confusion")}) for r in summary["results"]]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -8,8 +8,9 @@ The file goes through what ingestion does to a dataset's recording: read (any su
 (:mod:`.scoring`) and generate the answer (:mod:`.generate`) with the task's exact prompt.
 
 The task is ``task`` when given, else the one whose question the text is, or is the only one to
-contain (case and spacing ignored, with or without "Question:" / "Answer:"). A file that cannot serve the task (missing channels, too
-short) raises :class:`BadInputError` with a one-line reason, before the model is loaded.
+contain (case and spacing ignored, with or without "Question:" / "Answer:"). A file that cannot
+serve the task (missing channels, too short) raises :class:`BadInputError` with a one-line reason,
+before the model is loaded.
 """
 
 from __future__ import annotations

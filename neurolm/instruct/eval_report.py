@@ -21,6 +21,17 @@ from neurolm.instruct.tasks import get_task
 from neurolm.lm.report import data_uri
 
 
+def finite(v: Any) -> Any:
+    """``v`` with every non-finite float (a metric sklearn cannot define) as None: strict JSON."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [finite(x) for x in v]
+    return v
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
@@ -122,5 +133,5 @@ def write_outputs(summary: dict[str, Any], out_dir: str) -> dict[str, Any]:
     doc = {k: v for k, v in summary.items() if k not in ("files", "outputs")}
     doc["tables"] = json.loads(frame.to_json(orient="records"))
     with open(files["results_json"], "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1, default=str)
+        json.dump(finite(doc), f, indent=1, default=str, allow_nan=False)
     return files

@@ -27,8 +27,7 @@ from neurolm.corpus.reader import TokenCorpus, collate_tokens
 from neurolm.errors import ConfigError, StoreError
 from neurolm.instruct.eval_params import EvaluateParams
 from neurolm.instruct.generate import greedy_generate
-from neurolm.instruct.metrics import (confusion, generation_metrics, metric_names, option_metrics,
-                                      reference_metrics)
+from neurolm.instruct.metrics import confusion, generation_metrics, option_metrics, reference_metrics
 from neurolm.instruct.scoring import answer_options, option_probabilities, score_options
 from neurolm.instruct.tasks import EEG_MAX_LEN, TASKS, Task, eval_ids, get_task
 from neurolm.lm.data import SignalPatches, identity
