@@ -104,6 +104,8 @@ def test_real_corpus_gets_the_published_row_on_test_only(setup):
     assert "| NeuroLM-B (published) | 0.7826 ± 0.0065 | 0.6975 ± 0.0081 | 0.7816 ± 0.0079 |" in test
     # two model folders: mean ± std (the same model twice: std 0)
     assert "mean ± std over 2 models" in md and s["results"][0]["std"]["balanced_accuracy"] == 0.0
+    # honest metrics only unless asked: no original's-way columns or row
+    assert not any(k.startswith("ref_") for k in s["results"][0]) and "original's way" not in md
 
 
 def test_errors_before_any_work(setup, tmp_path, capsys):

@@ -63,7 +63,9 @@ def confusion_png(row: dict[str, Any]) -> bytes:
         top = m.max() if m.size else 0
         for (i, j), v in np.ndenumerate(m):
             ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=7, color="white" if v > top / 2 else "black")
-        ax.set(xlabel="predicted", ylabel="true", title=f"{row['task']} {row['split']}: {title}")
+        models = row.get("n_models", 1)
+        summed = f" (summed over {models} models)" if models > 1 else ""
+        ax.set(xlabel="predicted", ylabel="true", title=f"{row['task']} {row['split']}: {title}{summed}")
     return _png(fig)
 
 
