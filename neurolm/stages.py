@@ -53,6 +53,10 @@ STAGES: tuple[Stage, ...] = (
           "flows.tokenize_corpus:tokenize_flow", ("store", "checkpoint"), ("corpus", "corpus_version")),
     Stage("pretrain", "neurolm.lm.params:PretrainParams", "neurolm.lm.run:pretrain", "flows.pretrain:pretrain_flow",
           ("corpus",), ("model", "model_config_hash", "pretrain_run")),
+    Stage("tune", "neurolm.instruct.params:TuneParams", "neurolm.instruct.run:tune", "flows.tune:tune_flow",
+          ("corpus", "model"), ("model", "model_config_hash", "tune_run")),
+    Stage("evaluate", "neurolm.instruct.eval_params:EvaluateParams", "neurolm.instruct.evaluate:evaluate",
+          "flows.evaluate:evaluate_flow", ("model", "corpus"), ("evaluation", "results")),
 )
 
 #: Maintenance commands with the same shape that are not links of the chain.

@@ -147,3 +147,27 @@ STORE_TABLES: dict[str, pa.DataFrameSchema] = {
 
 ALL_TABLES: dict[str, pa.DataFrameSchema] = {**STORE_TABLES, "corpus_manifest": CORPUS_MANIFEST,
                                              "labeled_manifest": LABELED_MANIFEST}
+
+RESULT_SOURCES = ("ours: option scoring", "ours: generation", "ours: original's way", "NeuroLM-B (published)")
+RESULT_METRICS = ("balanced_accuracy", "pr_auc", "roc_auc", "cohen_kappa", "f1_weighted", "accuracy")
+
+RESULTS = pa.DataFrameSchema(
+    {
+        "task": pa.Column(str, pa.Check.isin(("tuab", "tuev", "seed", "hmc", "workload", "tusl")), nullable=False),
+        "dataset": _nonempty_str(),
+        "split": _str(False, pa.Check.isin(LABEL_SPLITS)),
+        "source": _str(False, pa.Check.isin(RESULT_SOURCES)),
+        "metric": _str(False, pa.Check.isin(RESULT_METRICS)),
+        # NaN allowed: a metric sklearn cannot define (AUROC with one class) is reported as missing
+        "mean": pa.Column("float64", pa.Check.in_range(-1.0, 1.0, include_min=True, include_max=True,
+                                                       ignore_na=True), nullable=True, coerce=True),
+        "std": pa.Column("float64", pa.Check.ge(0, ignore_na=True), nullable=True, coerce=True),
+        "n": _int(pa.Check.ge(0)),  # 0 on the published row (its n is the paper's)
+        "n_models": _int(pa.Check.ge(0)),
+        "unparsable": pa.Column("float64", pa.Check.ge(0, ignore_na=True), nullable=True, coerce=True),
+        "synthetic": pa.Column(bool, nullable=False, coerce=True),
+    },
+    unique=["task", "split", "source", "metric"],
+    name="RESULTS",
+    description="Evaluation results per task, split, source (ours or published) and metric; mean ± std over models.",
+)

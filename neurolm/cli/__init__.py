@@ -23,6 +23,9 @@ COMMAND_MODULES = (
     "neurolm.cli.tokenizer",
     "neurolm.cli.tokens",
     "neurolm.cli.pretrain",
+    "neurolm.cli.tune",
+    "neurolm.cli.evaluate",
+    "neurolm.cli.ask",
 )
 
 

@@ -148,15 +148,39 @@ class NeuroLM(nn.Module):
         out = self.gpt(inputs_embeds=self.gpt.wte(ids), position_ids=pos, use_cache=False)
         return self.lm_head(out.last_hidden_state)
 
-    def forward_eeg_text(self, batch: dict[str, torch.Tensor], ids: torch.Tensor) -> torch.Tensor:
-        """Logits of EEG followed by text: text positions continue at each row's last valid second + 1."""
+    def forward_eeg_text(self, batch: dict[str, torch.Tensor], ids: torch.Tensor,
+                         positions: str | torch.Tensor = "own") -> torch.Tensor:
+        """Logits of EEG followed by text: text positions continue at each row's last valid second + 1.
+
+        ``positions``: ``"own"`` (that default), ``"reference"`` (the batch's last second + 1 for every
+        row, as the original) or explicit text position ids [B, L_text] (see :func:`text_positions`).
+        """
+        return self.lm_head(self.eeg_text_hidden(batch, ids, positions))
+
+    def eeg_text_hidden(self, batch: dict[str, torch.Tensor], ids: torch.Tensor,
+                        positions: str | torch.Tensor = "own") -> torch.Tensor:
+        """Backbone output [B, L_eeg + L_text, d] of EEG followed by text (every text token is valid:
+        text attends causally to earlier text and to every valid EEG token, padded EEG keys are masked)."""
         t, valid = batch["time"].long(), batch["mask"].bool()
-        last = torch.where(valid, t, torch.full_like(t, -1)).max(dim=1, keepdim=True).values
-        pos_text = last + 1 + torch.arange(ids.shape[1], device=ids.device)[None]
+        pos_text = positions if isinstance(positions, torch.Tensor) else text_positions(t, valid, ids.shape[1],
+                                                                                       positions)
         embeds = torch.cat([self.eeg_embeds(batch), self.gpt.wte(ids)], dim=1)
-        pos = torch.cat([t, pos_text], dim=1)
+        pos = torch.cat([t, pos_text.to(t.device).long()], dim=1)
         mask = torch.cat([valid, torch.ones_like(ids, dtype=torch.bool)], dim=1)
-        return self.lm_head(self.hidden(embeds, pos, mask))
+        return self.hidden(embeds, pos, mask)
+
+
+def text_positions(time: torch.Tensor, valid: torch.Tensor, n_text: int, mode: str = "own") -> torch.Tensor:
+    """Position ids [B, n_text] of text after EEG: from each row's last valid second + 1 (``"own"``) or
+    from the batch's last second + 1 for every row (``"reference"``, the original's); a row without
+    valid EEG starts at 0 (own)."""
+    last = torch.where(valid.bool(), time.long(), torch.full_like(time, -1, dtype=torch.long))
+    last = last.max(dim=1, keepdim=True).values
+    if mode == "reference":
+        last = last.max().expand_as(last)
+    elif mode != "own":
+        raise ConfigError(f"text positions mode must be 'own' or 'reference', not {mode!r}")
+    return last + 1 + torch.arange(n_text, device=time.device)[None]
 
 
 def count_parameters(cfg: LMConfig, exclude_positions: bool = True, encoder: bool = True) -> int:

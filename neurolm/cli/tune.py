@@ -1,0 +1,103 @@
+"""``neurolm tune``: instruction tuning (stage 3) of a pretrained model on a labeled token corpus.
+
+Builds :class:`neurolm.instruct.params.TuneParams` and runs the Prefect flow (imported lazily: the
+library stays Prefect-free) with a progress bar; every input is checked before any work
+(ConfigError/StoreError → exit code 2 with a one-line message). The same command again continues an
+interrupted run or does nothing when it finished. Under ``torchrun`` rank 0 runs the flow, the other
+ranks the library call itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+_INT_OPTIONS = ("warmup_steps", "batch_size", "grad_accum", "text_batch_size", "text_seq_len", "seed", "ckpt_every",
+                "eeg_len")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from neurolm.instruct.params import TuneParams
+
+    f = TuneParams.model_fields
+    p = subparsers.add_parser("tune", help="instruction-tune NeuroLM on a labeled token corpus (all tasks mixed)",
+                              description="Multi-task instruction tuning as the original (EEG + [SEP] + prompt + "
+                                          "answer, loss on the answer tokens, a text LM batch every step); "
+                                          "checkpoints, tuned model, curves and report in a run folder under --out.")
+    p.add_argument("--corpus", required=True, help=f["corpus"].description)
+    p.add_argument("--init", required=True, help=f["init"].description)
+    p.add_argument("--out", required=True, help=f["out"].description)
+    p.add_argument("--corpus-version", default=None, help=f["corpus_version"].description)
+    p.add_argument("--positions", choices=("own", "reference"), default="own", help=f["positions"].description)
+    p.add_argument("--temperature", type=float, default=1.0, help=f["temperature"].description)
+    p.add_argument("--preset", choices=("auto", "original", "tiny"), default="auto", help=f["preset"].description)
+    p.add_argument("--text", default=None, metavar="FILE.bin", help=f["text"].description)
+    p.add_argument("--bpe", default="auto", help=f["bpe"].description)
+    p.add_argument("--store", default=None, help=f["store"].description)
+    p.add_argument("--device", default="cpu", help=f["device"].description)
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, default=None, help=f["steps"].description)
+    length.add_argument("--epochs", type=int, default=None, help=f["epochs"].description)
+    for name in _INT_OPTIONS:
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=f[name].default, help=f[name].description)
+    p.add_argument("--lr", type=float, default=None, help=f["lr"].description)
+    p.add_argument("--min-lr", type=float, default=None, help=f["min_lr"].description)
+    p.add_argument("--no-evaluate", dest="evaluate", action="store_false", help="do not evaluate at the end")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    p.set_defaults(func=cmd_tune)
+
+
+def _params(args: argparse.Namespace):
+    from neurolm.instruct.params import TuneParams
+
+    keys = ("corpus", "init", "out", "corpus_version", "positions", "temperature", "preset", "text", "bpe", "store",
+            "device", "steps", "epochs", "lr", "min_lr", "evaluate", *_INT_OPTIONS)
+    return TuneParams.build(**{k: getattr(args, k) for k in keys})
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    params = _params(args)
+    if int(os.environ.get("RANK", "0")) > 0:  # torchrun: the other ranks train without a Prefect run
+        from neurolm.instruct.run import tune
+
+        tune(params)
+        return 0
+    from tqdm import tqdm
+
+    from flows.tune import run_tune
+
+    state: dict = {"bar": None}
+
+    def on_event(ev: dict) -> None:
+        if args.json:
+            return
+        if ev["event"] == "plan":
+            print(f"run folder {ev['run_dir']}: steps {ev['start']} → {ev['total']} ({ev['steps_per_epoch']} per "
+                  f"epoch); train samples per task {ev['tasks']}", file=sys.stderr)
+            state["bar"] = tqdm(total=ev["total"], initial=ev["start"], desc="tune", unit="step", file=sys.stderr)
+        elif ev["event"] == "step" and state["bar"] is not None:
+            bar = state["bar"]
+            bar.n = ev["step"]
+            bar.set_postfix(loss=f"{ev['loss']:.3f}", tok_s=f"{ev['tokens_per_s']:.0f}", refresh=False)
+            bar.refresh()
+        elif ev["event"] == "val" and state["bar"] is not None:
+            per = ", ".join(f"{k} {v:.3f}" for k, v in ev["answer_accuracy_per_task"].items())
+            state["bar"].write(f"step {ev['step']}: val instruction loss {ev['loss']:.4f}; answer accuracy {per}")
+
+    try:
+        summary = run_tune(params, on_event=on_event)
+    finally:
+        if state["bar"] is not None:
+            state["bar"].close()
+    if args.json:
+        print(json.dumps(summary, indent=1, default=str))
+        return 0
+    v, b = summary.get("val") or {}, summary.get("baseline") or {}
+    head = ("finished earlier with the same inputs: nothing to do" if summary["nothing_to_do"]
+            else f"tuned {summary['steps_done_now']} steps ({summary['steps']} in all)")
+    per = ", ".join(f"{k} {a:.3f} (majority {b.get(k, float('nan')):.3f})"
+                    for k, a in (v.get("answer_accuracy_per_task") or {}).items())
+    print(f"{head}; val answer accuracy {per}; model {summary['outputs']['model']}, report {summary['files']['report']}")
+    return 0

@@ -1,0 +1,423 @@
+"""Instruction tuning as one library call: :func:`tune` (the Prefect flow ``flows/tune.py`` only wires it).
+
+The shape of :func:`neurolm.lm.run.pretrain`: check inputs (one clear error each, before any step) →
+run folder keyed by the inputs → resume from its last good checkpoint, or do nothing when finished →
+the loop: every step an instruction batch (all tasks mixed, :mod:`.data`) and a text LM batch, loss =
+instruction loss + text loss; validation at every epoch end; checkpoints → evaluation hook → report
+→ summary with ``outputs``.
+
+Inputs and their lineage: the labeled corpus (``neurolm tokenize --labeled``) and a pretrained model
+folder (``--init``, the pretrain stage's ``model``). Refused before work: a corpus without task/label
+columns, an unknown task, labels outside a task's classes, a window longer than 276 tokens, a model
+whose codebook size, tokenizer config or channel vocabulary differ from the corpus's, and — when the
+model folder sits in a pretraining run folder (its ``lineage.json``) — a model pretrained with another
+tokenizer checkpoint (sha256) or vocabulary version than the corpus was made with.
+
+Run folder ``OUT/run-<key>/`` (``key`` = sha256 of the corpus version and content, the init model's
+weights sha256, the resolved optimisation, position mode, temperature, text identity, processes)::
+
+    checkpoints/ckpt-<step>/   weights + JSON training state (optimizer, RNGs, step, history), lineage
+    model/                     save_lm layout, rewritten at every checkpoint: the tuned model
+    lineage.json               where the run came from (also in every checkpoint)
+    text/bundled.bin           only when no text file was given
+    curves.png, report.md      at the end
+    summary.json               written last: the run is finished; the same inputs again do nothing
+
+The batch of a step is a pure function of (seed, step), so a resumed run (also after ``kill -9``)
+continues the same trajectory: on CPU the per-step losses equal those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from neurolm.errors import ConfigError, StoreError
+from neurolm.instruct.data import InstructBatches, LabeledSplit, open_labeled
+from neurolm.instruct.params import TuneParams, resolve_steps
+from neurolm.instruct.report import curves_png, report_markdown
+from neurolm.instruct.sequence import EEG_MAX_LEN, TEXT_MAX_LEN, TaskTexts
+from neurolm.instruct.train import InstructObjective, train_step, validate
+from neurolm.lm.config import LMConfig, LMTrainConfig
+from neurolm.lm.data import SignalPatches, check_corpus, identity
+from neurolm.lm.io import CONFIG_FILE, EXTRA_FILE, FORMAT, config_from_metadata, lm_metadata, load_lm, save_lm
+from neurolm.lm.run import TextSource, micro_batches, resolve_text
+from neurolm.lm.text import TextBatches, load_gpt2_bpe, write_token_bin
+from neurolm.lm.train import make_optimizer
+from neurolm.training import (DistEnv, barrier, dist_env, init_distributed, resolve_device, rng_state, set_rng_state,
+                              wrap_ddp)
+from storage import checkpoints as ckpts
+
+STATE_KIND = "neurolm-tune-v1"
+_UNKNOWN = (None, "synthetic")
+
+
+def _quiet(*_a, **_k) -> None:
+    return None
+
+
+def _canonical_hash(doc: Any) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def tune_outputs(model_dir: str, config_hash: str, run_dir: str) -> dict[str, str]:
+    """What the tune stage hands on: the tuned model folder (save_lm layout), its config hash, the run folder."""
+    return {"model": model_dir, "model_config_hash": config_hash, "tune_run": run_dir}
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+def init_config(init: str) -> tuple[LMConfig, str]:
+    """(LMConfig, sha256 of its weight files) of a model folder, without loading the weights."""
+    from safetensors import safe_open
+
+    extra = os.path.join(init, EXTRA_FILE)
+    backbone = os.path.join(init, "model.safetensors")
+    if not (os.path.isfile(extra) and os.path.isfile(backbone)):
+        raise StoreError(f"--init {init} is not a neurolm model folder (needs model.safetensors and {EXTRA_FILE}; "
+                         "give the pretrain stage's `model` output)")
+    try:
+        with safe_open(extra, framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:
+        raise StoreError(f"{extra} is not a readable safetensors file: {exc}") from exc
+    h = hashlib.sha256()
+    for path in (backbone, extra):
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+    return config_from_metadata(meta, extra), h.hexdigest()
+
+
+def pretrain_lineage(init: str) -> dict[str, Any] | None:
+    """The ``lineage.json`` of the pretraining run folder holding ``init`` (``RUN/model``), if any."""
+    path = os.path.join(os.path.dirname(os.path.abspath(init.rstrip("/"))), "lineage.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def check_model_fits_corpus(cfg: LMConfig, corpus_lineage: dict, pre: dict | None) -> list[str]:
+    """ConfigError when the model cannot read the corpus's codes; → notes on what could not be compared."""
+    check_corpus(corpus_lineage, {"train", "val"}, cfg)  # codebook size, vocabulary version, tokenizer config
+    ident, notes = identity(corpus_lineage), []
+    if pre is None:
+        return ["the model folder is not inside a pretraining run (no lineage.json beside it): its tokenizer "
+                "checkpoint could not be compared with the corpus's, only the tokenizer config"]
+    for key, what in (("tokenizer_sha256", "tokenizer checkpoint"), ("vocab_version", "channel vocabulary")):
+        have, want = pre.get(key), ident.get(key)
+        if have in _UNKNOWN or want in _UNKNOWN:
+            notes.append(f"{what}: not recorded on both sides, not compared")
+        elif have != want:
+            raise ConfigError(f"the model was pretrained with {what} {str(have)[:16]}, the labeled corpus was made "
+                              f"with {str(want)[:16]}: its codes would mean other things to the model")
+    return notes
+
+
+def check_windows(splits: dict[str, LabeledSplit], cfg: LMConfig, text_len: int, eeg_len: int = EEG_MAX_LEN) -> None:
+    """ConfigError for a window longer than ``eeg_len`` (≤ 276) tokens or text positions beyond the table."""
+    for s in splits.values():
+        ntok = s.corpus.manifest["n_tokens"].to_numpy()[s.corpus.selected]
+        if len(ntok) and int(ntok.max()) > eeg_len:
+            i = int(np.argmax(ntok))
+            row = s.row(i)
+            raise ConfigError(f"{s.split} window {row['recording_id']}@{row['window_start']} holds {int(ntok[i])} "
+                              f"EEG tokens, more than the {eeg_len} an instruction sequence holds; refused, "
+                              "never truncated")
+    if EEG_MAX_LEN + text_len > cfg.block_size:  # seconds ≤ tokens ≤ 276: only a shrunk table can overflow
+        raise ConfigError(f"EEG of up to {EEG_MAX_LEN} seconds + {text_len} text tokens can exceed the model's "
+                          f"position table ({cfg.block_size} rows)")
+
+
+@dataclass
+class PreparedTune:
+    """Everything checked and resolved before training."""
+
+    params: TuneParams
+    cfg: LMConfig
+    tcfg: LMTrainConfig  # resolved: steps and warm-up steps are set
+    train: LabeledSplit
+    val: LabeledSplit
+    texts: TaskTexts
+    text: TextSource
+    env: DistEnv
+    steps_per_epoch: int
+    run_key: str
+    run_dir: str
+    lineage: dict[str, Any] = field(default_factory=dict)
+    signals: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ckpt_dir(self) -> str:
+        return os.path.join(self.run_dir, "checkpoints")
+
+    @property
+    def model_dir(self) -> str:
+        return os.path.join(self.run_dir, "model")
+
+    def batches(self, split: str) -> InstructBatches:
+        t, p = self.tcfg, self.params
+        if split == "train":
+            return InstructBatches(self.train, self.texts, t.batch_size, seed=t.seed, temperature=p.temperature,
+                                   eeg_len=p.eeg_len, signals=self.signals)
+        return InstructBatches(self.val, self.texts, t.batch_size, shuffle=False, drop_last=False, eeg_len=p.eeg_len,
+                               signals=self.signals)
+
+
+def prepare(params: TuneParams, env: DistEnv | None = None) -> PreparedTune:
+    """Check every input and resolve the run folder; ConfigError/StoreError before any work."""
+    env = env or dist_env()
+    cfg, init_sha = init_config(params.init)
+    splits = open_labeled(params.corpus, params.corpus_version)  # columns, tasks, labels; train and val
+    train, val = splits["train"], splits["val"]
+    lineage = train.corpus.lineage
+    pre = pretrain_lineage(params.init)
+    notes = check_model_fits_corpus(cfg, lineage, pre)
+    tcfg = params.train_config(cfg.name)
+    check_windows(splits, cfg, TEXT_MAX_LEN, params.eeg_len)
+    texts = TaskTexts(load_gpt2_bpe(params.bpe))  # ConfigError: an answer that changes its prompt's tokens
+    signals = SignalPatches(lineage, store_url=params.store) if cfg.input_mode == "features" else None
+    text = resolve_text(params, tcfg, cfg.text_vocab)
+    per_step = tcfg.batch_size * tcfg.grad_accum * env.world
+    spe = len(train) // per_step
+    if spe < 1:
+        raise ConfigError(f"the train split has {len(train)} samples, fewer than one step takes "
+                          f"({tcfg.batch_size} x {tcfg.grad_accum} micro-batches x {env.world} processes)")
+    tcfg = resolve_steps(tcfg, spe)
+    corpus_id = {"corpus_version": train.corpus.version_id, "corpus_content": train.corpus.status.get("content_hash")}
+    key_doc = {**corpus_id, "init_sha256": init_sha, "model_config_hash": cfg.config_hash(),
+               "train_config": tcfg.model_dump(mode="json"), "positions": params.positions, "eeg_len": params.eeg_len,
+               "temperature": params.temperature, "text": {k: v for k, v in text.identity.items() if k != "bpe"},
+               "processes": env.world}
+    run_key = _canonical_hash(key_doc)[:12]
+    run_dir = os.path.join(os.path.abspath(params.out), f"run-{run_key}")
+    full = {"run_key": run_key, "corpus": params.corpus, **corpus_id, "corpus_kind": "labeled",
+            "tasks_train": train.counts(), "tasks_val": val.counts(), "init": os.path.abspath(params.init),
+            "init_sha256": init_sha, "config": cfg.name, "config_hash": cfg.config_hash(),
+            "input_mode": cfg.input_mode, "pretrain_run_key": (pre or {}).get("run_key"),
+            "tokenizer_sha256": identity(lineage).get("tokenizer_sha256"),
+            "vocab_version": identity(lineage).get("vocab_version"), "positions": params.positions,
+            "temperature": params.temperature, "train_config": tcfg.model_dump(mode="json"), "text": text.identity,
+            "processes": env.world}
+    return PreparedTune(params, cfg, tcfg, train, val, texts, text, env, spe, run_key, run_dir, full, signals, notes)
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+def _check_checkpoint(ckpt, run: PreparedTune) -> None:
+    st = ckpt.state
+    if not isinstance(st, dict) or st.get("kind") != STATE_KIND:
+        raise ConfigError(f"{ckpt.path} is not a neurolm instruction-tuning checkpoint")
+    if ckpt.metadata.get("format") != FORMAT or ckpt.metadata.get("config_hash") != run.cfg.config_hash():
+        raise ConfigError(f"{ckpt.path} holds weights of model config {ckpt.metadata.get('config_hash')}, "
+                          f"this run's is {run.cfg.config_hash()}")
+    if ckpt.lineage.get("run_key") != run.run_key:
+        raise ConfigError(f"{ckpt.path} belongs to run {ckpt.lineage.get('run_key')}, not {run.run_key}: "
+                          "it was copied from another run; move it away")
+
+
+def write_model(model, directory: str) -> None:
+    """save_lm into a fresh folder, then swap it in (a kill leaves the previous model intact)."""
+    tmp, old = directory + ".tmp", directory + ".old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_lm(model, tmp)
+    if os.path.exists(directory):
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _save(run: PreparedTune, model, opt, scaler, step: int, history: list, val_history: list) -> str:
+    state = {"kind": STATE_KIND, "step": step, "optimizer": opt.state_dict(),
+             "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state(),
+             "sampler": {"micro_batch": step * run.tcfg.grad_accum * run.env.world, "seed": run.tcfg.seed},
+             "history": history, "val_history": val_history}
+    path = ckpts.save_checkpoint(run.ckpt_dir, dict(model.state_dict()), state, run.lineage,
+                                 keep_last=run.params.keep_last, metadata=lm_metadata(run.cfg))
+    write_model(model, run.model_dir)
+    return path
+
+
+def majority_baseline(train: LabeledSplit, val: LabeledSplit) -> dict[str, float]:
+    """Per task: val accuracy of always answering the train split's most frequent label."""
+    out = {}
+    for name in sorted(set(val.tasks.tolist())):
+        tl = train.labels[train.tasks == name]
+        vl = val.labels[val.tasks == name]
+        if len(tl) and len(vl):
+            out[name] = float(np.mean(vl == np.bincount(tl).argmax()))
+    return out
+
+
+# -- the run --------------------------------------------------------------------------------------
+def tune(params: TuneParams, *, log: Callable[[str], None] = _quiet, emit: Callable[[dict], None] = _quiet,
+         run: PreparedTune | None = None) -> dict[str, Any]:
+    """Tune (or resume, or find finished) the run of ``params``; returns its summary (``outputs``: where things are)."""
+    t_start = time.perf_counter()
+    run = run or prepare(params)
+    env, cfg, tcfg = run.env, run.cfg, run.tcfg
+    done_file = os.path.join(run.run_dir, "summary.json")
+    if os.path.exists(done_file):
+        with open(done_file, encoding="utf-8") as f:
+            summary = json.load(f)
+        log(f"run {run.run_key} is finished ({summary['steps']} steps): nothing to do")
+        return {**summary, "nothing_to_do": True, "steps_done_now": 0, "wall_s": 0.0}
+    for note in run.notes:
+        log(note)
+
+    device = resolve_device(params.device, env.local_rank)
+    init_distributed(env, device)
+    torch.manual_seed(tcfg.seed)
+    model = load_lm(params.init).train().to(device)
+    objective = InstructObjective(model, params.positions)
+    opt = make_optimizer(model, tcfg)
+    scaler = None
+    if device.type == "cuda" and (tcfg.amp == "fp16" or (tcfg.amp == "auto" and not torch.cuda.is_bf16_supported())):
+        scaler = torch.amp.GradScaler("cuda")
+
+    train_b, val_b = run.batches("train"), run.batches("val")
+    os.makedirs(run.run_dir, exist_ok=True)
+    ckpt = ckpts.load_latest_good(run.ckpt_dir)  # StoreError when every checkpoint is corrupt
+    history: list[dict] = []
+    val_history: list[dict] = []
+    start = 0
+    if ckpt is not None:
+        _check_checkpoint(ckpt, run)
+        try:
+            model.load_state_dict({k: v.to(device) for k, v in ckpt.weights.items()}, strict=True)
+            opt.load_state_dict(ckpt.state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise ConfigError(f"{ckpt.path} does not fit this model/optimizer: {exc}") from exc
+        if scaler is not None and ckpt.state.get("scaler"):
+            scaler.load_state_dict(ckpt.state["scaler"])
+        set_rng_state(ckpt.state["rng"])
+        start = int(ckpt.state["step"])
+        history, val_history = list(ckpt.state["history"]), list(ckpt.state["val_history"])
+        log(f"resuming run {run.run_key} at step {start} of {tcfg.steps} from {ckpt.path}")
+    if env.is_main:
+        with open(os.path.join(run.run_dir, "lineage.json"), "w", encoding="utf-8") as f:
+            json.dump(run.lineage, f, indent=1, default=str)
+        if run.text.ids is not None:
+            os.makedirs(os.path.join(run.run_dir, "text"), exist_ok=True)
+            write_token_bin(os.path.join(run.run_dir, "text", "bundled.bin"), run.text.ids)
+    barrier(env)
+    text_path = run.text.path or (os.path.join(run.run_dir, "text", "bundled.bin") if run.text.ids is not None
+                                  else None)
+    text_b = TextBatches(text_path, tcfg.text_batch_size, tcfg.text_seq_len, seed=tcfg.seed) if text_path else None
+    baseline = majority_baseline(run.train, run.val)
+    emit({"event": "plan", "run_dir": run.run_dir, "run_key": run.run_key, "start": start, "total": tcfg.steps,
+          "steps_per_epoch": run.steps_per_epoch, "tasks": run.train.counts(), "baseline": baseline,
+          "probabilities": train_b.probabilities})
+    log(f"run {run.run_key}: tuning {cfg.name} on {run.train.counts()} (task probabilities "
+        f"{ {k: round(v, 3) for k, v in train_b.probabilities.items()} }), steps {start} → {tcfg.steps}, "
+        f"{run.steps_per_epoch} steps/epoch, text positions {params.positions}")
+
+    ddp = wrap_ddp(objective, env, device)
+    accum, world = tcfg.grad_accum, env.world
+    stream = micro_batches(train_b, start * accum * world, env.rank, world)
+    tokens_now, t_loop = 0, time.perf_counter()
+    last_ckpt = ckpt.path if ckpt is not None else None
+    for step in range(start, tcfg.steps):
+        batches = [next(stream) for _ in range(accum)]
+        text = [text_b.batch((step * accum + i) * world + env.rank) for i in range(accum)] if text_b else []
+        m = train_step(ddp or objective, opt, step, tcfg, batches, text, scaler)
+        tokens_now += (sum(int(b["mask"].sum()) + b["text"].numel() for b in batches)
+                       + sum(int(x.numel()) for x, _ in text)) * world
+        done = step + 1
+        line = {"step": done, "epoch": round(done / run.steps_per_epoch, 4), **{k: float(v) for k, v in m.items()}}
+        history.append(line)
+        elapsed = time.perf_counter() - t_loop
+        eta = elapsed / (done - start) * (tcfg.steps - done)
+        emit({"event": "step", **line, "total": tcfg.steps,
+              "tokens_per_s": tokens_now / elapsed if elapsed > 0 else 0.0, "eta_s": eta})
+        epoch_end = done % run.steps_per_epoch == 0 or done == tcfg.steps
+        if epoch_end and env.is_main:
+            v = validate(objective, val_b.epoch(0), run.texts.names, tcfg.amp)
+            val_history.append({"step": done, "epoch": line["epoch"], **v})
+            log(f"step {done}: val instruction loss {v['loss']:.4f}, answer accuracy {v['answer_accuracy']:.4f} "
+                f"{ {k: round(a, 3) for k, a in v['answer_accuracy_per_task'].items()} }")
+            emit({"event": "val", "step": done, **v})
+        if epoch_end or (params.ckpt_every and done % params.ckpt_every == 0):
+            if env.is_main:
+                last_ckpt = _save(run, model, opt, scaler, done, history, val_history)
+                emit({"event": "checkpoint", "step": done, "path": last_ckpt})
+            barrier(env)
+    if start >= tcfg.steps and not os.path.isdir(run.model_dir) and env.is_main:
+        write_model(model, run.model_dir)  # killed between the last checkpoint and the model swap
+    evaluation = run_evaluation(run, log) if env.is_main and params.evaluate else None
+    return _finish(run, history, val_history, baseline, last_ckpt, tokens_now, time.perf_counter() - t_loop,
+                   time.perf_counter() - t_start, tcfg.steps - start, evaluation)
+
+
+def run_evaluation(run: PreparedTune, log: Callable[[str], None]) -> Any:
+    """``neurolm.instruct.evaluate.evaluate_model(model_dir, corpus_url, ...)`` when that module exists, else None."""
+    import importlib
+
+    try:
+        mod = importlib.import_module("neurolm.instruct.evaluate")
+    except ModuleNotFoundError as exc:
+        if exc.name != "neurolm.instruct.evaluate":
+            raise
+        log("evaluation skipped: neurolm.instruct.evaluate is not installed (run `neurolm evaluate` later)")
+        return None
+    fn = getattr(mod, "evaluate_model", None)
+    if fn is None:
+        log("evaluation skipped: neurolm.instruct.evaluate has no evaluate_model")
+        return None
+    p = run.params
+    offered = {"corpus_version": run.train.corpus.version_id, "device": p.device, "positions": p.positions,
+               "bpe": p.bpe, "out": os.path.join(run.run_dir, "evaluation"), "log": log}
+    sig = inspect.signature(fn)
+    takes_any = any(q.kind is inspect.Parameter.VAR_KEYWORD for q in sig.parameters.values())
+    kw = {k: v for k, v in offered.items() if takes_any or k in sig.parameters}
+    log(f"evaluating the tuned model on {p.corpus}")
+    return fn(run.model_dir, p.corpus, **kw)
+
+
+def _finish(run: PreparedTune, history, val_history, baseline, last_ckpt, tokens, loop_s, wall, done_now,
+            evaluation) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "run_key": run.run_key, "run_dir": run.run_dir, "model_dir": run.model_dir, "config": run.cfg.name,
+        "input_mode": run.cfg.input_mode, "positions": run.params.positions, "temperature": run.params.temperature,
+        "steps": run.tcfg.steps, "epochs": run.tcfg.steps / run.steps_per_epoch, "steps_done_now": done_now,
+        "nothing_to_do": False, "tasks": run.train.counts(), "val": val_history[-1] if val_history else {},
+        "baseline": baseline, "final_train": history[-1] if history else {},
+        "tokens_per_s": round(tokens / loop_s, 1) if loop_s > 0 and tokens else None, "wall_s": round(wall, 2),
+        "evaluation": evaluation, "lineage": run.lineage,
+    }
+    if not run.env.is_main:
+        return summary
+    png = curves_png(history, val_history, baseline)
+    curves, report = os.path.join(run.run_dir, "curves.png"), os.path.join(run.run_dir, "report.md")
+    with open(curves, "wb") as f:
+        f.write(png)
+    summary["outputs"] = tune_outputs(run.model_dir, run.cfg.config_hash(), run.run_dir)
+    summary["files"] = {"checkpoint": last_ckpt, "curves": curves, "report": report,
+                        "lineage": os.path.join(run.run_dir, "lineage.json"),
+                        "config": os.path.join(run.model_dir, CONFIG_FILE)}
+    with open(report, "w", encoding="utf-8") as f:
+        f.write(report_markdown(summary, png))
+    tmp = os.path.join(run.run_dir, f"summary.json.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=1, default=str)
+    os.replace(tmp, os.path.join(run.run_dir, "summary.json"))
+    return summary
+
+
+def load_history(run_dir: str) -> tuple[list[dict], list[dict]]:
+    """(per-step history, validation history) of the newest good checkpoint of a run folder."""
+    ck = ckpts.load_latest_good(os.path.join(run_dir, "checkpoints"))
+    if ck is None:
+        raise StoreError(f"{run_dir} holds no checkpoint")
+    return list(ck.state["history"]), list(ck.state["val_history"])

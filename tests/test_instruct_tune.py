@@ -1,0 +1,84 @@
+"""Instruction tuning runs: a tiny model learns two tasks from the EEG; a finished run does nothing again;
+bad inputs (lineage, windows, corpora) are refused with one clear error before any work."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from neurolm.errors import ConfigError, StoreError
+from neurolm.instruct.fixtures import save_untrained_model, write_labeled_corpus
+from neurolm.instruct.params import TuneParams
+from neurolm.instruct.run import prepare, tune
+from neurolm.lm.io import load_lm
+
+
+@pytest.fixture(scope="module")
+def init(tmp_path_factory):
+    return save_untrained_model(str(tmp_path_factory.mktemp("init") / "model"))
+
+
+def params(corpus, init, out, **kw) -> TuneParams:
+    base = dict(corpus=corpus, init=init, out=str(out), steps=40, batch_size=16, text_batch_size=1, text_seq_len=32,
+                lr=1e-2, eeg_len=32, evaluate=False)
+    return TuneParams(**{**base, **kw})
+
+
+def test_a_tiny_model_learns_two_tasks_from_the_eeg(init, tmp_path):
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    corpus = write_labeled_corpus(str(tmp_path / "c"), {"TUAB": 24, "SEED": 16}, band=2)
+    before = tune(params(corpus, init, tmp_path / "o", steps=1))["val"]["answer_accuracy_per_task"]
+    s = tune(params(corpus, init, tmp_path / "o"))
+    acc = s["val"]["answer_accuracy_per_task"]
+    assert s["baseline"] == {"seed": pytest.approx(1 / 3), "tuab": 0.5}  # balanced classes: chance
+    assert before["tuab"] <= 0.5 and before["seed"] <= 0.5
+    assert acc["tuab"] >= 0.9 and acc["seed"] >= 0.75, acc
+    assert s["final_train"]["loss_text"] > 0 and s["lineage"]["tasks_train"] == {"seed": 36, "tuab": 36}
+
+    tuned = load_lm(s["outputs"]["model"])  # the save_lm layout evaluation loads
+    first = load_lm(init)
+    assert not torch.equal(tuned.lm_head.weight, first.lm_head.weight)
+    assert os.path.getsize(s["files"]["curves"]) > 1000 and "answer accuracy" in open(s["files"]["report"]).read()
+    again = tune(params(corpus, init, tmp_path / "o"))
+    assert again["nothing_to_do"] and again["steps_done_now"] == 0 and again["run_dir"] == s["run_dir"]
+    assert prepare(params(corpus, init, tmp_path / "o", positions="reference")).run_dir != s["run_dir"]
+    assert prepare(params(corpus, init, tmp_path / "o", temperature=2.0)).run_dir != s["run_dir"]
+
+
+def _inside_pretrain_run(tmp_path, init, **lineage) -> str:
+    """A copy of ``init`` as RUN/model with a pretraining lineage.json beside it."""
+    import shutil
+
+    run = tmp_path / "pretrain-run"
+    shutil.copytree(init, run / "model")
+    (run / "lineage.json").write_text(json.dumps({"run_key": "abc", **lineage}))
+    return str(run / "model")
+
+
+def test_bad_inputs_are_refused_before_training(init, tmp_path):
+    good = write_labeled_corpus(str(tmp_path / "good"), {"TUAB": 4})
+    cases = [
+        (dict(corpus=write_labeled_corpus(str(tmp_path / "t"), {"TUAB": 4}, tokenizer_config_hash="0" * 16)),
+         ConfigError, "tokenizer config"),
+        (dict(corpus=write_labeled_corpus(str(tmp_path / "k"), {"TUAB": 4}, info={"codebook_size": 8192,
+                                                                                  "kind": "labeled"})),
+         ConfigError, "8192 codes"),
+        (dict(corpus=write_labeled_corpus(str(tmp_path / "v"), {"TUAB": 4}, vocab_version="other-v9")),
+         ConfigError, "vocabulary"),
+        (dict(corpus=write_labeled_corpus(str(tmp_path / "s"), {"TUAB": 4}, tokenizer_sha256="a" * 64),
+              init=_inside_pretrain_run(tmp_path, init, tokenizer_sha256="b" * 64)),
+         ConfigError, "pretrained with tokenizer checkpoint"),
+        (dict(corpus=good, eeg_len=10), ConfigError, "holds 20 EEG tokens, more than the 10"),
+        (dict(corpus=good, init=str(tmp_path)), StoreError, "not a neurolm model folder"),
+        (dict(corpus=str(tmp_path / "nothing")), StoreError, "no token corpus"),
+        (dict(corpus=good, batch_size=64), ConfigError, "fewer than one step"),
+    ]
+    for kw, exc, msg in cases:
+        with pytest.raises(exc, match=msg):
+            tune(params(kw.pop("corpus"), kw.pop("init", init), tmp_path / "o", **kw))
+    assert not os.path.exists(tmp_path / "o")  # nothing was written for any of them
+    with pytest.raises(ConfigError, match="positions"):
+        TuneParams.build(corpus="c", init="i", out="o", positions="max")
