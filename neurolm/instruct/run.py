@@ -77,13 +77,12 @@ def tune_outputs(model_dir: str, config_hash: str, run_dir: str) -> dict[str, st
 
 # -- inputs ---------------------------------------------------------------------------------------
 def init_config(init: str) -> tuple[LMConfig, str]:
-    """(LMConfig, sha256 of its weight files) of a model folder, without loading the weights."""
+    """(LMConfig, sha256 over its config and weight files) of a model folder, without loading the weights."""
     from safetensors import safe_open
 
     extra = os.path.join(init, EXTRA_FILE)
-    backbone = os.path.join(init, "model.safetensors")
-    if not (os.path.isfile(extra) and os.path.isfile(backbone)):
-        raise StoreError(f"--init {init} is not a neurolm model folder (needs model.safetensors and {EXTRA_FILE}; "
+    if not (os.path.isfile(extra) and os.path.isfile(os.path.join(init, "config.json"))):
+        raise StoreError(f"--init {init} is not a neurolm model folder (needs config.json and {EXTRA_FILE}; "
                          "give the pretrain stage's `model` output)")
     try:
         with safe_open(extra, framework="pt") as f:
@@ -91,10 +90,12 @@ def init_config(init: str) -> tuple[LMConfig, str]:
     except Exception as exc:
         raise StoreError(f"{extra} is not a readable safetensors file: {exc}") from exc
     h = hashlib.sha256()
-    for path in (backbone, extra):
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
+    for name in sorted(os.listdir(init)):  # the backbone may be sharded (model-0000k-of-0000n.safetensors)
+        if name.endswith((".safetensors", ".json")):
+            h.update(name.encode())
+            with open(os.path.join(init, name), "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 22), b""):
+                    h.update(chunk)
     return config_from_metadata(meta, extra), h.hexdigest()
 
 
