@@ -8,6 +8,7 @@ import os
 
 import pytest
 import torch
+from test_instruct_data import _rewrite
 
 from neurolm.errors import ConfigError, StoreError
 from neurolm.instruct.fixtures import save_untrained_model, write_labeled_corpus
@@ -39,6 +40,8 @@ def test_a_tiny_model_learns_two_tasks_from_the_eeg(init, tmp_path):
     assert s["final_train"]["loss_text"] > 0 and s["lineage"]["tasks_train"] == {"seed": 36, "tuab": 36}
 
     tuned = load_lm(s["outputs"]["model"])  # the save_lm layout evaluation loads
+    info = json.loads(open(os.path.join(s["outputs"]["model"], "instruct.json")).read())
+    assert info["positions"] == "own" and info["tasks"] == ["seed", "tuab"] and info["run_key"] == s["run_key"]
     first = load_lm(init)
     assert not torch.equal(tuned.lm_head.weight, first.lm_head.weight)
     assert os.path.getsize(s["files"]["curves"]) > 1000 and "answer accuracy" in open(s["files"]["report"]).read()
@@ -71,6 +74,10 @@ def test_bad_inputs_are_refused_before_training(init, tmp_path):
         (dict(corpus=write_labeled_corpus(str(tmp_path / "s"), {"TUAB": 4}, tokenizer_sha256="a" * 64),
               init=_inside_pretrain_run(tmp_path, init, tokenizer_sha256="b" * 64)),
          ConfigError, "pretrained with tokenizer checkpoint"),
+        (dict(corpus=_rewrite(write_labeled_corpus(str(tmp_path / "nl"), {"TUAB": 4}), label=None)),
+         ConfigError, "not a labeled corpus"),
+        (dict(corpus=_rewrite(write_labeled_corpus(str(tmp_path / "ut"), {"TUAB": 4}), task="MNIST")),
+         ConfigError, "unknown task 'MNIST'"),
         (dict(corpus=good, eeg_len=10), ConfigError, "holds 20 EEG tokens, more than the 10"),
         (dict(corpus=good, init=str(tmp_path)), StoreError, "not a neurolm model folder"),
         (dict(corpus=str(tmp_path / "nothing")), StoreError, "no token corpus"),

@@ -17,7 +17,8 @@ Run folder ``OUT/run-<key>/`` (``key`` = sha256 of the corpus version and conten
 weights sha256, the resolved optimisation, position mode, temperature, text identity, processes)::
 
     checkpoints/ckpt-<step>/   weights + JSON training state (optimizer, RNGs, step, history), lineage
-    model/                     save_lm layout, rewritten at every checkpoint: the tuned model
+    model/                     save_lm layout, rewritten at every checkpoint: the tuned model; its
+                               instruct.json names the text-position mode, padding, tasks and run
     lineage.json               where the run came from (also in every checkpoint)
     text/bundled.bin           only when no text file was given
     curves.png, report.md      at the end
@@ -208,7 +209,7 @@ def prepare(params: TuneParams, env: DistEnv | None = None) -> PreparedTune:
             "init_sha256": init_sha, "config": cfg.name, "config_hash": cfg.config_hash(),
             "input_mode": cfg.input_mode, "pretrain_run_key": (pre or {}).get("run_key"),
             "tokenizer_sha256": identity(lineage).get("tokenizer_sha256"),
-            "vocab_version": identity(lineage).get("vocab_version"), "positions": params.positions,
+            "vocab_version": identity(lineage).get("vocab_version"), "pretrain": pre, "positions": params.positions,
             "temperature": params.temperature, "train_config": tcfg.model_dump(mode="json"), "text": text.identity,
             "processes": env.world}
     return PreparedTune(params, cfg, tcfg, train, val, texts, text, env, spe, run_key, run_dir, full, signals, notes)
@@ -227,11 +228,24 @@ def _check_checkpoint(ckpt, run: PreparedTune) -> None:
                           "it was copied from another run; move it away")
 
 
-def write_model(model, directory: str) -> None:
-    """save_lm into a fresh folder, then swap it in (a kill leaves the previous model intact)."""
+INSTRUCT_FILE = "instruct.json"
+
+
+def instruct_info(run: PreparedTune) -> dict[str, Any]:
+    """What a user of the tuned model folder needs besides the weights (``model/instruct.json``)."""
+    return {"kind": "neurolm-instruct", "positions": run.params.positions, "eeg_len": run.params.eeg_len,
+            "tasks": sorted(run.train.counts()), "run_key": run.run_key,
+            "corpus_version": run.train.corpus.version_id, "init_sha256": run.lineage.get("init_sha256")}
+
+
+def write_model(model, directory: str, info: dict[str, Any] | None = None) -> None:
+    """save_lm (+ ``instruct.json``) into a fresh folder, then swap it in (a kill leaves the previous model)."""
     tmp, old = directory + ".tmp", directory + ".old"
     shutil.rmtree(tmp, ignore_errors=True)
     save_lm(model, tmp)
+    if info is not None:
+        with open(os.path.join(tmp, INSTRUCT_FILE), "w", encoding="utf-8") as f:
+            json.dump(info, f, indent=1)
     if os.path.exists(directory):
         shutil.rmtree(old, ignore_errors=True)
         os.replace(directory, old)
@@ -246,7 +260,7 @@ def _save(run: PreparedTune, model, opt, scaler, step: int, history: list, val_h
              "history": history, "val_history": val_history}
     path = ckpts.save_checkpoint(run.ckpt_dir, dict(model.state_dict()), state, run.lineage,
                                  keep_last=run.params.keep_last, metadata=lm_metadata(run.cfg))
-    write_model(model, run.model_dir)
+    write_model(model, run.model_dir, instruct_info(run))
     return path
 
 
@@ -355,7 +369,7 @@ def tune(params: TuneParams, *, log: Callable[[str], None] = _quiet, emit: Calla
                 emit({"event": "checkpoint", "step": done, "path": last_ckpt})
             barrier(env)
     if start >= tcfg.steps and not os.path.isdir(run.model_dir) and env.is_main:
-        write_model(model, run.model_dir)  # killed between the last checkpoint and the model swap
+        write_model(model, run.model_dir, instruct_info(run))  # killed between the last checkpoint and the model swap
     evaluation = run_evaluation(run, log) if env.is_main and params.evaluate else None
     return _finish(run, history, val_history, baseline, last_ckpt, tokens_now, time.perf_counter() - t_loop,
                    time.perf_counter() - t_start, tcfg.steps - start, evaluation)
