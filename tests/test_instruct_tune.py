@@ -89,3 +89,30 @@ def test_bad_inputs_are_refused_before_training(init, tmp_path):
     assert not os.path.exists(tmp_path / "o")  # nothing was written for any of them
     with pytest.raises(ConfigError, match="positions"):
         TuneParams.build(corpus="c", init="i", out="o", positions="max")
+
+
+def test_tuning_a_pretrained_run_checks_and_records_its_lineage(tmp_path):
+    from test_pretrain_resume import short_corpus
+
+    from neurolm.corpus.fixtures import save_random_tokenizer
+    from neurolm.lm.config import lm_preset
+    from neurolm.lm.params import PretrainParams
+    from neurolm.lm.run import pretrain
+    from storage.checkpoints import checkpoint_sha256
+
+    tok = save_random_tokenizer(str(tmp_path / "tok"), "tiny", seed=0)
+    pre = pretrain(PretrainParams(corpus=short_corpus(str(tmp_path / "pc")), tokenizer=tok, out=str(tmp_path / "pre"),
+                                  config="tiny", steps=2, batch_size=2, text_batch_size=1, text_seq_len=16,
+                                  max_len=32))
+    sha = checkpoint_sha256(tok)
+    assert pre["lineage"]["tokenizer_sha256"] == sha
+    tok_hash = lm_preset("tiny").tokenizer.config_hash()
+    same = write_labeled_corpus(str(tmp_path / "same"), {"TUAB": 4}, tokenizer_sha256=sha,
+                                tokenizer_config_hash=tok_hash)
+    s = tune(params(same, pre["outputs"]["model"], tmp_path / "o", steps=2, batch_size=2))
+    assert s["lineage"]["pretrain"]["run_key"] == pre["run_key"] and s["lineage"]["init_sha256"]
+    assert s["steps_done_now"] == 2
+    other = write_labeled_corpus(str(tmp_path / "other"), {"TUAB": 4}, tokenizer_sha256="c" * 64,
+                                 tokenizer_config_hash=tok_hash)
+    with pytest.raises(ConfigError, match="pretrained with tokenizer checkpoint"):
+        prepare(params(other, pre["outputs"]["model"], tmp_path / "o", batch_size=2))
