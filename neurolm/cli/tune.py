@@ -104,5 +104,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
             else f"tuned {summary['steps_done_now']} steps ({summary['steps']} in all)")
     per = ", ".join(f"{k} {a:.3f} (majority {b.get(k, float('nan')):.3f})"
                     for k, a in (v.get("answer_accuracy_per_task") or {}).items())
-    print(f"{head}; val answer accuracy {per}; model {summary['outputs']['model']}, report {summary['files']['report']}")
+    print(f"{head}; val answer accuracy {per}; model {summary['outputs']['model']}, "
+          f"report {summary['files']['report']}")
     return 0
