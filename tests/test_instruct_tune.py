@@ -29,7 +29,6 @@ def params(corpus, init, out, **kw) -> TuneParams:
 
 
 def test_a_tiny_model_learns_two_tasks_from_the_eeg(init, tmp_path):
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     corpus = write_labeled_corpus(str(tmp_path / "c"), {"TUAB": 24, "SEED": 16}, band=2)
     before = tune(params(corpus, init, tmp_path / "o", steps=1))["val"]["answer_accuracy_per_task"]
     s = tune(params(corpus, init, tmp_path / "o"))
