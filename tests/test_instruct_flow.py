@@ -65,3 +65,13 @@ def test_the_tune_flow_pickles_without_its_listeners():
                 assert buf.tell() < 200_000, f"{name} pickles to {buf.tell()} bytes"
                 checked += 1
     assert checked == 2
+
+
+def test_tune_help_lists_the_options(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exc:
+        main(["tune", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--positions {own,reference}" in out and "10 % of the steps" in out and "--temperature" in out

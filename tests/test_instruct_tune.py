@@ -8,6 +8,7 @@ import os
 
 import pytest
 import torch
+from test_instruct_data import _rewrite
 
 from neurolm.errors import ConfigError, StoreError
 from neurolm.instruct.fixtures import save_untrained_model, write_labeled_corpus
@@ -28,7 +29,6 @@ def params(corpus, init, out, **kw) -> TuneParams:
 
 
 def test_a_tiny_model_learns_two_tasks_from_the_eeg(init, tmp_path):
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     corpus = write_labeled_corpus(str(tmp_path / "c"), {"TUAB": 24, "SEED": 16}, band=2)
     before = tune(params(corpus, init, tmp_path / "o", steps=1))["val"]["answer_accuracy_per_task"]
     s = tune(params(corpus, init, tmp_path / "o"))
@@ -39,6 +39,8 @@ def test_a_tiny_model_learns_two_tasks_from_the_eeg(init, tmp_path):
     assert s["final_train"]["loss_text"] > 0 and s["lineage"]["tasks_train"] == {"seed": 36, "tuab": 36}
 
     tuned = load_lm(s["outputs"]["model"])  # the save_lm layout evaluation loads
+    info = json.loads(open(os.path.join(s["outputs"]["model"], "instruct.json")).read())
+    assert info["positions"] == "own" and info["tasks"] == ["seed", "tuab"] and info["run_key"] == s["run_key"]
     first = load_lm(init)
     assert not torch.equal(tuned.lm_head.weight, first.lm_head.weight)
     assert os.path.getsize(s["files"]["curves"]) > 1000 and "answer accuracy" in open(s["files"]["report"]).read()
@@ -71,6 +73,10 @@ def test_bad_inputs_are_refused_before_training(init, tmp_path):
         (dict(corpus=write_labeled_corpus(str(tmp_path / "s"), {"TUAB": 4}, tokenizer_sha256="a" * 64),
               init=_inside_pretrain_run(tmp_path, init, tokenizer_sha256="b" * 64)),
          ConfigError, "pretrained with tokenizer checkpoint"),
+        (dict(corpus=_rewrite(write_labeled_corpus(str(tmp_path / "nl"), {"TUAB": 4}), label=None)),
+         ConfigError, "not a labeled corpus"),
+        (dict(corpus=_rewrite(write_labeled_corpus(str(tmp_path / "ut"), {"TUAB": 4}), task="MNIST")),
+         ConfigError, "unknown task 'MNIST'"),
         (dict(corpus=good, eeg_len=10), ConfigError, "holds 20 EEG tokens, more than the 10"),
         (dict(corpus=good, init=str(tmp_path)), StoreError, "not a neurolm model folder"),
         (dict(corpus=str(tmp_path / "nothing")), StoreError, "no token corpus"),
@@ -82,3 +88,30 @@ def test_bad_inputs_are_refused_before_training(init, tmp_path):
     assert not os.path.exists(tmp_path / "o")  # nothing was written for any of them
     with pytest.raises(ConfigError, match="positions"):
         TuneParams.build(corpus="c", init="i", out="o", positions="max")
+
+
+def test_tuning_a_pretrained_run_checks_and_records_its_lineage(tmp_path):
+    from test_pretrain_resume import short_corpus
+
+    from neurolm.corpus.fixtures import save_random_tokenizer
+    from neurolm.lm.config import lm_preset
+    from neurolm.lm.params import PretrainParams
+    from neurolm.lm.run import pretrain
+    from storage.checkpoints import checkpoint_sha256
+
+    tok = save_random_tokenizer(str(tmp_path / "tok"), "tiny", seed=0)
+    pre = pretrain(PretrainParams(corpus=short_corpus(str(tmp_path / "pc")), tokenizer=tok, out=str(tmp_path / "pre"),
+                                  config="tiny", steps=2, batch_size=2, text_batch_size=1, text_seq_len=16,
+                                  max_len=32))
+    sha = checkpoint_sha256(tok)
+    assert pre["lineage"]["tokenizer_sha256"] == sha
+    tok_hash = lm_preset("tiny").tokenizer.config_hash()
+    same = write_labeled_corpus(str(tmp_path / "same"), {"TUAB": 4}, tokenizer_sha256=sha,
+                                tokenizer_config_hash=tok_hash)
+    s = tune(params(same, pre["outputs"]["model"], tmp_path / "o", steps=2, batch_size=2))
+    assert s["lineage"]["pretrain"]["run_key"] == pre["run_key"] and s["lineage"]["init_sha256"]
+    assert s["steps_done_now"] == 2
+    other = write_labeled_corpus(str(tmp_path / "other"), {"TUAB": 4}, tokenizer_sha256="c" * 64,
+                                 tokenizer_config_hash=tok_hash)
+    with pytest.raises(ConfigError, match="pretrained with tokenizer checkpoint"):
+        prepare(params(other, pre["outputs"]["model"], tmp_path / "o", batch_size=2))

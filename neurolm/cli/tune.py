@@ -15,7 +15,12 @@ import os
 import sys
 
 _INT_OPTIONS = ("warmup_steps", "batch_size", "grad_accum", "text_batch_size", "text_seq_len", "seed", "ckpt_every",
-                "eeg_len")
+                "eeg_len", "keep_last")
+
+
+def _h(fields, name: str) -> str:
+    """A field's description as argparse help ("%" escaped)."""
+    return fields[name].description.replace("%", "%%")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,24 +31,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Multi-task instruction tuning as the original (EEG + [SEP] + prompt + "
                                           "answer, loss on the answer tokens, a text LM batch every step); "
                                           "checkpoints, tuned model, curves and report in a run folder under --out.")
-    p.add_argument("--corpus", required=True, help=f["corpus"].description)
-    p.add_argument("--init", required=True, help=f["init"].description)
-    p.add_argument("--out", required=True, help=f["out"].description)
-    p.add_argument("--corpus-version", default=None, help=f["corpus_version"].description)
-    p.add_argument("--positions", choices=("own", "reference"), default="own", help=f["positions"].description)
-    p.add_argument("--temperature", type=float, default=1.0, help=f["temperature"].description)
-    p.add_argument("--preset", choices=("auto", "original", "tiny"), default="auto", help=f["preset"].description)
-    p.add_argument("--text", default=None, metavar="FILE.bin", help=f["text"].description)
-    p.add_argument("--bpe", default="auto", help=f["bpe"].description)
-    p.add_argument("--store", default=None, help=f["store"].description)
-    p.add_argument("--device", default="cpu", help=f["device"].description)
+    p.add_argument("--corpus", required=True, help=_h(f, "corpus"))
+    p.add_argument("--init", required=True, help=_h(f, "init"))
+    p.add_argument("--out", required=True, help=_h(f, "out"))
+    p.add_argument("--corpus-version", default=None, help=_h(f, "corpus_version"))
+    p.add_argument("--positions", choices=("own", "reference"), default="own", help=_h(f, "positions"))
+    p.add_argument("--temperature", type=float, default=1.0, help=_h(f, "temperature"))
+    p.add_argument("--preset", choices=("auto", "original", "tiny"), default="auto", help=_h(f, "preset"))
+    p.add_argument("--text", default=None, metavar="FILE.bin", help=_h(f, "text"))
+    p.add_argument("--bpe", default="auto", help=_h(f, "bpe"))
+    p.add_argument("--store", default=None, help=_h(f, "store"))
+    p.add_argument("--device", default="cpu", help=_h(f, "device"))
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, default=None, help=f["steps"].description)
-    length.add_argument("--epochs", type=int, default=None, help=f["epochs"].description)
+    length.add_argument("--steps", type=int, default=None, help=_h(f, "steps"))
+    length.add_argument("--epochs", type=int, default=None, help=_h(f, "epochs"))
     for name in _INT_OPTIONS:
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=f[name].default, help=f[name].description)
-    p.add_argument("--lr", type=float, default=None, help=f["lr"].description)
-    p.add_argument("--min-lr", type=float, default=None, help=f["min_lr"].description)
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=f[name].default, help=_h(f, name))
+    p.add_argument("--lr", type=float, default=None, help=_h(f, "lr"))
+    p.add_argument("--min-lr", type=float, default=None, help=_h(f, "min_lr"))
     p.add_argument("--no-evaluate", dest="evaluate", action="store_false", help="do not evaluate at the end")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.set_defaults(func=cmd_tune)
@@ -99,5 +104,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
             else f"tuned {summary['steps_done_now']} steps ({summary['steps']} in all)")
     per = ", ".join(f"{k} {a:.3f} (majority {b.get(k, float('nan')):.3f})"
                     for k, a in (v.get("answer_accuracy_per_task") or {}).items())
-    print(f"{head}; val answer accuracy {per}; model {summary['outputs']['model']}, report {summary['files']['report']}")
+    print(f"{head}; val answer accuracy {per}; model {summary['outputs']['model']}, "
+          f"report {summary['files']['report']}")
     return 0

@@ -17,7 +17,8 @@ Run folder ``OUT/run-<key>/`` (``key`` = sha256 of the corpus version and conten
 weights sha256, the resolved optimisation, position mode, temperature, text identity, processes)::
 
     checkpoints/ckpt-<step>/   weights + JSON training state (optimizer, RNGs, step, history), lineage
-    model/                     save_lm layout, rewritten at every checkpoint: the tuned model
+    model/                     save_lm layout, rewritten at every checkpoint: the tuned model; its
+                               instruct.json names the text-position mode, padding, tasks and run
     lineage.json               where the run came from (also in every checkpoint)
     text/bundled.bin           only when no text file was given
     curves.png, report.md      at the end
@@ -77,13 +78,12 @@ def tune_outputs(model_dir: str, config_hash: str, run_dir: str) -> dict[str, st
 
 # -- inputs ---------------------------------------------------------------------------------------
 def init_config(init: str) -> tuple[LMConfig, str]:
-    """(LMConfig, sha256 of its weight files) of a model folder, without loading the weights."""
+    """(LMConfig, sha256 over its config and weight files) of a model folder, without loading the weights."""
     from safetensors import safe_open
 
     extra = os.path.join(init, EXTRA_FILE)
-    backbone = os.path.join(init, "model.safetensors")
-    if not (os.path.isfile(extra) and os.path.isfile(backbone)):
-        raise StoreError(f"--init {init} is not a neurolm model folder (needs model.safetensors and {EXTRA_FILE}; "
+    if not (os.path.isfile(extra) and os.path.isfile(os.path.join(init, "config.json"))):
+        raise StoreError(f"--init {init} is not a neurolm model folder (needs config.json and {EXTRA_FILE}; "
                          "give the pretrain stage's `model` output)")
     try:
         with safe_open(extra, framework="pt") as f:
@@ -91,10 +91,12 @@ def init_config(init: str) -> tuple[LMConfig, str]:
     except Exception as exc:
         raise StoreError(f"{extra} is not a readable safetensors file: {exc}") from exc
     h = hashlib.sha256()
-    for path in (backbone, extra):
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
+    for name in sorted(os.listdir(init)):  # the backbone may be sharded (model-0000k-of-0000n.safetensors)
+        if name.endswith((".safetensors", ".json")):
+            h.update(name.encode())
+            with open(os.path.join(init, name), "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 22), b""):
+                    h.update(chunk)
     return config_from_metadata(meta, extra), h.hexdigest()
 
 
@@ -207,7 +209,7 @@ def prepare(params: TuneParams, env: DistEnv | None = None) -> PreparedTune:
             "init_sha256": init_sha, "config": cfg.name, "config_hash": cfg.config_hash(),
             "input_mode": cfg.input_mode, "pretrain_run_key": (pre or {}).get("run_key"),
             "tokenizer_sha256": identity(lineage).get("tokenizer_sha256"),
-            "vocab_version": identity(lineage).get("vocab_version"), "positions": params.positions,
+            "vocab_version": identity(lineage).get("vocab_version"), "pretrain": pre, "positions": params.positions,
             "temperature": params.temperature, "train_config": tcfg.model_dump(mode="json"), "text": text.identity,
             "processes": env.world}
     return PreparedTune(params, cfg, tcfg, train, val, texts, text, env, spe, run_key, run_dir, full, signals, notes)
@@ -226,11 +228,24 @@ def _check_checkpoint(ckpt, run: PreparedTune) -> None:
                           "it was copied from another run; move it away")
 
 
-def write_model(model, directory: str) -> None:
-    """save_lm into a fresh folder, then swap it in (a kill leaves the previous model intact)."""
+INSTRUCT_FILE = "instruct.json"
+
+
+def instruct_info(run: PreparedTune) -> dict[str, Any]:
+    """What a user of the tuned model folder needs besides the weights (``model/instruct.json``)."""
+    return {"kind": "neurolm-instruct", "positions": run.params.positions, "eeg_len": run.params.eeg_len,
+            "tasks": sorted(run.train.counts()), "run_key": run.run_key,
+            "corpus_version": run.train.corpus.version_id, "init_sha256": run.lineage.get("init_sha256")}
+
+
+def write_model(model, directory: str, info: dict[str, Any] | None = None) -> None:
+    """save_lm (+ ``instruct.json``) into a fresh folder, then swap it in (a kill leaves the previous model)."""
     tmp, old = directory + ".tmp", directory + ".old"
     shutil.rmtree(tmp, ignore_errors=True)
     save_lm(model, tmp)
+    if info is not None:
+        with open(os.path.join(tmp, INSTRUCT_FILE), "w", encoding="utf-8") as f:
+            json.dump(info, f, indent=1)
     if os.path.exists(directory):
         shutil.rmtree(old, ignore_errors=True)
         os.replace(directory, old)
@@ -245,7 +260,7 @@ def _save(run: PreparedTune, model, opt, scaler, step: int, history: list, val_h
              "history": history, "val_history": val_history}
     path = ckpts.save_checkpoint(run.ckpt_dir, dict(model.state_dict()), state, run.lineage,
                                  keep_last=run.params.keep_last, metadata=lm_metadata(run.cfg))
-    write_model(model, run.model_dir)
+    write_model(model, run.model_dir, instruct_info(run))
     return path
 
 
@@ -354,7 +369,7 @@ def tune(params: TuneParams, *, log: Callable[[str], None] = _quiet, emit: Calla
                 emit({"event": "checkpoint", "step": done, "path": last_ckpt})
             barrier(env)
     if start >= tcfg.steps and not os.path.isdir(run.model_dir) and env.is_main:
-        write_model(model, run.model_dir)  # killed between the last checkpoint and the model swap
+        write_model(model, run.model_dir, instruct_info(run))  # killed between the last checkpoint and the model swap
     evaluation = run_evaluation(run, log) if env.is_main and params.evaluate else None
     return _finish(run, history, val_history, baseline, last_ckpt, tokens_now, time.perf_counter() - t_loop,
                    time.perf_counter() - t_start, tcfg.steps - start, evaluation)
