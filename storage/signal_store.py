@@ -34,6 +34,16 @@ writer, so workers in different processes can write different recordings at the
 same time; two writers of the *same* recording id are not supported (the ingestion
 plan never produces them).
 
+Block writes (:meth:`SignalStore.recording_writer`, for recordings too long to hold whole):
+the same generation array and commit protocol, filled in consecutive time blocks
+that are whole chunks (one writer per array, each chunk written once); the marker's
+checksum is then ``sha256-rows:`` -- sha256 over the per-row sha256 digests
+(:func:`checksum_rows`), since C-order bytes cannot be hashed while time blocks
+arrive. :meth:`SignalStore.verify_recording` accepts both forms. The form depends on
+the path a recording took (a constant size threshold, see
+``neurolm.standardize_stream.STREAM_MIN_VALUES``), so the content hash of a store is
+still the same on every machine.
+
 Lock: a store object bound to the store lock (:meth:`SignalStore.bind_lock`, with the
 lock itself in the holder's process, or its token in a worker) checks that the lock is
 still held before every commit and table write, and raises ``LockLostError`` if not.

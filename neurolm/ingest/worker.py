@@ -6,6 +6,14 @@ signal, standardizes it and writes + commits it to the signal store. It
 returns small dict rows (catalog and recordings rows), never arrays, because
 whatever a Prefect/Dask task returns is kept by the orchestrator (prefect#12668).
 
+Long recordings (more than ``STREAM_MIN_VALUES`` picked values, in continuous
+single-rate EDF/BDF files) are not read whole: the samples are read by range,
+standardized in time blocks (:mod:`neurolm.standardize_stream`) and each block is
+written to the store as it is produced (:meth:`SignalStore.recording_writer`), so a
+worker's memory does not grow with the recording; the commit marker still comes last.
+A recording that turns out not to stream (non-finite samples, an upsampled rate) is
+read whole after all.
+
 Failure policy (why a batch never crashes): a source-file problem is a
 ``BadInputError`` and becomes a ``quarantined`` catalog row with its one-line
 reason. Any exception raised while *reading* the file (header, samples, hash)
