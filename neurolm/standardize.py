@@ -51,7 +51,16 @@ Speed (bench/results_standardize.md): 6-11x NeuroLM's MNE chain per core at
 
 Memory: channels are processed in blocks so the working set beyond the input
 and output arrays is O(block_channels x N) (``_BLOCK_BYTES``), whatever the
-number of channels (1 h x 23 ch at 256 Hz: ~66 MiB beyond the output).
+number of channels (1 h x 23 ch at 256 Hz: ~66 MiB beyond the output). The
+input and output arrays themselves grow with the recording (a worker ingesting
+a 64-channel 256 Hz file whole peaks at ~0.7 GB per hour). Recordings with more
+than ``standardize_stream.STREAM_MIN_VALUES`` values (64 Mi: ~1.1 h of 64
+channels, ~3.2 h of 23 channels at 256 Hz) are therefore standardized in time
+blocks by :mod:`neurolm.standardize_stream` (overlap-save with margins of this
+same padding, identical reflection at the file ends; equal to this path within
+1e-4 x RMS, measured < 1e-5) and written block by block, so a worker's memory
+stays bounded (~0.4 GB of working set) whatever the length. Shorter recordings
+stay on this whole-file path, which is faster for them.
 
 Default notch 60 Hz: TUH -- the bulk of the pretraining corpus -- is US data and
 NeuroLM's TUH pretraining script notches at 60 Hz. Other datasets override it

@@ -34,6 +34,16 @@ writer, so workers in different processes can write different recordings at the
 same time; two writers of the *same* recording id are not supported (the ingestion
 plan never produces them).
 
+Block writes (:meth:`SignalStore.recording_writer`, for recordings too long to hold whole):
+the same generation array and commit protocol, filled in consecutive time blocks
+that are whole chunks (one writer per array, each chunk written once); the marker's
+checksum is then ``sha256-rows:`` -- sha256 over the per-row sha256 digests
+(:func:`checksum_rows`), since C-order bytes cannot be hashed while time blocks
+arrive. :meth:`SignalStore.verify_recording` accepts both forms. The form depends on
+the path a recording took (a constant size threshold, see
+``neurolm.standardize_stream.STREAM_MIN_VALUES``), so the content hash of a store is
+still the same on every machine.
+
 Lock: a store object bound to the store lock (:meth:`SignalStore.bind_lock`, with the
 lock itself in the holder's process, or its token in a worker) checks that the lock is
 still held before every commit and table write, and raises ``LockLostError`` if not.
@@ -112,6 +122,23 @@ def quantize(data: np.ndarray, scale: float = SCALE, out: np.ndarray | None = No
 def checksum(q: np.ndarray) -> str:
     """sha256 of the int16 array's bytes in C order (hashed from its buffer, no copy)."""
     return "sha256:" + hashlib.sha256(memoryview(np.ascontiguousarray(q, dtype="<i2")).cast("B")).hexdigest()
+
+
+ROWS_PREFIX = "sha256-rows:"
+
+
+def _rows_digest(row_digests: Sequence[bytes]) -> str:
+    return ROWS_PREFIX + hashlib.sha256(b"".join(row_digests)).hexdigest()
+
+
+def checksum_rows(q: np.ndarray) -> str:
+    """``sha256-rows:`` sha256 of the concatenated sha256 digests of each row's int16 bytes.
+
+    The checksum of recordings written block by block (:class:`RecordingWriter`): each row's
+    hash is updated as time blocks arrive, which C-order :func:`checksum` cannot be.
+    """
+    q = np.ascontiguousarray(q, dtype="<i2")
+    return _rows_digest([hashlib.sha256(memoryview(row).cast("B")).digest() for row in q])
 
 
 def _check_id(recording_id: str) -> str:
@@ -288,31 +315,15 @@ class SignalStore:
             check_token(fs.join(self.url, ".lock"), self._lock_token)
 
     # -- writing ------------------------------------------------------------------
-    def write_recording(self, recording_id: str, rec: Any, attrs: dict | None = None) -> dict[str, Any]:
-        """Write a StandardizedRecording's data as a new generation, then switch its commit marker; returns it.
-
-        A committed recording stays readable, unchanged, until the marker switches;
-        its superseded array is left for :meth:`collect_garbage`.
-        """
+    def _new_array(self, rid: str, n_ch: int, n: int, ch_names: tuple[str, ...], ch_indices: tuple[int, ...],
+                   safe_attrs: dict) -> tuple[Any, Any, str, int]:
+        """A new generation array for ``rid``: (zarr array, direct chunk writer or None, name, window length)."""
         import zarr
         from zarr.codecs import BloscCodec
 
-        rid = _check_id(recording_id)
-        data = np.asarray(rec.data)
-        ch_names = tuple(rec.ch_names)
-        ch_indices = tuple(int(i) for i in rec.ch_indices)
-        if data.ndim != 2 or data.shape[0] != len(ch_names) or len(ch_indices) != len(ch_names) or not ch_names:
-            raise ConfigError(f"recording {rid}: data shape {data.shape} does not match "
-                              f"{len(ch_names)} ch_names / {len(ch_indices)} ch_indices")
-        rec_sfreq = getattr(rec, "sfreq", None)
-        if rec_sfreq is not None and abs(float(rec_sfreq) - self.sfreq) > 1e-6:
-            raise ConfigError(f"recording {rid} is at {rec_sfreq} Hz; store version {self.version_id} holds {self.sfreq} Hz")
-        self.check_lock()
-        n_ch, n = data.shape
         name = f"{rid}@g{uuid.uuid4().hex[:12]}"  # a new array for every write: readers of the old one go on
         win = sample_seconds(n_ch) * int(round(self.sfreq))
         n_chunks = max(1, -(-n // win))
-        safe_attrs = _json_safe(attrs or {})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr = zarr.create_array(
@@ -323,22 +334,25 @@ class SignalStore:
                 attributes={"ch_names": list(ch_names), "ch_indices": list(ch_indices), "scale": self.scale,
                             "unit": "model units (uV/100)", "sfreq": self.sfreq, "attrs": safe_attrs},
             )
-            # Quantize window by window (cache-sized temporaries) and, on a local store, encode and
-            # write each chunk right away; elsewhere zarr writes the whole array.
-            direct = _ChunkFiles(arr, fs.join(self._signals_url, "recordings", name), n_ch, win, MISSING) \
-                if DIRECT_CHUNK_WRITES and fs.is_local(self._signals_url) and SHARD_CHUNKS <= 1 else None
-            q = np.empty((n_ch, n), "<i2")
-            n_clipped = n_nonfinite = 0
-            for k, s0 in enumerate(range(0, n, win)):
-                _, c, f = quantize(data[:, s0:s0 + win], self.scale, out=q[:, s0:s0 + win])
-                n_clipped, n_nonfinite = n_clipped + c, n_nonfinite + f
-                if direct is not None:
-                    direct.put(k, q[:, s0:s0 + win])
-            if n and direct is None:
-                arr[:, :] = q
+        # on a local store, each chunk is encoded and written right away; elsewhere zarr writes
+        direct = _ChunkFiles(arr, fs.join(self._signals_url, "recordings", name), n_ch, win, MISSING) \
+            if DIRECT_CHUNK_WRITES and fs.is_local(self._signals_url) and SHARD_CHUNKS <= 1 else None
+        return arr, direct, name, win
+
+    def _check_recording(self, rid: str, shape: tuple[int, ...], ch_names: tuple[str, ...],
+                         ch_indices: tuple[int, ...], rec_sfreq: Any) -> None:
+        if len(shape) != 2 or shape[0] != len(ch_names) or len(ch_indices) != len(ch_names) or not ch_names:
+            raise ConfigError(f"recording {rid}: data shape {shape} does not match "
+                              f"{len(ch_names)} ch_names / {len(ch_indices)} ch_indices")
+        if rec_sfreq is not None and abs(float(rec_sfreq) - self.sfreq) > 1e-6:
+            raise ConfigError(f"recording {rid} is at {rec_sfreq} Hz; store version {self.version_id} holds {self.sfreq} Hz")
+
+    def _commit(self, rid: str, name: str, shape: tuple[int, int], digest: str, ch_names, ch_indices, rec: Any,
+                n_clipped: int, n_nonfinite: int, safe_attrs: dict) -> dict[str, Any]:
+        n_ch, n = shape
         marker = {
             "recording_id": rid, "shape": [n_ch, n], "n_samples": n, "n_channels": n_ch, "dtype": "int16",
-            "scale": self.scale, "checksum": checksum(q), "ch_names": list(ch_names), "ch_indices": list(ch_indices),
+            "scale": self.scale, "checksum": digest, "ch_names": list(ch_names), "ch_indices": list(ch_indices),
             "sfreq": self.sfreq, "orig_sfreq": float(getattr(rec, "orig_sfreq", float("nan"))),
             "duration_s": float(getattr(rec, "duration_s", n / self.sfreq)),
             "flags": list(getattr(rec, "flags", ()) or ()),
@@ -351,6 +365,50 @@ class SignalStore:
         self._arrays.pop(rid, None)
         self._markers[rid] = marker
         return marker
+
+    def write_recording(self, recording_id: str, rec: Any, attrs: dict | None = None) -> dict[str, Any]:
+        """Write a StandardizedRecording's data as a new generation, then switch its commit marker; returns it.
+
+        A committed recording stays readable, unchanged, until the marker switches;
+        its superseded array is left for :meth:`collect_garbage`. Long recordings can
+        be written block by block instead: :meth:`recording_writer`.
+        """
+        rid = _check_id(recording_id)
+        data = np.asarray(rec.data)
+        ch_names = tuple(rec.ch_names)
+        ch_indices = tuple(int(i) for i in rec.ch_indices)
+        self._check_recording(rid, data.shape, ch_names, ch_indices, getattr(rec, "sfreq", None))
+        self.check_lock()
+        n_ch, n = data.shape
+        safe_attrs = _json_safe(attrs or {})
+        arr, direct, name, win = self._new_array(rid, n_ch, n, ch_names, ch_indices, safe_attrs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # Quantize window by window (cache-sized temporaries), each chunk written as it is done
+            q = np.empty((n_ch, n), "<i2")
+            n_clipped = n_nonfinite = 0
+            for k, s0 in enumerate(range(0, n, win)):
+                _, c, f = quantize(data[:, s0:s0 + win], self.scale, out=q[:, s0:s0 + win])
+                n_clipped, n_nonfinite = n_clipped + c, n_nonfinite + f
+                if direct is not None:
+                    direct.put(k, q[:, s0:s0 + win])
+            if n and direct is None:
+                arr[:, :] = q
+        return self._commit(rid, name, (n_ch, n), checksum(q), ch_names, ch_indices, rec, n_clipped, n_nonfinite,
+                            safe_attrs)
+
+    def recording_writer(self, recording_id: str, ch_names: Sequence[str], ch_indices: Sequence[int],
+                         n_samples: int) -> "RecordingWriter":
+        """A block-by-block writer of one new generation of ``recording_id`` (``n_samples`` long).
+
+        Same commit protocol as :meth:`write_recording`: nothing is visible until
+        :meth:`RecordingWriter.commit` replaces the marker; an abandoned writer leaves an
+        unmarked array for :meth:`collect_garbage`. Its marker's checksum is ``sha256-rows:``
+        (see :func:`checksum_rows`), since rows cannot be hashed in C order while time blocks
+        arrive.
+        """
+        return RecordingWriter(self, _check_id(recording_id), tuple(ch_names), tuple(int(i) for i in ch_indices),
+                               int(n_samples))
 
     def delete_recording(self, recording_id: str) -> None:
         """Marker first (the recording disappears for readers at once), then every array of it.
@@ -463,6 +521,10 @@ class SignalStore:
         m, q = self._read_q(_check_id(recording_id), int(start), stop)
         return q.astype(np.float32) * np.float32(m.get("scale", SCALE))
 
+    def sample_window(self, n_channels: int) -> int:
+        """Samples per NeuroLM sample window (= per stored chunk) of a recording with ``n_channels``."""
+        return sample_seconds(int(n_channels)) * int(round(self.sfreq))
+
     def sample_length(self, recording_id: str) -> int:
         """Samples per NeuroLM sample window of this recording (floor(1024/n_ch) s × sfreq)."""
         return sample_seconds(int(self.recording_meta(recording_id)["n_channels"])) * int(round(self.sfreq))
@@ -486,7 +548,8 @@ class SignalStore:
     def verify_recording(self, recording_id: str) -> bool:
         """Re-read the stored int16 data and compare with the marker's checksum."""
         m, q = self._read_q(_check_id(recording_id), 0, None)
-        return checksum(q) == m["checksum"]
+        digest = str(m["checksum"])
+        return (checksum_rows(q) if digest.startswith(ROWS_PREFIX) else checksum(q)) == digest
 
     # -- tables -------------------------------------------------------------------
     def _table(self, name: str):
@@ -580,3 +643,61 @@ class SignalStore:
 
     def __repr__(self) -> str:
         return f"SignalStore({self.url!r}, version={self.version_id!r})"
+
+
+class RecordingWriter:
+    """Writes one recording to a new generation array in consecutive time blocks, then commits it.
+
+    Each :meth:`write` takes the next float32 block (model units) of all channels; every
+    block but the last must be a whole number of store chunks (``window`` samples), so
+    each chunk is encoded and written exactly once, by this one writer. :meth:`commit`
+    checks that ``n_samples`` were written and writes the commit marker, LAST.
+    """
+
+    def __init__(self, store: SignalStore, rid: str, ch_names: tuple[str, ...], ch_indices: tuple[int, ...],
+                 n_samples: int):
+        store._check_recording(rid, (len(ch_names), n_samples), ch_names, ch_indices, None)
+        store.check_lock()
+        self.store, self.rid, self.ch_names, self.ch_indices = store, rid, ch_names, ch_indices
+        self.n_ch, self.n = len(ch_names), int(n_samples)
+        self.arr, self.direct, self.name, self.window = store._new_array(rid, self.n_ch, self.n, ch_names,
+                                                                         ch_indices, {})
+        self.pos = 0
+        self.n_clipped = self.n_nonfinite = 0
+        self._rows = [hashlib.sha256() for _ in range(self.n_ch)]
+        self._q = np.empty((self.n_ch, self.window), "<i2")
+
+    def write(self, block: np.ndarray) -> None:
+        """Quantize and write the next ``block`` [n_ch, k] (k a multiple of ``window`` unless it ends the array)."""
+        block = np.asarray(block)
+        k = block.shape[1] if block.ndim == 2 else -1
+        end = self.pos + k
+        if block.ndim != 2 or block.shape[0] != self.n_ch or end > self.n or (k % self.window and end != self.n):
+            raise ConfigError(f"recording {self.rid}: block of shape {block.shape} at sample {self.pos} does not fit "
+                              f"[{self.n_ch}, {self.n}] in whole chunks of {self.window}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for s0 in range(0, k, self.window):
+                s1 = min(k, s0 + self.window)
+                q = self._q[:, : s1 - s0]
+                _, c, f = quantize(block[:, s0:s1], self.store.scale, out=q)
+                self.n_clipped, self.n_nonfinite = self.n_clipped + c, self.n_nonfinite + f
+                for h, row in zip(self._rows, q):
+                    h.update(np.ascontiguousarray(row).data)
+                if self.direct is not None:
+                    self.direct.put((self.pos + s0) // self.window, q)
+                else:
+                    self.arr[:, self.pos + s0: self.pos + s1] = q
+        self.pos = end
+
+    def commit(self, rec: Any, attrs: dict | None = None) -> dict[str, Any]:
+        """Write the commit marker (flags, channel flags, orig_sfreq, duration from ``rec``); returns it."""
+        if self.pos != self.n:
+            raise StoreError(f"recording {self.rid}: commit after {self.pos} of {self.n} samples")
+        safe_attrs = _json_safe(attrs or {})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.arr.update_attributes({"attrs": safe_attrs})
+        digest = _rows_digest([h.digest() for h in self._rows])
+        return self.store._commit(self.rid, self.name, (self.n_ch, self.n), digest, self.ch_names, self.ch_indices,
+                                  rec, self.n_clipped, self.n_nonfinite, safe_attrs)

@@ -6,6 +6,14 @@ signal, standardizes it and writes + commits it to the signal store. It
 returns small dict rows (catalog and recordings rows), never arrays, because
 whatever a Prefect/Dask task returns is kept by the orchestrator (prefect#12668).
 
+Long recordings (more than ``STREAM_MIN_VALUES`` picked values, in continuous
+single-rate EDF/BDF files) are not read whole: the samples are read by range,
+standardized in time blocks (:mod:`neurolm.standardize_stream`) and each block is
+written to the store as it is produced (:meth:`SignalStore.recording_writer`), so a
+worker's memory does not grow with the recording; the commit marker still comes last.
+A recording that turns out not to stream (non-finite samples, an upsampled rate) is
+read whole after all.
+
 Failure policy (why a batch never crashes): a source-file problem is a
 ``BadInputError`` and becomes a ``quarantined`` catalog row with its one-line
 reason. Any exception raised while *reading* the file (header, samples, hash)
@@ -66,7 +74,9 @@ from neurolm.readers import read_header
 from neurolm.readers import read_recording
 from neurolm.readers.companions import check_companions, check_files
 from neurolm.readers.parts import declared_parts
+from neurolm.readers.blocks import open_blocks
 from neurolm.standardize import standardize
+from neurolm.standardize_stream import NeedsWholeFile, StreamStandardizer, should_stream
 from neurolm.vocab import select_channels
 from storage.signal_store import SignalStore
 
@@ -268,6 +278,32 @@ def check_bounds(header, positions, limits: FileLimits) -> None:
                             f"to decode; budget {gib(limits.memory)}, raise file_memory_gb to ingest it)")
 
 
+def _streamer(item: SourceItem, store, header, sel, picks: list[str], local: str,
+              limits: FileLimits) -> StreamStandardizer | None:
+    """A block-streamed standardizer for a long recording, or None for the whole-file path.
+
+    Streams when the recording holds more than ``STREAM_MIN_VALUES`` values, the store's
+    method is the FFT pass and the file can be read by sample range
+    (:func:`neurolm.readers.blocks.open_blocks`); see :mod:`neurolm.standardize_stream`.
+    """
+    cfg = store.config
+    if getattr(cfg, "method", "fft") != "fft" or not should_stream(len(picks), header.n_samples):
+        return None
+    with reading(limits):
+        source = open_blocks(local, picks)
+        if source is None:
+            return None
+        rate = source.sfreq
+        if rate > limits.max_sfreq:
+            return None  # check_bounds refuses it with its reason
+        sel = dataclasses.replace(sel, positions=tuple(range(len(picks))))
+        try:
+            return StreamStandardizer(source, sel, cfg, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s,
+                                      align=store.sample_window(len(picks)))
+        except NeedsWholeFile:
+            return None
+
+
 def _checked_header(item: SourceItem, local: str, limits: FileLimits):
     """The header of ``local``, every file it opens checked first (a regular file under the root, its own)."""
 
@@ -308,21 +344,37 @@ def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, m
         fmt = header.format
         sel, position_mapping = _select(item, header)
         picks = [header.ch_names[p] for p in sel.positions]
-        check_bounds(header, sel.positions, limits)
+        streamer = _streamer(item, store, header, sel, picks, local, limits)
+        if streamer is None:
+            check_bounds(header, sel.positions, limits)
         chash = src.hash()  # before the samples are read: a later edit never hides behind this hash
-        with reading(limits):
-            raw = read_recording(local, picks=picks, cnt_format=cnt_format)
-    # the rows read are the picks, in order; `dropped` stays the header-level audit
-    sel = dataclasses.replace(sel, positions=tuple(range(len(picks))))
-    rec = standardize(raw, sel, store.config, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s)
-    del raw
+        header_positions = sel.positions
+        # the rows read are the picks, in order; `dropped` stays the header-level audit
+        sel = dataclasses.replace(sel, positions=tuple(range(len(picks))))
+        if streamer is not None:
+            try:
+                with reading(limits):
+                    streamer.prepare()  # the statistics pass: a file problem here is the file's
+            except NeedsWholeFile:
+                streamer = None
+                check_bounds(header, header_positions, limits)
+        if streamer is not None:  # long recording: standardized and written block by block
+            writer = store.recording_writer(item.recording_id, sel.names, sel.indices, streamer.n_keep)
+            for block in streamer.blocks():
+                writer.write(block)
+            rec = streamer.info()
+        else:
+            with reading(limits):
+                raw = read_recording(local, picks=picks, cnt_format=cnt_format)
+            rec = standardize(raw, sel, store.config, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s)
+            del raw
     cat = _catalog_row(item, size, mtime, chash, fmt, "ingested", None, run_id, src.parts())
     row = {
         "recording_id": item.recording_id, "dataset": item.dataset, "subject": item.subject,
         "session": item.session, "subject_key": item.subject_key or f"{item.dataset}:{item.subject}",
         "source_path": item.path, "ch_names": ",".join(rec.ch_names), "n_channels": len(rec.ch_names),
         "duration_s": float(rec.duration_s), "orig_sfreq": float(rec.orig_sfreq),
-        "n_samples": int(rec.data.shape[1]), "flags": ",".join(rec.flags),
+        "n_samples": int(rec.n_samples if streamer is not None else rec.data.shape[1]), "flags": ",".join(rec.flags),
     }
     attrs = {"source_hash": chash, "ingest_key": key, "catalog_row": cat, "recording_row": row,
              "notch_hz": item.notch_hz, "extra": dict(item.extra),
@@ -332,7 +384,10 @@ def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, m
              "subject_key": row["subject_key"],
              "dropped_channels": [list(d) for d in sel.dropped],
              "position_mapping": position_mapping}
-    store.write_recording(item.recording_id, rec, attrs)
+    if streamer is not None:
+        writer.commit(rec, attrs)
+    else:
+        store.write_recording(item.recording_id, rec, attrs)
     return {"recording_id": item.recording_id, "status": "ingested", "reason": None, "catalog_row": cat,
             "recording_row": row, "duration_s": float(rec.duration_s), "format": fmt}
 

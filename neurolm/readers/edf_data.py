@@ -65,19 +65,25 @@ def _decode_all(layout: EdfLayout, idx: Sequence[int], dests: Sequence[np.ndarra
     whole file in memory); each block is decoded for every picked signal while it is
     in cache. Unpicked signals' bytes are read but not decoded.
     """
-    rb, n_rec = layout.record_bytes, layout.n_records
+    _decode_records(layout, idx, dests, 0, layout.n_records)
+
+
+def _decode_records(layout: EdfLayout, idx: Sequence[int], dests: Sequence[np.ndarray], first: int, stop: int
+                    ) -> None:
+    """Records ``[first, stop)`` of signals `idx` as float32 µV into `dests[j]` (length (stop-first) * ns)."""
+    rb, n_rec = layout.record_bytes, stop - first
     per = max(1, min(n_rec, _READ_BYTES // rb))
     buf = np.empty(per * rb, np.uint8)
     views = [d.reshape(n_rec, layout.ns[i]) for d, i in zip(dests, idx)]
     with open(layout.path, "rb") as fh:
-        fh.seek(layout.header_bytes)
+        fh.seek(layout.header_bytes + first * rb)
         for r0 in range(0, n_rec, per):
             k = min(per, n_rec - r0)
             mv, got = memoryview(buf)[: k * rb], 0
             while got < k * rb:
                 m = fh.readinto(mv[got:])
                 if not m:
-                    raise OSError(f"file shrank while reading: {got} of {k * rb} bytes at record {r0}")
+                    raise OSError(f"file shrank while reading: {got} of {k * rb} bytes at record {first + r0}")
                 got += m
             recs = buf[: k * rb].reshape(k, rb)
             for i, v in zip(idx, views):
@@ -167,3 +173,26 @@ def read_edf_data(layout: EdfLayout, idx: Sequence[int]) -> tuple[np.ndarray, fl
             x = _upsample(x, Fraction(target_ns, n_i), n_total)
         out[row] = x[:n_total]
     return out, sfreq, mixed
+
+
+def can_read_range(layout: EdfLayout, idx: Sequence[int]) -> bool:
+    """True when signals `idx` can be decoded by sample range: a continuous file, one rate for all of them."""
+    return bool(idx) and not layout.discontinuous and len({layout.ns[i] for i in idx}) == 1
+
+
+def read_edf_range(layout: EdfLayout, idx: Sequence[int], start: int, stop: int) -> np.ndarray:
+    """Samples ``[start, stop)`` of signals `idx` as float32 µV [len(idx), stop - start].
+
+    Only the records holding the range are read (one sequential read); values equal
+    :func:`read_edf_data`'s for the same samples. Needs :func:`can_read_range`.
+    """
+    ns = layout.ns[idx[0]]
+    n_total = layout.n_records * ns
+    if not 0 <= start <= stop <= n_total:
+        raise ValueError(f"sample range [{start}, {stop}) outside [0, {n_total}]")
+    first, end = start // ns, -(-stop // ns)
+    buf = np.empty((len(idx), (end - first) * ns), np.float32)
+    if end > first:
+        _decode_records(layout, idx, list(buf), first, end)
+    off = start - first * ns
+    return buf[:, off:off + stop - start]
