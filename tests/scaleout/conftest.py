@@ -24,13 +24,13 @@ S3_ENV = {"AWS_ACCESS_KEY_ID": "neurolm-test", "AWS_SECRET_ACCESS_KEY": "neurolm
 
 @pytest.fixture(scope="session")
 def prefect_pg(tmp_path_factory):
-    """A ``prefect server start`` on a throwaway PostgreSQL, both on loopback: (API URL, database URL)."""
+    """A ``prefect server start`` on a throwaway PostgreSQL, both on loopback: (API URL, database URL, server log)."""
     why = servers.postgres_missing()
     if why:
         pytest.skip(f"PostgreSQL-backed Prefect server unavailable: {why}")
     log = str(tmp_path_factory.mktemp("prefect-pg") / "server.log")
     with servers.postgres() as db, servers.prefect_server(db, log) as api:
-        yield api, db
+        yield api, db, log
 
 
 @pytest.fixture(scope="session")

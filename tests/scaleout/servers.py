@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -98,22 +99,28 @@ def _as_pg_user(cmd: list[str]) -> list[str]:
 
 @contextlib.contextmanager
 def postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL on 127.0.0.1; yields ``postgresql+asyncpg://prefect@127.0.0.1:PORT/postgres``."""
+    """A throwaway PostgreSQL on 127.0.0.1; yields ``postgresql+asyncpg://prefect:PASSWORD@127.0.0.1:PORT/postgres``."""
     root = tempfile.mkdtemp(prefix="neurolm-pg-")
     data, port = os.path.join(root, "data"), free_port()
     if os.geteuid() == 0:
         pw = pwd.getpwnam(PG_USER)
         os.chown(root, pw.pw_uid, pw.pw_gid)
     run = {"check": True, "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "cwd": root}
+    password = secrets.token_hex(16)  # a real password, so tests can check it is never logged
+    pwfile = os.path.join(root, "pw")
+    with open(pwfile, "w") as f:
+        f.write(password + "\n")
+    if os.geteuid() == 0:
+        os.chown(pwfile, pw.pw_uid, pw.pw_gid)
     try:
-        # trust auth on loopback only: the server listens on 127.0.0.1 and a socket in its own folder
-        subprocess.run(_as_pg_user([os.path.join(PG_BIN, "initdb"), "-D", data, "-U", "prefect", "-A", "trust",
-                                    "-E", "UTF8", "--no-sync"]), **run)
+        subprocess.run(_as_pg_user([os.path.join(PG_BIN, "initdb"), "-D", data, "-U", "prefect", "-A",
+                                    "scram-sha-256", "--pwfile", pwfile, "-E", "UTF8", "--no-sync"]), **run)
+        os.unlink(pwfile)
         opts = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=200"
         subprocess.run(_as_pg_user([os.path.join(PG_BIN, "pg_ctl"), "-D", data, "-o", opts, "-l",
                                     os.path.join(root, "server.log"), "-w", "-t", "120", "start"]), **run)
         try:
-            yield f"postgresql+asyncpg://prefect@127.0.0.1:{port}/postgres"
+            yield f"postgresql+asyncpg://prefect:{password}@127.0.0.1:{port}/postgres"
         finally:
             subprocess.run(_as_pg_user([os.path.join(PG_BIN, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"]),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
