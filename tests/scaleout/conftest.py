@@ -73,3 +73,31 @@ def bucket(s3_endpoint, request):
     fs = s3fs.S3FileSystem(skip_instance_cache=True)
     fs.mkdir(name)
     return f"s3://{name}"
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """A small mixed corpus: 4 recordings of about 1.5 min (EDF, BDF) and one malformed file."""
+    from neurolm.synth import synth_corpus
+
+    return synth_corpus(tmp_path_factory.mktemp("scaleout-src") / "synth", n_recordings=4, minutes=1.5,
+                        n_malformed=1, seed=5, formats=("edf", "bdf"))
+
+
+@pytest.fixture(scope="session")
+def local_ref(corpus, prefect_api, tmp_path_factory):
+    """``corpus`` ingested, uninterrupted, into a local store with one local worker: the reference."""
+    from flows.ingest import run_ingest
+    from neurolm.ingest import make_params
+
+    store = str(tmp_path_factory.mktemp("scaleout-ref") / "store")
+    saved = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = prefect_api
+    try:
+        run_ingest(make_params(source=corpus.root, store=store, dataset="synth", workers=1, batch_size=1))
+    finally:
+        if saved is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = saved
+    return store

@@ -16,37 +16,11 @@ import time
 import numpy as np
 import pytest
 
-from neurolm.ingest import make_params
-from neurolm.synth import synth_corpus
 from storage import fs
 from storage.signal_store import SignalStore
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.slow]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return synth_corpus(tmp_path_factory.mktemp("s3src") / "synth", n_recordings=4, minutes=1.5, n_malformed=1,
-                        seed=5, formats=("edf", "bdf"))
-
-
-@pytest.fixture(scope="module")
-def local_ref(corpus, prefect_api, tmp_path_factory):
-    """The same files ingested, uninterrupted, into a local store (the reference)."""
-    from flows.ingest import run_ingest
-
-    store = str(tmp_path_factory.mktemp("s3ref") / "store")
-    saved = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = prefect_api
-    try:
-        run_ingest(make_params(source=corpus.root, store=store, dataset="synth", workers=1, batch_size=1))
-    finally:
-        if saved is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = saved
-    return store
 
 
 def _env(prefect_api):
