@@ -7,7 +7,8 @@ like the CLI. Each item is one ``work-item`` task named after the item.
 
 - A sliding window of tasks in flight, not all at once: a 70k-file archive is
   ~9k batches, and thousands of pending task runs load the Prefect API and the
-  Dask scheduler (prefect#8579).
+  Dask scheduler (prefect#8579). 4 per local worker, 64 on an external scheduler;
+  ``NEUROLM_FANOUT_WINDOW`` overrides both (a cluster of more than 64 workers needs it).
 - Outcomes are handed to the caller's callback in this process as tasks finish;
   tasks return small values only (prefect#12668).
 - A failed item is an :class:`~neurolm.fanout.Outcome` with an error; the
@@ -25,6 +26,7 @@ reached only through the module-level function :func:`_job`.
 from __future__ import annotations
 
 import collections
+import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -94,6 +96,16 @@ def fanout(job_id: str, n_items: int, window: int = 8) -> dict:
     return {"items": n_items, "failed": failed}
 
 
+def _window_from_env() -> int | None:
+    """``NEUROLM_FANOUT_WINDOW``: task runs in flight per fan-out (a cluster wider than 64 workers needs more)."""
+    raw = os.environ.get("NEUROLM_FANOUT_WINDOW", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"NEUROLM_FANOUT_WINDOW must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
 class DaskMapper:
     """A :class:`neurolm.fanout.Mapper` on Dask: ``workers`` local processes, or the scheduler at ``address``.
 
@@ -107,7 +119,7 @@ class DaskMapper:
         self.workers = int(workers)
         self.address = address
         self.name = name
-        self.window = window or (4 * self.workers if not address else 64)
+        self.window = window or _window_from_env() or (4 * self.workers if not address else 64)
 
     def __call__(self, fn: Callable[[Any], Any], items: Sequence[Any], on_outcome: OnOutcome,
                  labels: Sequence[str] | None = None) -> None:

@@ -62,9 +62,23 @@ def join(url: str, *parts: str) -> str:
     return f"{base}/{tail}"
 
 
+# Object-store filesystems (s3fs, gcsfs, adlfs) cache directory listings per process by default: a
+# reader that listed ``commits/`` once would never see markers another process publishes later, and
+# ``exists`` answers from that cache. A store is shared between processes and machines, so every
+# listing goes to the server.
+_NO_LISTINGS_CACHE = {"use_listings_cache": False}
+
+
+def storage_options(url: str) -> dict[str, Any]:
+    """fsspec options for a store URL (credentials never: those come from the environment)."""
+    proto = normalize_url(url).split("://", 1)[0]
+    return {} if proto in ("memory", "file") else dict(_NO_LISTINGS_CACHE)
+
+
 def get_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """(filesystem, path inside it) for a URL."""
-    fs, path = url_to_fs(normalize_url(url))
+    url = normalize_url(url)
+    fs, path = url_to_fs(url, **storage_options(url))
     return fs, path
 
 
@@ -199,6 +213,88 @@ def atomic_write_bytes(url: str, data: bytes) -> None:
     fs.pipe_file(path, bytes(data))
 
 
+def _is_s3(fsobj: fsspec.AbstractFileSystem) -> bool:
+    protos = fsobj.protocol if isinstance(fsobj.protocol, (tuple, list)) else (fsobj.protocol,)
+    return bool({"s3", "s3a"} & set(protos))
+
+
+def exclusive_create_is_atomic(url: str) -> bool:
+    """Whether :func:`create_exclusive` is a true create-if-absent at ``url``.
+
+    Local paths (``O_EXCL``), S3 (one PUT with ``If-None-Match: *``: AWS S3 since 2024, MinIO,
+    moto) and ``memory://`` (one process) are; other fsspec backends get fsspec's generic
+    check-then-write, which two machines can both pass.
+    """
+    url = normalize_url(url)
+    if is_local(url):
+        return True
+    fsobj, _ = get_fs(url)
+    return _is_s3(fsobj) or "memory" in (fsobj.protocol if isinstance(fsobj.protocol, (tuple, list))
+                                         else (fsobj.protocol,))
+
+
+def create_exclusive(url: str, data: bytes) -> str | None:
+    """Write ``data`` at ``url`` only if nothing is there; None when something already is.
+
+    Returns a version tag of the new object on success: its ETag on S3 (for
+    :func:`replace_if_match`), ``""`` elsewhere. See :func:`exclusive_create_is_atomic`.
+    """
+    url = normalize_url(url)
+    if is_local(url):
+        os.makedirs(os.path.dirname(url), exist_ok=True)
+        try:
+            fd = os.open(url, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return None
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return ""
+    fsobj, path = get_fs(url)
+    try:
+        out = fsobj.pipe_file(path, bytes(data), mode="create")
+    except FileExistsError:
+        return None
+    return str(out.get("ETag", "")) if isinstance(out, dict) else ""
+
+
+def replace_if_match(url: str, data: bytes, tag: str) -> str | None:
+    """S3 only: overwrite ``url`` only while its ETag is still ``tag`` (one PUT with ``If-Match``).
+
+    Returns the new ETag, or None when the object was replaced or deleted meanwhile
+    (so a holder that lost a lock can never overwrite the new holder's object).
+    """
+    url = normalize_url(url)
+    fsobj, path = get_fs(url)
+    if is_local(url) or not _is_s3(fsobj):
+        raise NotImplementedError(f"conditional overwrite needs an S3 URL, got {url}")
+    try:
+        out = fsobj.pipe_file(path, bytes(data), IfMatch=tag)
+    except (FileNotFoundError, FileExistsError):
+        return None
+    except OSError as exc:  # s3fs maps 412 PreconditionFailed (If-Match) to OSError(EINVAL)
+        if "pre-condition" in str(exc).lower() or "precondition" in str(exc).lower():
+            return None
+        raise
+    return str(out.get("ETag", ""))
+
+
+def modified_age(url: str) -> float | None:
+    """Seconds since ``url`` was last written, None when absent or unknown."""
+    import time
+
+    url = normalize_url(url)
+    try:
+        if is_local(url):
+            return time.time() - os.path.getmtime(url)
+        fsobj, path = get_fs(url)
+        return time.time() - fsobj.modified(path).timestamp()
+    except Exception:
+        return None
+
+
 def read_json(url: str) -> Any:
     """Parse a JSON file; FileNotFoundError when absent, StoreError when corrupt."""
     raw = read_bytes(url)
@@ -238,4 +334,4 @@ def zarr_store(url: str, read_only: bool = False):
         if not read_only:
             os.makedirs(url, exist_ok=True)
         return zarr.storage.LocalStore(url, read_only=read_only)
-    return zarr.storage.FsspecStore.from_url(url, read_only=read_only)
+    return zarr.storage.FsspecStore.from_url(url, read_only=read_only, storage_options=storage_options(url) or None)

@@ -32,9 +32,18 @@ and every commit.
 Local paths use ``O_CREAT|O_EXCL`` (atomic on POSIX, including NFSv3+). The holder
 keeps the lock file open: it owns the lock while the path still names *its* inode
 (checked with one ``stat``), and its heartbeat rewrites that inode in place, so a
-holder that lost the lock can never overwrite the new holder's file. Other fsspec
-URLs are best effort (write, then read back and check the token), since object
-stores have no exclusive create.
+holder that lost the lock can never overwrite the new holder's file.
+
+Object stores have no rename and no open file handles, so on S3 the lock is a *lease
+object*: it is created with one conditional PUT (``If-None-Match: *``: exactly one of
+two racing creators wins, on AWS S3, MinIO and moto), and the heartbeat rewrites it with
+``If-Match: <its ETag>``, so a holder whose lease was broken (stale heartbeat) can never
+overwrite the new holder's object. Breaking a stale lease goes through a second
+conditionally created guard object, like the local ``.break`` file. Liveness across
+machines is the heartbeat only (a pid means nothing on another host): a crashed holder
+on another machine blocks the store for ``stale_after_s``. Other fsspec backends without
+a conditional create (see :func:`storage.fs.exclusive_create_is_atomic`) are best effort:
+write, then read back and check the token.
 Not re-entrant: a process that takes the same lock twice waits for itself.
 """
 
@@ -204,6 +213,7 @@ class StoreLock:
         self._info: dict[str, Any] = {}
         self._fd: int | None = None  # local lock file, kept open while held
         self._inode: tuple[int, int] | None = None
+        self._etag: str | None = None  # S3 lease object: its ETag while held (conditional heartbeat)
 
     # -- public ---------------------------------------------------------------
     @property
@@ -279,7 +289,7 @@ class StoreLock:
         finally:
             if self._fd is not None:
                 os.close(self._fd)
-            self._fd, self._inode, self._held = None, None, False
+            self._fd, self._inode, self._etag, self._held = None, None, None, False
 
     def read_holder(self) -> dict[str, Any] | None:
         """The current lock file content, or None when unlocked (``{}`` when unreadable mid-write)."""
@@ -323,10 +333,13 @@ class StoreLock:
                 raise
             self._fd, self._inode = fd, (st.st_dev, st.st_ino)
             return True
-        # Best effort on object stores: create if absent, then confirm we won the race.
-        if fs.exists(self.lock_url):
+        tag = fs.create_exclusive(self.lock_url, payload)  # S3: one PUT with If-None-Match: *
+        if tag is None:
             return False
-        fs.atomic_write_bytes(self.lock_url, payload)
+        if fs.exclusive_create_is_atomic(self.lock_url):
+            self._etag = tag or None
+            return True
+        # Best effort elsewhere (fsspec's check-then-write): confirm we won the race.
         time.sleep(min(0.05, self.poll_s))
         holder = self.read_holder()
         return bool(holder) and holder.get("token") == self.token
@@ -366,37 +379,23 @@ class StoreLock:
                 f"{self.stale_after_s:.0f}s old; it is {age} old)")
 
     def _file_age(self) -> float | None:
-        try:
-            if fs.is_local(self.lock_url):
-                return _now() - os.path.getmtime(self.lock_url)
-            f, p = fs.get_fs(self.lock_url)
-            m = f.modified(p)
-            return _now() - m.timestamp()
-        except Exception:
-            return None
+        return fs.modified_age(self.lock_url)
 
     def _break(self, holder: dict[str, Any]) -> None:
         """Remove a stale lock, guarded so two waiters cannot both break and one delete the other's new lock."""
         guard_url = self.lock_url + ".break"
-        if fs.is_local(guard_url):
-            try:
-                fd = os.open(guard_url, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    if _now() - os.path.getmtime(guard_url) > 30:
-                        os.unlink(guard_url)  # a breaker died mid-break
-                except OSError:
-                    pass
-                time.sleep(self.poll_s)
-                return
-            os.close(fd)
+        if fs.create_exclusive(guard_url, self.token.encode()) is None:
+            age = fs.modified_age(guard_url)
+            if age is not None and age > 30:
+                fs.rm(guard_url)  # a breaker died mid-break
+            time.sleep(self.poll_s)
+            return
         try:
             current = self.read_holder()
             if current is not None and current.get("token") == holder.get("token"):
                 fs.rm(self.lock_url)
         finally:
-            if fs.is_local(guard_url):
-                fs.rm(guard_url)
+            fs.rm(guard_url)
 
     def _beat_once(self) -> bool:
         """Refresh the heartbeat if the lock is still ours; False (and ``_lost`` set) when it was taken."""
@@ -407,6 +406,14 @@ class StoreLock:
                 return False
             payload = self._payload()
             os.pwrite(self._fd, payload, 0)  # our own inode: can never touch another holder's file
+            return True
+        if self._etag is not None:  # S3 lease: rewrite only our own object (If-Match)
+            new = fs.replace_if_match(self.lock_url, self._payload(), self._etag)
+            if new is None:
+                holder = self.read_holder()
+                self._lost = describe_holder(holder) if holder else "nobody"
+                return False
+            self._etag = new
             return True
         holder = self.read_holder()
         if holder is None or (holder and holder.get("token") != self.token):
