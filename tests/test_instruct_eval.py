@@ -164,3 +164,14 @@ def test_unparsable_is_wrong_honestly_and_the_last_class_in_the_reference():
 def test_auroc_with_one_class_is_nan_not_a_number_made_up():
     out = option_metrics([1, 1], np.array([[0.2, 0.8], [0.6, 0.4]]), "binary")
     assert np.isnan(out["roc_auc"]) and out["accuracy"] == pytest.approx(0.5)
+
+
+def test_positions_follow_the_tuned_model_unless_given(tmp_path):
+    import json
+
+    from neurolm.instruct.evaluate import tuned_positions
+
+    assert tuned_positions(str(tmp_path)) == "own"  # no instruct.json: each row's own positions
+    (tmp_path / "instruct.json").write_text(json.dumps({"kind": "neurolm-instruct", "positions": "reference"}))
+    assert tuned_positions(str(tmp_path)) == "reference"
+    assert tuned_positions(str(tmp_path), "own") == "own"

@@ -67,6 +67,7 @@ def test_cli_json_fields_tables_and_artifacts(setup, capsys):
             arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
                 any_=["neurolm-eval-report", "neurolm-eval-confusion-hmc-test"])))
     assert [(r["task"], r["split"]) for r in rows] == [("tuab", "val"), ("tuab", "test"), ("hmc", "test")]
+    assert {r["positions"] for r in rows} == {"own"}
     for r in rows:
         y = _expected(r["task"].upper(), r["split"])
         assert r["n"] == len(y)

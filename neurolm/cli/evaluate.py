@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", choices=("honest", "reference"), default="honest", help=f["metrics"].description)
     p.add_argument("--out", default=None, help=f["out"].description)
     p.add_argument("--corpus-version", default=None, help=f["corpus_version"].description)
-    p.add_argument("--positions", choices=("own", "reference"), default="own", help=f["positions"].description)
+    p.add_argument("--positions", choices=("own", "reference"), default=None, help=f["positions"].description)
     p.add_argument("--device", default="cpu", help=f["device"].description)
     p.add_argument("--batch-size", type=int, default=16, help=f["batch_size"].description)
     p.add_argument("--max-samples", type=int, default=None, help=f["max_samples"].description)

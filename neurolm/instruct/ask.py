@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from neurolm.errors import BadInputError, ConfigError
-from neurolm.instruct.evaluate import find_key, load_model, model_lineage
+from neurolm.instruct.evaluate import find_key, load_model, model_lineage, tuned_positions
 from neurolm.instruct.generate import greedy_generate
 from neurolm.instruct.scoring import answer_options, option_probabilities, score_options
 from neurolm.instruct.tasks import EEG_MAX_LEN, TASKS, Task, eval_ids, get_task
@@ -134,8 +134,9 @@ def ask(path: str, question: str, *, model_dir: str, task: str | None = None, to
     batch = eeg_batch(sig, ch_idx, vq, model.config.input_mode, device)
     bpe_tok = load_gpt2_bpe(bpe)
     prompt, options = eval_ids(t, bpe_tok), answer_options(t, bpe_tok)
-    probs = option_probabilities(score_options(model, batch, prompt, options))[0].tolist()
-    gen, _ = greedy_generate(model, batch, prompt)
+    positions = tuned_positions(model_dir)  # one window: "own" and "reference" give the same positions
+    probs = option_probabilities(score_options(model, batch, prompt, options, positions))[0].tolist()
+    gen, _ = greedy_generate(model, batch, prompt, positions=positions)
     generated = bpe_tok.decode(gen[0].tolist())
     parsed = t.parse(bpe_tok.decode(prompt[1:] + gen[0].tolist()))
     return {

@@ -28,9 +28,10 @@ class EvaluateParams(BaseModel):
     out: str | None = Field(None, description="folder for tables, JSON and figures; empty: "
                                               "<first model>/../evaluation/<corpus version>")
     corpus_version: str | None = Field(None, description="corpus version id; empty: the current one")
-    positions: Literal["own", "reference"] = Field(
-        "own", description="text position ids after the EEG: own (each sample's last second + 1) or reference "
-                           "(the batch's, as the original; use it for a model tuned that way)")
+    positions: Literal["own", "reference"] | None = Field(
+        None, description="text position ids after the EEG: own (each sample's last second + 1) or reference "
+                          "(the batch's, as the original); empty: what the model folder's instruct.json says "
+                          "it was tuned with, else own")
     device: DeviceName = Field("cpu", description="cpu, cuda or cuda:N")
     batch_size: int = Field(16, ge=1, description="samples per forward pass (each pass holds all its options)")
     max_samples: int | None = Field(None, ge=1, description="evaluate at most this many samples per task and "

@@ -83,6 +83,22 @@ def model_lineage(model_dir: str) -> dict[str, Any]:
     return {}
 
 
+INSTRUCT_FILE = "instruct.json"  # written by the tuning run into its model folder
+
+
+def tuned_positions(model_dir: str, given: str | None = None) -> str:
+    """Text-position mode to evaluate with: ``given``, else the one the model was tuned with, else "own"."""
+    if given:
+        return given
+    p = os.path.join(model_dir, INSTRUCT_FILE)
+    if os.path.isfile(p):
+        with open(p, encoding="utf-8") as f:
+            mode = (json.load(f) or {}).get("positions")
+        if mode in ("own", "reference"):
+            return mode
+    return "own"
+
+
 def is_labeled(lineage: dict[str, Any]) -> bool:
     return any(isinstance(d, dict) and d.get("kind") == "labeled"
                for d in (lineage, lineage.get("identity"), lineage.get("info")))
@@ -215,12 +231,14 @@ def evaluate_one(model_dir: str, corpus: TokenCorpus, groups, params: EvaluatePa
     model = load_model(model_dir, device=str(device))
     check_model_corpus(model.config, model_lineage(model_dir), corpus.lineage, model_dir)
     signals = SignalPatches(corpus.lineage) if model.config.input_mode == "features" else None
+    positions = tuned_positions(model_dir, params.positions)
     rows = []
     for (name, split), idx in groups.items():
         task = get_task(name)
         t0 = time.perf_counter()
-        out = run_task(model, corpus, idx, task, tok, params.batch_size, device, signals, params.positions)
+        out = run_task(model, corpus, idx, task, tok, params.batch_size, device, signals, positions)
         row = task_result(task, split, out, params.metrics == "reference")
+        row["positions"] = positions
         rows.append(row)
         log(f"{os.path.basename(os.path.normpath(model_dir))}: {name} {split} n={row['n']}: BAcc "
             f"{row['balanced_accuracy']:.4f} (options), {row['gen_balanced_accuracy']:.4f} (generation, "
@@ -311,7 +329,7 @@ def evaluate(params: EvaluateParams, *, log: Callable[[str], None] = _quiet,
 def evaluate_model(model_dir: str, corpus_url: str, *, splits: tuple[str, ...] = ("val", "test"),
                    metrics: str = "honest", device: str = "cpu", batch_size: int = 16,
                    out: str | None = None, tasks: tuple[str, ...] | None = None, bpe: str = "auto",
-                   corpus_version: str | None = None, positions: str = "own",
+                   corpus_version: str | None = None, positions: str | None = None,
                    log: Callable[[str], None] = _quiet) -> dict[str, Any]:
     """Evaluate one model folder on a labeled corpus (what the tuning run calls at its end)."""
     params = EvaluateParams.build(models=(model_dir,), corpus=corpus_url, splits=tuple(splits), metrics=metrics,
