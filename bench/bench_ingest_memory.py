@@ -71,23 +71,28 @@ def make_file(base: Path, path: Path, hours: float) -> None:
 #: minutes less wall time on a loaded machine.
 WORKER_SCRIPT = (
     "import sys; from neurolm.ingest import discover, open_store, process_batch; "
+    "from neurolm.ingest.limits import FileLimits; "
     "st = open_store(sys.argv[2]); items = [f.item for f in discover(sys.argv[1], 'mem')]; "
-    "rows = process_batch(items, st.url, st.version_id); "
+    "rows = process_batch(items, st.url, st.version_id, limits=FileLimits(timeout_s=float(sys.argv[3]))); "
+    "[print(r['status'], r['reason'], file=sys.stderr) for r in rows if r['status'] != 'ingested']; "
     "sys.exit(0 if all(r['status'] == 'ingested' for r in rows) else 3)"
 )
+#: per-file time limit of the bench runs (the default 600 s is too short for 24 h on a loaded machine)
+FILE_TIMEOUT_S = 7200
 
 
 def run_ingest(src: Path, store: Path, env: dict, mode: str = "cli") -> tuple[float, float, float, int]:
     """(max single-process RSS MiB, max tree-sum RSS MiB, wall s, return code) of one ingest."""
     if mode == "cli":
         cmd = [str(Path(sys.executable).with_name("neurolm")), "ingest", str(src), "--store", str(store),
-               "--workers", "1"]
+               "--workers", "1", "--file-timeout", str(FILE_TIMEOUT_S)]
     else:
-        cmd = [sys.executable, "-c", WORKER_SCRIPT, str(src), str(store)]
+        cmd = [sys.executable, "-c", WORKER_SCRIPT, str(src), str(store), str(FILE_TIMEOUT_S)]
     peak_one = peak_sum = 0.0
     done = threading.Event()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # cwd outside any checkout: `python -c` puts the cwd first on sys.path, ahead of PYTHONPATH
+    proc = subprocess.Popen(cmd, env=env, cwd=store.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def poll() -> None:
         nonlocal peak_one, peak_sum
@@ -205,7 +210,7 @@ def main() -> None:
         "",
         "| hours | EDF size (GB) | peak RSS, one process (MiB) | peak RSS, process tree (MiB) | wall (s) | rc |",
         "|---:|---:|---:|---:|---:|---:|",
-        *[f"| {h:g} | {s:.2f} | {o:.0f} | {t:.0f} | {w:.1f} | {rc} |" for h, o, t, w, rc, s in rows],
+        *[f"| {h:g} | {s:.2f} | {o:.0f} | {t:.0f} | {w:.1f} | {rc} |" for h, o, t, w, rc, s in sorted(rows)],
         "",
     ]
     if cmp_row:
