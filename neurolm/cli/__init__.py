@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "neurolm.cli.tokenizer",
     "neurolm.cli.tokens",
     "neurolm.cli.pretrain",
+    "neurolm.cli.build",
 )
 
 
