@@ -190,3 +190,15 @@ def test_config_errors_name_line_and_field():
         parse_config("name: x\npretrian: {}\n", "typo.yaml")
     with pytest.raises(ConfigError, match="not valid YAML"):
         parse_config("a: [1,\n", "broken.yaml")
+
+
+@pytest.mark.parametrize("name", ["demo", "paper"])
+def test_the_shipped_configs_are_valid(name):
+    from pathlib import Path
+
+    from neurolm.build.config import load_config
+
+    config = load_config(str(Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"))
+    steps = [s.name for s in expand(config)]
+    assert steps[-3:] == ["train-tokenizer", "tokenize", "pretrain"] or "tokenize-labeled" in steps
+    assert len(config.datasets) == 6
