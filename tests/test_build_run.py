@@ -89,16 +89,19 @@ def test_build_then_rerun_skips_then_crash_twice_gives_the_same_artifacts(archiv
     # 1. the uninterrupted build, through the Prefect flow (one subflow per stage), then its rerun
     clean = tmp_path / "clean"
     config = _config(archive, clean)
-    with prefect_server():
+    with prefect_server(timeout_s=900):  # a loaded 2-core box can take minutes to start it
         assert main(["build", config]) == 0
         first = capsys.readouterr().out
         assert main(["build", config]) == 0
         again = capsys.readouterr().out
         from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
         with get_client(sync_client=True) as client:
             runs = client.read_flow_runs()
             flows = {f.id: f.name for f in client.read_flows()}
+            reports = [str(a.data) for a in client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["neurolm-build-report"])))]
     for step in ("ingest src", "train-tokenizer", "tokenize", "pretrain"):
         assert f"{step}: ran" in first
         assert f"{step}: skipped: up to date" in again
@@ -112,6 +115,11 @@ def test_build_then_rerun_skips_then_crash_twice_gives_the_same_artifacts(archiv
     assert main(["build", config, "--dry-run"]) == 0
     assert "everything is up to date: nothing to do" in capsys.readouterr().out
     expected = _artifacts(clean)
+    state = build_state.read_state(str(clean))
+    report = max(reports, key=lambda r: "step(s) ran" in r)  # the first build's report
+    for step, key in (("ingest src", "store"), ("train-tokenizer", "checkpoint"), ("tokenize", "corpus"),
+                      ("pretrain", "model")):  # the final artifact links every output
+        assert state[step]["outputs"][key] in report
 
     # 2. the same build killed during ingestion (a recording committed, the step not recorded) ...
     crashed = tmp_path / "crashed"

@@ -202,13 +202,13 @@ def _absolute_paths(doc: dict) -> dict:
 
 def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     """The YAML line (1-based) of the deepest node on ``loc`` (a pydantic error location)."""
-    line = node.start_mark.line + 1 if node is not None else None
+    line = None  # a top-level field that is missing has no line
     for part in loc:
         if isinstance(node, yaml.MappingNode):
             nxt = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
             if nxt is None:
                 key = next((k for k, _ in node.value if getattr(k, "value", None) == str(part)), None)
-                return key.start_mark.line + 1 if key is not None else line
+                return key.start_mark.line + 1 if key is not None else line  # a missing field: its parent's
             node = nxt
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
