@@ -46,7 +46,7 @@ sources:
   - {{source: {archive / 'src'}, dataset: src, seed: 3, workers: 1}}
 train_tokenizer: {{config: {archive / 'tok.yaml'}}}
 tokenize: {{workers: 0, shard_size: 8}}
-pretrain: {{config: tiny, steps: 3, batch_size: 2, text_seq_len: 16, max_len: 256, warmup_steps: 1}}
+pretrain: {{config: tiny, steps: 3, batch_size: 2, text_batch_size: 0, max_len: 256, warmup_steps: 1}}
 """)
     return str(path)
 
@@ -83,45 +83,61 @@ def _kill_when(proc: subprocess.Popen, ready, what: str, timeout_s: float = 1800
     pytest.fail(f"never saw {what}")
 
 
-def test_build_then_rerun_skips_then_crash_twice_gives_the_same_artifacts(archive, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def clean(archive, tmp_path_factory):
+    """The uninterrupted build through the Prefect flow (one subflow per stage), its rerun and dry run."""
+    import contextlib
+    import io
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
     from flows.runtime import prefect_server
 
-    # 1. the uninterrupted build, through the Prefect flow (one subflow per stage), then its rerun
-    clean = tmp_path / "clean"
-    config = _config(archive, clean)
+    out = tmp_path_factory.mktemp("clean-build") / "clean"
+    config = _config(archive, out)
+    texts = []
     with prefect_server(timeout_s=900):  # a loaded 2-core box can take minutes to start it
-        assert main(["build", config]) == 0
-        first = capsys.readouterr().out
-        assert main(["build", config]) == 0
-        again = capsys.readouterr().out
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
+        for argv in (["build", config], ["build", config], ["build", config, "--dry-run"]):
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                assert main(argv) == 0
+            texts.append(buf.getvalue())
         with get_client(sync_client=True) as client:
             runs = client.read_flow_runs()
             flows = {f.id: f.name for f in client.read_flows()}
             reports = [str(a.data) for a in client.read_artifacts(
                 artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["neurolm-build-report"])))]
+    return {"out": out, "texts": texts, "runs": runs, "flows": flows, "reports": reports}
+
+
+@pytest.mark.timeout(2400)
+def test_build_runs_every_stage_as_a_subflow_and_its_rerun_does_nothing(clean):
+    first, again, plan = clean["texts"]
+    runs, flows = clean["runs"], clean["flows"]
     for step in ("ingest src", "train-tokenizer", "tokenize", "pretrain"):
         assert f"{step}: ran" in first
         assert f"{step}: skipped: up to date" in again
     assert "nothing to do: every step is up to date" in again
+    assert "everything is up to date: nothing to do" in plan
     builds = [r for r in runs if flows[r.flow_id] == "neurolm-build"]
     assert len(builds) == 2 and all(r.state.is_completed() for r in builds)
-    first_build = min(builds, key=lambda r: r.start_time)
-    children = {flows[r.flow_id] for r in runs if r.parent_task_run_id and r.start_time >= first_build.start_time}
+    children = {flows[r.flow_id] for r in runs if r.parent_task_run_id}
     assert {"neurolm-ingest", "neurolm-train-tokenizer", "neurolm-tokenize", "neurolm-pretrain"} <= children
-    assert not any(r.name.count("-") == 1 and r.name.islower() and " " not in r.name for r in runs)  # no "heavy-rabbit"
-    assert main(["build", config, "--dry-run"]) == 0
-    assert "everything is up to date: nothing to do" in capsys.readouterr().out
-    expected = _artifacts(clean)
-    state = build_state.read_state(str(clean))
-    report = max(reports, key=lambda r: "step(s) ran" in r)  # the first build's report
+    # every run is named by its stage (no random "heavy-rabbit"), the fan-out by its parent and items
+    assert all(" " in r.name for r in runs), sorted(r.name for r in runs)
+    assert any(r.name.startswith("ingest src: ingest-batches (") for r in runs)
+    state = build_state.read_state(str(clean["out"]))
+    report = max(clean["reports"], key=lambda r: "step(s) ran" in r)  # the first build's report
     for step, key in (("ingest src", "store"), ("train-tokenizer", "checkpoint"), ("tokenize", "corpus"),
                       ("pretrain", "model")):  # the final artifact links every output
         assert state[step]["outputs"][key] in report
 
-    # 2. the same build killed during ingestion (a recording committed, the step not recorded) ...
+
+@pytest.mark.timeout(2400)
+def test_a_build_killed_twice_ends_like_the_uninterrupted_one(archive, clean, tmp_path):
+    expected = _artifacts(clean["out"])
+    # the same build killed during ingestion (a recording committed, the step not recorded) ...
     crashed = tmp_path / "crashed"
     config = _config(archive, crashed)
     commits = lambda: list(crashed.glob("store/versions/*/commits/*.json"))  # noqa: E731
