@@ -106,6 +106,18 @@ def _window_from_env() -> int | None:
     return int(raw)
 
 
+def fanout_run_name(name: str, n_items: int) -> str:
+    """The fan-out subflow's run name: its parent run's name, what it runs and how many (never a random one).
+
+    E.g. ``ingest tueg: ingest-batches (9 items)``; a run outside any flow run is named by its items alone.
+    """
+    from prefect.runtime import flow_run
+
+    what = f"{name.removeprefix('neurolm-')} ({n_items} item{'s' if n_items != 1 else ''})"
+    parent = flow_run.name if flow_run.get_id() else None
+    return f"{parent}: {what}" if parent else what
+
+
 class DaskMapper:
     """A :class:`neurolm.fanout.Mapper` on Dask: ``workers`` local processes, or the scheduler at ``address``.
 
@@ -129,6 +141,8 @@ class DaskMapper:
         _JOBS[job_id] = _Job(fn, list(items), item_labels(items, labels), on_outcome)
         try:
             with dask_runner(self.workers, self.address) as runner:
-                fanout.with_options(name=self.name, task_runner=runner)(job_id, len(items), self.window)
+                fanout.with_options(name=self.name, task_runner=runner,
+                                    flow_run_name=fanout_run_name(self.name, len(items)))(job_id, len(items),
+                                                                                          self.window)
         finally:
             _JOBS.pop(job_id, None)

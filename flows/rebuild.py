@@ -23,11 +23,12 @@ from flows.fanout import DaskMapper
 from flows.runtime import cli_run, run_name
 from neurolm.ingest.rebuild import RebuildParams, RebuildResult, rebuild_store
 from neurolm.ingest.qc import publish_qc_figures
+from neurolm.ingest.report import render_qc_links
 from storage.signal_store import SignalStore
 
 
 def _markdown(r: RebuildResult, figures: list[str]) -> str:
-    links = [f"- [{u.rsplit('/', 1)[-1]}]({u if '://' in u else 'file://' + u})" for u in figures]
+    links = render_qc_links(figures)
     return "\n".join([
         f"# Rebuild of `{r.store_url}`", "",
         f"**{r.status}**: {r.message}", "",
@@ -36,7 +37,7 @@ def _markdown(r: RebuildResult, figures: list[str]) -> str:
         f"| items | {r.n_items} |", f"| re-ingested | {r.n_ingested} |", f"| resumed | {r.n_resumed} |",
         f"| quarantined | {r.n_quarantined} |", f"| removed | {r.n_removed} |",
         f"| wall time | {r.seconds:.1f} s |",
-        *(["", "QC figures of the new version:", *links] if links else []),
+        *(["", "QC figures of the new version:", "", *links[2:]] if links else []),
     ])
 
 

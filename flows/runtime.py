@@ -202,6 +202,17 @@ def finished(summary: dict, quarantined: int, logger, quarantine: list[dict] | N
     return Completed(message=f"completed with {quarantined} quarantined", data=summary)
 
 
+def rounded_rows(rows: list[dict], cols=None, digits: int = 4) -> list[dict]:
+    """Rows for a table artifact: floats to ``digits`` significant digits (not 16), only ``cols`` when given
+    (those present), so the UI's table fits and reads."""
+    keep = [c for c in cols if any(c in r for r in rows)] if cols else None
+    out = []
+    for r in rows:
+        items = [(c, r.get(c)) for c in keep] if keep else list(r.items())
+        out.append({k: (float(f"{v:.{digits}g}") if isinstance(v, float) else v) for k, v in items})
+    return out
+
+
 class RunEvents:
     """Progress events of one flow module, delivered to listeners in the same process (the CLI's progress bar).
 

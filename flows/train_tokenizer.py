@@ -4,7 +4,7 @@ The run is prepared once: by :func:`run_train_tokenizer` (what the CLI calls)
 before a Prefect server starts, so bad inputs fail fast, and handed to the flow
 body; a flow started otherwise (deployment, UI) prepares it itself. Then one
 coarse training task (a progress artifact updated at every log line) → report:
-a metrics table artifact, a markdown artifact with the loss curve's location,
+a metrics table artifact (rounded), a markdown artifact with the loss curve embedded (a data: URI),
 the lineage and the checkpoint's sha256.
 
 Why one task: a training run is one long stateful computation; Prefect's value
@@ -22,9 +22,10 @@ from prefect.artifacts import (create_markdown_artifact, create_progress_artifac
                                update_progress_artifact)
 from prefect.cache_policies import NO_CACHE
 
-from flows.runtime import cli_run, run_name, PreparedRuns, RunEvents
+from flows.runtime import cli_run, rounded_rows, run_name, PreparedRuns, RunEvents
+from neurolm.ingest.report import image_markdown
 from neurolm.tokenizer.params import TrainTokenizerParams
-from neurolm.tokenizer.run import PreparedRun, metrics_markdown, prepare, train_tokenizer
+from neurolm.tokenizer.run import REPORT_COLS, PreparedRun, metrics_markdown, prepare, train_tokenizer
 
 _events = RunEvents()  # progress for the CLI, in this process
 _runs = PreparedRuns()  # the run prepared by run_train_tokenizer, for the flow body
@@ -61,12 +62,14 @@ def train_tokenizer_flow(params: TrainTokenizerParams) -> dict:
     lineage = summary.pop("lineage")
     md = summary.pop("metrics_markdown")
     if history:
-        create_table_artifact(history, key="neurolm-tokenizer-metrics", description="training metrics")
+        create_table_artifact(rounded_rows(history, REPORT_COLS), key="neurolm-tokenizer-metrics",
+                              description="training metrics")
     lines = "\n".join(f"- **{k}**: `{v}`" for k, v in lineage.items())
+    curve = image_markdown(summary["loss_curve"], "loss curve") if summary["loss_curve"] else ""  # shown in the UI
     create_markdown_artifact(
         f"# Tokenizer `{summary['config']}` ({summary['config_hash']})\n\n"
         f"- checkpoint: `{summary['checkpoint'] or summary['out']}`\n- weights sha256: `{summary['weights_sha256']}`\n"
-        f"- loss curve: `{summary['loss_curve']}`\n"
+        f"- loss curve: `{summary['loss_curve']}`\n\n{curve}\n\n"
         f"- steps: {summary['steps']}, {summary['patches'] / max(summary['seconds'], 1e-9):.0f} patches/s\n"
         f"{lines}\n\n## Metrics\n\n{md or metrics_markdown(history)}",
         key="neurolm-tokenizer-report", description="tokenizer training report")

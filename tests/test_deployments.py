@@ -56,7 +56,8 @@ def test_prefect_yaml_entrypoints_exist(monkeypatch):
         flow = load_flow_from_entrypoint(dep["entrypoint"], use_placeholder_flow=False)
         assert isinstance(flow, Flow), dep["entrypoint"]
         assert list(flow.parameters.properties) == ["params"], dep["entrypoint"]  # one typed pydantic parameter
-        assert dep["work_pool"]["name"] == "neurolm-local"
+        gpu = dep["name"] in ("train-tokenizer", "tokenize", "pretrain")  # docs/DEPLOYMENT.md: the two pools
+        assert dep["work_pool"]["name"] == ("neurolm-gpu" if gpu else "neurolm-cpu"), dep["name"]
         assert set(dep["parameters"]) == {"params"}
         values = {k: (str(v).replace("{{ $NEUROLM_REPO }}", str(REPO)) if isinstance(v, str) else v)
                   for k, v in dep["parameters"]["params"].items()}
@@ -138,13 +139,13 @@ def _write_source(root: Path) -> None:
 @pytest.mark.slow
 def test_ui_registers_deployments_and_runs_two(ui, tmp_path, capsys):
     deps, pools = asyncio.run(_deployments(ui["url"]))
-    assert "neurolm-local" in pools
+    assert {"neurolm-cpu", "neurolm-gpu"} <= set(pools)
     doc = yaml.safe_load((REPO / "prefect.yaml").read_text())
     expected = {d["name"] for d in doc["deployments"]}
     assert {name.split("/", 1)[1] for name in deps} == expected
     assert {"ingest-scheduled", "ingest-on-demand", "rebuild"} <= expected
     for name, d in deps.items():
-        assert d.work_pool_name == "neurolm-local", name
+        assert d.work_pool_name in ("neurolm-cpu", "neurolm-gpu"), name
         assert d.pull_steps[0]["prefect.deployments.steps.set_working_directory"]["directory"] == str(REPO)
         schema = d.parameter_openapi_schema
         assert list(schema["properties"]) == ["params"] and schema.get("definitions"), name  # a UI form
@@ -170,7 +171,7 @@ def test_ui_registers_deployments_and_runs_two(ui, tmp_path, capsys):
                                         parameters={"params": params})
 
     def worker_log() -> str:
-        return (Path(ui["home"]) / "worker.log").read_text()[-3000:]
+        return (Path(ui["home"]) / "worker-cpu.log").read_text()[-3000:]
 
     fr = asyncio.run(run("neurolm-ingest/ingest-on-demand", {"source": str(src), "store": str(store), "workers": 1}))
     assert fr.state is not None and fr.state.is_completed(), f"{fr.state}\n{worker_log()}"
@@ -201,15 +202,18 @@ def test_ui_registers_deployments_and_runs_two(ui, tmp_path, capsys):
     assert {"neurolm-ingest", "neurolm-rebuild", "neurolm-rebuild-batches"} <= runs
 
 
-def test_ui_stops_on_ctrl_c(ui):
+def test_ui_stops_everything_on_sigterm(ui):
+    """SIGTERM (what a service manager or `kill` sends) stops the server, both workers and whatever they
+    started: nothing of the script's session is left (the fixture started it in a session of its own)."""
     proc, port = ui["proc"], ui["port"]
     assert _port_open(port)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
+    started = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(started) >= 3  # the script, the server, two workers (and their children)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=90)
     rest = proc.stdout.read()
     assert "stopped." in rest
-    for _ in range(40):
-        if not _port_open(port):
-            break
-        time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert not left, subprocess.run(["ps", "-o", "pid,pgid,args", "-p", ",".join(left)], capture_output=True,
+                                    text=True).stdout
     assert not _port_open(port)

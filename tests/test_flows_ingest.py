@@ -6,6 +6,7 @@ it; the kill -9 test compares an interrupted-and-resumed store with it.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -102,14 +103,16 @@ def test_mixed_corpus_ingested_and_malformed_quarantined_with_reasons(ingested, 
     assert children[0].parameters["n_items"] == 5 and "items" not in children[0].parameters
     report = [a for a in arts if a.key == "neurolm-ingest-report"][0].data
     assert "Quarantined" in report and "truncated" in report
-    # QC figures of this store version, written under its qc/ folder and linked from the report
+    # QC figures of this store version, written under its qc/ folder and shown in the report
     qc_dir = Path(store.version_url) / "qc"
     names = ["qc_amplitude.png", "qc_channel_coverage.png", "qc_psd.png"]
     assert sorted(os.listdir(qc_dir)) == names and s["qc_error"] is None
     assert sorted(Path(u).name for u in s["qc_figures"]) == names
     for name in names:
         assert (qc_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f"[{name}](file://{qc_dir / name})" in report
+        # embedded (the UI shows it), not a file:// link a browser refuses
+        png = base64.b64encode((qc_dir / name).read_bytes()).decode()
+        assert f"![{name.replace('_', chr(92) + '_')}](data:image/png;base64,{png})" in report
     info = inspect_store(store_url)
     # every other file of the corpus (sidecars, the manifest) is accounted for as skipped, not silently ignored
     n_other = sum(1 for p in Path(corpus.root).rglob("*") if p.is_file()) - 14

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 
 import numpy as np
@@ -75,6 +77,15 @@ def test_cli_runs_the_flow_resumes_and_refuses_no_resume(store, tmp_path, capsys
             ("neurolm-tokenizer-report", "markdown")} <= kinds
     reports = [str(a.data) for a in arts if a.key == "neurolm-tokenizer-report"]
     assert any(sha in r and "loss_curve.png" in r and "store_version" in r for r in reports)
+    # the loss curve is shown inside the UI (embedded), not a path a browser cannot open
+    with open(os.path.join(str(tmp_path / "vq"), "loss_curve.png"), "rb") as f:
+        png = base64.b64encode(f.read()).decode()
+    assert any(f"(data:image/png;base64,{png})" in r for r in reports)
+    # the metrics table holds rounded numbers (4 significant digits), not 16-digit floats
+    table = json.loads(next(a.data for a in arts if a.key == "neurolm-tokenizer-metrics"))
+    floats = [v for row in table for v in row.values() if isinstance(v, float)]
+    assert floats and all(v == float(f"{v:.4g}") for v in floats)
+    assert any(v != float(f"{v:.3g}") for v in floats)  # not coarser than that either
 
 
 def _cli_runs(store, tmp_path, capsys):

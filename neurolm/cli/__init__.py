@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "neurolm.cli.tune",
     "neurolm.cli.evaluate",
     "neurolm.cli.ask",
+    "neurolm.cli.build",
 )
 
 

@@ -7,6 +7,7 @@ and only rendered differently.
 
 from __future__ import annotations
 
+import base64
 import collections
 from typing import Any
 
@@ -15,6 +16,7 @@ import pandas as pd
 from neurolm.markdown import md_code, md_text
 from neurolm.datasets.report import label_counts
 from storage.heldout import load_heldout
+from storage import fs
 from storage.signal_store import SignalStore
 
 TOP_CHANNELS = 24
@@ -90,15 +92,30 @@ def render_run_markdown(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_qc_links(figures: list[str], error: str | None = None) -> list[str]:
-    """Markdown lines linking the store version's QC figures (or saying why there are none).
+#: A figure larger than this is linked by its path instead of embedded (artifacts live in the API's database).
+MAX_EMBED_BYTES = 2 * 2**20
 
-    Local paths become ``file://`` links so the Prefect UI renders them as links.
-    """
+
+def image_markdown(url: str, title: str | None = None) -> str:
+    """A PNG as a markdown image with a ``data:`` URI, so the Prefect UI shows it (a browser refuses
+    ``file://`` links from a web page, and the file may be on the worker's disk, not the viewer's)."""
+    name = title or url.rsplit("/", 1)[-1]
+    try:
+        data = fs.read_bytes(url)
+    except OSError as exc:
+        return f"- {md_text(name)}: not readable ({md_text(exc)})"
+    if len(data) > MAX_EMBED_BYTES:
+        return f"- {md_text(name)} ({len(data) / 2**20:.1f} MB, too large to embed): {md_code(url)}"
+    return f"![{md_text(name)}](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"
+
+
+def render_qc_links(figures: list[str], error: str | None = None) -> list[str]:
+    """Markdown lines showing the store version's QC figures inside the artifact (or saying why there are none)."""
     if not figures and not error:
         return []
     lines = ["## QC figures", ""]
-    lines += [f"- [{u.rsplit('/', 1)[-1]}]({u if '://' in u else 'file://' + u})" for u in figures]
+    for u in figures:
+        lines += [f"**{md_text(u.rsplit('/', 1)[-1])}** ({md_code(u)})", "", image_markdown(u), ""]
     if error:
         lines.append(f"- QC figures not written (the ingestion itself succeeded): {md_text(error)}")
     return [*lines, ""]
