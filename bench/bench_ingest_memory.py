@@ -203,6 +203,7 @@ def main() -> None:
         f"## Peak RSS of `neurolm ingest --workers 1` vs recording length{' (' + args.label + ')' if args.label else ''}",
         "",
         f"Command: `.venv/bin/python bench/bench_ingest_memory.py --hours {args.hours} --mode {args.mode}"
+        f"{' --compare-hours %g' % args.compare_hours if args.compare_hours else ''}"
         f"{' --code-root ' + args.code_root if args.code_root != str(ROOT) else ''}` "
         f"({time.strftime('%Y-%m-%d')}, {platform.node() or 'host'}, {os.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM). 64-channel EDF at 256 Hz; each run "

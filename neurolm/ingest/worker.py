@@ -263,8 +263,18 @@ _BYTES_PER_VALUE = {"edf": 8, "bdf": 8}
 _BYTES_PER_VALUE_MNE = 24
 
 
-def check_bounds(header, positions, limits: FileLimits) -> None:
-    """Refuse, before any sample is read, a recording whose header asks for more than the bounds allow."""
+#: A streamed recording (memory bounded by its blocks) may claim up to this many times the per-file
+#: budget: 64 GiB of decoded values at the default 8 GiB (24 h x 64 ch at 1 kHz needs 44 GB), so a
+#: sparse file claiming months of signal is still refused before a sample is read.
+STREAM_CLAIM_FACTOR = 8
+
+
+def check_bounds(header, positions, limits: FileLimits, streamed: bool = False) -> None:
+    """Refuse, before any sample is read, a recording whose header asks for more than the bounds allow.
+
+    ``streamed``: the recording will be read in blocks (its memory does not grow with it), so its
+    claim is checked against ``STREAM_CLAIM_FACTOR`` x the budget instead of the budget.
+    """
     rates = [header.ch_sfreqs[p] for p in positions] if header.ch_sfreqs else [header.sfreq]
     rate = max(rates) if rates else 0.0
     if rate > limits.max_sfreq:
@@ -272,10 +282,13 @@ def check_bounds(header, positions, limits: FileLimits) -> None:
                             "(filtering cost and memory grow with the rate): downsample the file to ingest it")
     per_value = _BYTES_PER_VALUE.get(header.format, _BYTES_PER_VALUE_MNE)
     need = len(positions) * int(header.n_samples) * per_value
-    if need > limits.memory:
+    allowed = limits.memory * (STREAM_CLAIM_FACTOR if streamed else 1)
+    if need > allowed:
+        how = f"streamed in blocks, up to {STREAM_CLAIM_FACTOR} x the budget {gib(limits.memory)}" if streamed \
+            else f"budget {gib(limits.memory)}"
         raise BadInputError(f"recording too large for the per-file memory budget: the header claims "
                             f"{len(positions)} channels x {int(header.n_samples)} samples (about {gib(need)} "
-                            f"to decode; budget {gib(limits.memory)}, raise file_memory_gb to ingest it)")
+                            f"to decode; {how}, raise file_memory_gb to ingest it)")
 
 
 def _streamer(item: SourceItem, store, header, sel, picks: list[str], local: str,
@@ -345,8 +358,7 @@ def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, m
         sel, position_mapping = _select(item, header)
         picks = [header.ch_names[p] for p in sel.positions]
         streamer = _streamer(item, store, header, sel, picks, local, limits)
-        if streamer is None:
-            check_bounds(header, sel.positions, limits)
+        check_bounds(header, sel.positions, limits, streamed=streamer is not None)
         chash = src.hash()  # before the samples are read: a later edit never hides behind this hash
         header_positions = sel.positions
         # the rows read are the picks, in order; `dropped` stays the header-level audit
