@@ -56,7 +56,7 @@ def _artifacts(out: Path) -> dict:
     state = build_state.read_state(str(out))
     store = SignalStore.open(state["ingest src"]["outputs"]["store"])
     corpus = state["tokenize"]["outputs"]
-    vid = TokenCorpusStore.open(corpus["corpus"]).current
+    vid = TokenCorpusStore.open(corpus["corpus"]).current()
     status = fs.read_json(fs.join(corpus["corpus"], "versions", vid, "corpus.json"))
     model = Path(state["pretrain"]["outputs"]["model"])
     tensors = {f"{p.name}:{k}": v for p in sorted(model.glob("*.safetensors")) for k, v in load_file(str(p)).items()}
@@ -152,7 +152,7 @@ def test_a_build_killed_twice_ends_like_the_uninterrupted_one(archive, clean, tm
     proc = _build(config, "--json")
     out, _ = proc.communicate(timeout=1800)
     assert proc.returncode == 0, out
-    result = json.loads(out[out.index("{\n"):])
+    result, _ = json.JSONDecoder().raw_decode(out[out.index("{\n"):])
     assert [(s["step"], s["action"]) for s in result["steps"]] == [
         ("ingest src", "skip"), ("train-tokenizer", "run"), ("tokenize", "run"), ("pretrain", "run")]
     got = _artifacts(crashed)
