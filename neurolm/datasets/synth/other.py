@@ -18,7 +18,7 @@ Workload: ``SubjectXX_{1,2}.edf`` with EEGMAT's labels (``EEG Fp1`` ...,
 Labels are learnable (see ``common.py``): SEED positive = frontal 20-Hz beta,
 neutral = posterior 10-Hz alpha, negative = frontal 5-Hz theta; HMC W = alpha
 plus fast activity, N1 = 6-Hz theta, N2 = 13-Hz spindle-band activity, N3 =
-1.2-Hz delta, R = 20-Hz low-voltage fast activity; Workload rest = posterior
+1.2-Hz delta, R = 3-Hz "sawtooth" waves plus 20-Hz fast activity; Workload rest = posterior
 alpha, arithmetic = frontal theta plus beta. HMC and Workload subjects are
 chosen so that ``--split seeded`` (seed 0) puts at least one subject in each of
 train/val/test (their paper protocol cuts 100+ recordings: all of ours would be
@@ -105,7 +105,7 @@ HMC_PATTERNS = {"W": (Pattern("sine", 10.0, 40.0, "posterior", off=0.6), Pattern
                 "N1": Pattern("sine", 6.0, 45.0),
                 "N2": Pattern("noise", 13.0, 45.0, width=1.5),
                 "N3": Pattern("sine", 1.2, 90.0),
-                "R": Pattern("noise", 20.0, 35.0, width=4.0)}
+                "R": (Pattern("sine", 3.0, 50.0), Pattern("noise", 20.0, 30.0, width=4.0))}
 #: subjects whose seeded split (seed 0, fractions .66/.17/.17) is train x5, val (SN009), test (SN015)
 HMC_SUBJECTS = (1, 2, 3, 4, 5, 9, 15)
 
