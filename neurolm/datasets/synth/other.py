@@ -18,7 +18,7 @@ Workload: ``SubjectXX_{1,2}.edf`` with EEGMAT's labels (``EEG Fp1`` ...,
 Labels are learnable (see ``common.py``): SEED positive = frontal 20-Hz beta,
 neutral = posterior 10-Hz alpha, negative = frontal 5-Hz theta; HMC W = alpha
 plus fast activity, N1 = 6-Hz theta, N2 = 13-Hz spindle-band activity, N3 =
-1.2-Hz delta, R = 20-Hz low-voltage fast activity; Workload rest = posterior
+1.2-Hz delta, R = 3-Hz "sawtooth" waves plus 20-Hz fast activity; Workload rest = posterior
 alpha, arithmetic = frontal theta plus beta. HMC and Workload subjects are
 chosen so that ``--split seeded`` (seed 0) puts at least one subject in each of
 train/val/test (their paper protocol cuts 100+ recordings: all of ours would be
@@ -41,9 +41,9 @@ SEED_LABELS = list(CHANNELS_62[:32]) + ["M1"] + list(CHANNELS_62[32:41]) + ["M2"
 
 
 SEED_SYNTH_SFREQ = 250.0  # the fixture's sessions (real SEED: 1000 Hz); keeps the layout small
-SEED_PATTERNS = {0: Pattern("sine", 20.0, 20.0, "frontal", off=0.2),  # positive: frontal beta
-                 1: Pattern("sine", 10.0, 25.0, "posterior", off=0.2),  # neutral: alpha
-                 2: Pattern("sine", 5.0, 25.0, "frontal", off=0.2)}  # negative: frontal theta
+SEED_PATTERNS = {0: Pattern("sine", 20.0, 50.0, "frontal", off=0.5),  # positive: frontal beta
+                 1: Pattern("sine", 10.0, 50.0, "posterior", off=0.5),  # neutral: alpha
+                 2: Pattern("sine", 5.0, 60.0, "frontal", off=0.5)}  # negative: frontal theta
 
 
 def seed_clips() -> tuple[list[int], list[int]]:
@@ -101,11 +101,11 @@ def synth_seed(root: Path, seed: int, bad: bool) -> dict:
 HMC_LABELS = ["EEG F4-M1", "EEG C4-M1", "EEG O2-M1", "EEG C3-M2", "EMG chin", "EOG E1-M2", "EOG E2-M2", "ECG"]
 HMC_STAGES = ["W", "W", "N1", "N2", "N2", "N3", "N3", "R", "N2", "W",
               "N1", "R", "N3", "N1", "R", "W", "N2", "N3", "R", "N1"]  # each stage 4 times
-HMC_PATTERNS = {"W": (Pattern("sine", 10.0, 25.0, "posterior", off=0.4), Pattern("noise", 30.0, 8.0, width=6.0)),
-                "N1": Pattern("sine", 6.0, 25.0),
-                "N2": Pattern("noise", 13.0, 25.0, width=1.5),
-                "N3": Pattern("sine", 1.2, 70.0),
-                "R": Pattern("noise", 20.0, 15.0, width=4.0)}
+HMC_PATTERNS = {"W": (Pattern("sine", 10.0, 40.0, "posterior", off=0.6), Pattern("noise", 30.0, 15.0, width=6.0)),
+                "N1": Pattern("sine", 6.0, 45.0),
+                "N2": Pattern("noise", 13.0, 45.0, width=1.5),
+                "N3": Pattern("sine", 1.2, 90.0),
+                "R": (Pattern("sine", 3.0, 50.0), Pattern("noise", 20.0, 30.0, width=4.0))}
 #: subjects whose seeded split (seed 0, fractions .66/.17/.17) is train x5, val (SN009), test (SN015)
 HMC_SUBJECTS = (1, 2, 3, 4, 5, 9, 15)
 
@@ -148,8 +148,8 @@ WL_LABELS = [f"EEG {c}" for c in ("Fp1", "Fp2", "F3", "F4", "F7", "F8", "T3", "T
                                   "T5", "T6", "P3", "P4", "O1", "O2", "Fz", "Cz", "Pz")] + ["EEG A2-A1", "ECG ECG"]
 
 
-WL_PATTERNS = {1: Pattern("sine", 10.0, 30.0, "posterior", off=0.3),  # rest: alpha
-               2: (Pattern("sine", 6.0, 25.0, "frontal", off=0.3), Pattern("noise", 22.0, 10.0, width=4.0))}
+WL_PATTERNS = {1: Pattern("sine", 10.0, 50.0, "posterior", off=0.5),  # rest: alpha
+               2: (Pattern("sine", 6.0, 50.0, "frontal", off=0.5), Pattern("noise", 22.0, 20.0, width=4.0))}
 #: subjects whose seeded split (seed 0, fractions .72/.14/.14) is train x3, val (03), test (23)
 WL_SUBJECTS = (0, 1, 2, 3, 23)
 

@@ -7,9 +7,10 @@ Faithful where it matters to the adapters: folder names, TUH file names
 syntax. Recordings are 50-130 s so each layout ingests in seconds.
 
 Labels are learnable (see ``common.py``): TUAB normal = posterior 10-Hz alpha,
-abnormal = diffuse 2.5-Hz delta; TUEV's event second carries spike-and-wave
-(spsw), generalized (gped) or left-sided (pled) 2-Hz periodic waves, a frontal
-slow deflection (eyem), 35-Hz muscle noise (artf) or nothing (bckg); TUSL
+abnormal = diffuse 2.5-Hz delta; TUEV's event (from 1.5 s before to 1.5 s after its
+second, so 4 s of each 5-s window; events are 6 s apart) carries spike-and-wave
+(spsw), generalized 2-Hz periodic waves (gped), left-sided 1-Hz sharp discharges (pled), a frontal
+slow deflection (eyem), 25-Hz muscle noise (artf) or nothing (bckg); TUSL
 background = alpha, seizure = 4-Hz spike-and-wave, slowing = 1.5-Hz delta.
 Every split of the paper protocol holds every class.
 """
@@ -62,11 +63,11 @@ def synth_tuab(root: Path, seed: int, bad: bool) -> dict:
 
 #: What the event second of each TUEV class (label 1-6) carries.
 TUEV_PATTERNS = {
-    1: Pattern("spike", 3.0, 100.0, "all"),  # spsw: 3-Hz spike-and-slow-wave
-    2: Pattern("sine", 2.0, 80.0, "all"),  # gped: generalized periodic waves
-    3: Pattern("sine", 2.0, 80.0, "left", off=0.05),  # pled: the same, one hemisphere
-    4: Pattern("halfwave", 1.0, 120.0, "frontal", off=0.05),  # eyem: frontal slow deflection
-    5: Pattern("noise", 35.0, 40.0, "all", width=8.0),  # artf: muscle
+    1: Pattern("spike", 3.0, 150.0, "all"),  # spsw: 3-Hz spike-and-slow-wave
+    2: Pattern("sine", 2.0, 120.0, "all"),  # gped: generalized periodic waves
+    3: Pattern("spike", 1.0, 150.0, "left", off=0.05),  # pled: one sharp discharge per second, one hemisphere
+    4: Pattern("halfwave", 1.0, 150.0, "frontal", off=0.05),  # eyem: frontal slow deflection
+    5: Pattern("noise", 25.0, 120.0, "all", width=10.0),  # artf: muscle
     6: None,  # bckg
 }
 EVENT_SPACING = 6.0  # s between event onsets: no 5-s window holds another event's second
@@ -102,7 +103,8 @@ def tuev_label_of(events, t: float) -> int:
 
 
 def tuev_segments(events) -> list:
-    return [(t, t + 1.0, TUEV_PATTERNS[tuev_label_of(events, t)]) for t in sorted({a for _, a, _, _ in events})]
+    """The event's pattern over [t - 1.5, t + 2.5) s: 4 of its window's 5 s (windows are event ± 2 s)."""
+    return [(t - 1.5, t + 2.5, TUEV_PATTERNS[tuev_label_of(events, t)]) for t in sorted({a for _, a, _, _ in events})]
 
 
 def rec_text(events) -> str:
