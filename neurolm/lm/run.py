@@ -441,13 +441,13 @@ def baseline_line(baseline: dict) -> str:
 
 
 def versus_line(val: dict, baseline: dict) -> str:
-    """'accuracy 2.71x the unigram's (0.0164), loss 0.52 nats below it (5.670)'."""
+    """'accuracy 2.71x the unigram baseline's (0.0164), loss 0.520 nats below it (5.670)'."""
     vs = versus_unigram(val, baseline)
     if not vs:
         return "no unigram baseline"
     parts = []
     if "accuracy_ratio" in vs:
-        parts.append(f"accuracy {vs['accuracy_ratio']:.2f}x the unigram's ({baseline['accuracy']:.4f})")
+        parts.append(f"accuracy {vs['accuracy_ratio']:.2f}x the unigram baseline's ({baseline['accuracy']:.4f})")
     if "loss_gap" in vs:
         gap = vs["loss_gap"]
         parts.append(f"loss {abs(gap):.3f} nats {'below' if gap >= 0 else 'ABOVE'} it ({baseline['loss']:.3f})")
