@@ -431,11 +431,12 @@ def versus_unigram(val: dict, baseline: dict) -> dict[str, float]:
 
 
 def baseline_line(baseline: dict) -> str:
-    """'unigram accuracy 0.0164, loss 5.670; bigram (same channel, previous second) accuracy ..., loss ...'."""
-    text = f"unigram accuracy {baseline.get('accuracy', float('nan')):.4f}, loss {baseline.get('loss', float('nan')):.3f}"
+    """'unigram baseline accuracy 0.0164, loss 5.670; bigram baseline (the channel's current code) accuracy ...'."""
+    text = (f"unigram baseline accuracy {baseline.get('accuracy', float('nan')):.4f}, "
+            f"loss {baseline.get('loss', float('nan')):.3f}")
     big = baseline.get("bigram")
     if big:
-        text += (f"; bigram (the channel's current code) accuracy {big['accuracy']:.4f}, "
+        text += (f"; bigram baseline (the channel's current code) accuracy {big['accuracy']:.4f}, "
                  f"loss {big['loss']:.3f}")
     return text
 
