@@ -31,6 +31,9 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "bench_corpus_reader": (["--samples", "5000", "--naive-samples", "500"], ["--samples", "20000"]),
     "bench_tokenize": (["--config", "tiny", "--recordings", "6"],
                        ["--config", "all", "--recordings", "24", "--base-batches", "2", "--base-batch-size", "2"]),
+    "bench_lm": (["--quick"], ["--quick"]),
+    "bench_pretrain_feed": (["--samples", "3000", "--batches", "30"], ["--samples", "6000", "--batches", "60"]),
+    "bench_pretrain_modes": (["--steps", "30", "--tokenizer-steps", "30"], ["--steps", "60", "--tokenizer-steps", "60"]),
 }
 
 

@@ -142,3 +142,31 @@ def test_unigram_baseline():
     want = -(2 * p[3].log() + p[1].log() + p[0].log()) / 4
     assert got["accuracy"] == 0.5 and got["tokens"] == 4
     assert got["loss"] == pytest.approx(float(want)) and got["perplexity"] == pytest.approx(math.exp(float(want)))
+
+
+def test_bigram_baseline():
+    from neurolm.lm.baselines import bigram_baseline
+
+    def batch(codes, targets):
+        return {"codes": torch.tensor([codes]), "targets": torch.tensor([targets])}
+
+    # train pairs (code -> next): 0->1 twice, 0->2 once, 1->3 twice, 2->2 once; code 3 never seen as context
+    train = [batch([0, 0, 1, 9], [1, 2, 3, -1]), batch([0, 1, 2, 5], [1, 3, 2, -1])]
+    val = [batch([0, 1, 3, 2], [1, 0, 3, -1])]
+    got = bigram_baseline(train, val, n_codes=4, prior=2.0)
+    uni = torch.tensor([0, 2, 2, 2], dtype=torch.float64) + 1  # add-one smoothed targets
+    p_uni = uni / uni.sum()
+    # val pairs: 0->1 (counts 2 of 3), 1->0 (0 of 2), 3->3 (unseen context: the unigram)
+    p = [(2 + 2 * p_uni[1]) / (3 + 2), (0 + 2 * p_uni[0]) / (2 + 2), p_uni[3]]
+    want = -sum(float(torch.log(torch.as_tensor(q))) for q in p) / 3
+    assert got["tokens"] == 3 and got["loss"] == pytest.approx(want)
+    # predictions: 0 -> 1 (right), 1 -> 3 (wrong), 3 -> the unigram's most frequent, 1 (wrong)
+    assert got["accuracy"] == pytest.approx(1 / 3)
+    # a context-free corpus: the bigram cannot beat the unigram's accuracy by much
+    from neurolm.lm.baselines import unigram_baseline
+
+    g = torch.Generator().manual_seed(0)
+    rand = [batch(torch.randint(0, 4, (200,), generator=g).tolist(), torch.randint(0, 4, (200,), generator=g).tolist())
+            for _ in range(10)]
+    u, b = unigram_baseline(rand[:8], rand[8:], 4), bigram_baseline(rand[:8], rand[8:], 4)
+    assert b["loss"] >= u["loss"] - 0.02

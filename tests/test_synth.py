@@ -29,16 +29,55 @@ def test_synth_signal_is_deterministic_and_eeg_like():
     assert a.dtype == np.float32 and a.shape == (8, 120 * 256)
     np.testing.assert_array_equal(a, synth_signal(len(names), 256, 120, seed=3, ch_names=names, mains_hz=50))
     assert not np.allclose(a, synth_signal(len(names), 256, 120, seed=4, ch_names=names, mains_hz=50))
-    f, p = welch(a, fs=256, nperseg=512)
     o1, fp1, cz = names.index("O1"), names.index("FP1"), names.index("CZ")
+    # the stationary generator (states=False): spectral shape of awake resting EEG
+    s = synth_signal(len(names), 256, 120, seed=3, ch_names=names, mains_hz=50, states=False)
+    f, p = welch(s, fs=256, nperseg=512)
     assert _band(f, p[cz], 2, 4) > 5 * _band(f, p[cz], 20, 30)  # 1/f background
     assert _band(f, p[o1], 8, 12) > 3 * _band(f, p[cz], 8, 12)  # occipital alpha
     assert _band(f, p[o1], 8, 12) > 2 * _band(f, p[o1], 14, 18)  # alpha is a peak
     assert _band(f, p[cz], 49.5, 50.5) > 5 * _band(f, p[cz], 55, 58)  # 50 Hz mains line
     assert _band(f, p[cz], 59.5, 60.5) < 2 * _band(f, p[cz], 55, 58)
-    assert 10 < float(np.std(a[cz])) < 100  # µV scale
-    assert np.abs(a[fp1]).max() > 1.5 * np.abs(a[cz]).max()  # frontal blinks
-    assert np.abs(a[names.index("ECG")]).max() > 400  # QRS spikes
+    assert 10 < float(np.std(s[cz])) < 100  # µV scale
+    assert np.abs(s[fp1]).max() > 1.5 * np.abs(s[cz]).max()  # frontal blinks
+    assert np.abs(s[names.index("ECG")]).max() > 400  # QRS spikes
+    # the default (states=True) keeps the same scale, background, spatial gradients and mains
+    f, p = welch(a, fs=256, nperseg=512)
+    assert _band(f, p[cz], 2, 4) > 5 * _band(f, p[cz], 20, 30)
+    assert _band(f, p[o1], 8, 12) > 1.5 * _band(f, p[cz], 8, 12)
+    assert _band(f, p[cz], 49.5, 50.5) > 3 * _band(f, p[cz], 55, 58)  # (sleep states raise the floor)
+    assert 10 < float(np.std(a[cz])) < 100
+    assert np.abs(a[names.index("ECG")]).max() > 400
+
+
+def _lag1(v: np.ndarray) -> float:
+    v = v - v.mean()
+    return float((v[1:] * v[:-1]).mean() / v.var())
+
+
+def _per_second(x: np.ndarray, sfreq: int, lo: float, hi: float) -> np.ndarray:
+    """log band power of each 1-s piece of x."""
+    secs = x[: len(x) // sfreq * sfreq].reshape(-1, sfreq)
+    f = np.fft.rfftfreq(sfreq, 1 / sfreq)
+    pw = np.abs(np.fft.rfft(secs * np.hanning(sfreq), axis=1)) ** 2
+    return np.log(pw[:, (f >= lo) & (f < hi)].mean(axis=1))
+
+
+def test_brain_states_make_the_next_second_predictable():
+    """With states, a second's amplitude and alpha power persist into the next second (as in real EEG);
+    the stationary generator has (almost) no such memory. Alpha stays posterior, delta frontal."""
+    names = ["FZ", "CZ", "O1", "T3"]
+    a = synth_signal(4, 250, 600, seed=1, ch_names=names)
+    s = synth_signal(4, 250, 600, seed=1, ch_names=names, states=False)
+    amp = lambda x: np.log(x.reshape(-1, 250).std(axis=1))  # noqa: E731
+    assert _lag1(amp(a[1])) > 0.5 and _lag1(amp(s[1])) < 0.2
+    assert _lag1(_per_second(a[2], 250, 8, 12)) > 0.5 > _lag1(_per_second(s[2], 250, 8, 12))
+    f, p = welch(a, fs=250, nperseg=500)
+    assert _band(f, p[2], 8, 12) > 2 * _band(f, p[0], 8, 12)  # alpha: O1 > FZ
+    assert _band(f, p[0], 1, 3) > 1.5 * _band(f, p[2], 1, 3)  # delta: FZ > O1
+    # state changes are large: 10-s amplitude at CZ spans more than 2x over 10 minutes
+    tens = a[1].reshape(-1, 2500).std(axis=1)
+    assert tens.max() > 2 * tens.min()
 
 
 def test_synth_signal_rejects_bad_arguments():

@@ -81,9 +81,12 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         if args.json:
             return
         if ev["event"] == "plan":
+            from neurolm.lm.run import baseline_line
+
             print(f"run folder {ev['run_dir']}: steps {ev['start']} → {ev['total']} "
-                  f"({ev['steps_per_epoch']} per epoch); unigram baseline val next-code accuracy "
-                  f"{ev['baseline']['accuracy']:.4f}", file=sys.stderr)
+                  f"({ev['steps_per_epoch']} per epoch); val next-code baselines: {baseline_line(ev['baseline'])}",
+                  file=sys.stderr)
+            state["baseline"] = ev["baseline"]
             state["bar"] = tqdm(total=ev["total"], initial=ev["start"], desc="pretrain", unit="step", file=sys.stderr)
         elif ev["event"] == "step" and state["bar"] is not None:
             bar = state["bar"]
@@ -91,7 +94,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             bar.set_postfix(loss=f"{ev['loss']:.3f}", tok_s=f"{ev['tokens_per_s']:.0f}", refresh=False)
             bar.refresh()
         elif ev["event"] == "val" and state["bar"] is not None:
-            state["bar"].write(f"step {ev['step']}: val next-code loss {ev['loss']:.4f}, accuracy {ev['accuracy']:.4f}")
+            from neurolm.lm.run import versus_line
+
+            state["bar"].write(f"step {ev['step']}: val next-code loss {ev['loss']:.4f}, accuracy {ev['accuracy']:.4f}; "
+                               f"{versus_line(ev, state['baseline'])}")
 
     try:
         summary = run_pretrain(params, on_event=on_event)
@@ -101,13 +107,15 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
         return 0
+    from neurolm.lm.run import baseline_line, versus_line
+
     v, b = summary.get("val") or {}, summary.get("baseline") or {}
     head = ("finished earlier with the same inputs: nothing to do" if summary["nothing_to_do"]
             else f"trained {summary['steps_done_now']} steps ({summary['steps']} in all)")
-    print(f"{head}; val next-code accuracy {v.get('accuracy', float('nan')):.4f} "
-          f"(unigram baseline {b.get('accuracy', float('nan')):.4f}), loss {v.get('loss', float('nan')):.4f} "
-          f"(baseline {b.get('loss', float('nan')):.4f}); model {summary['outputs']['model']}, "
-          f"report {summary['files']['report']}")
+    print(f"{head}; val next-code accuracy {v.get('accuracy', float('nan')):.4f}, loss {v.get('loss', float('nan')):.4f}: "
+          f"{versus_line(v, b)}")
+    print(f"baselines on val: {baseline_line(b)}")
+    print(f"model {summary['outputs']['model']}, report {summary['files']['report']}")
     return 0
 
 

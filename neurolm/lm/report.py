@@ -33,6 +33,9 @@ def curves_png(history: list[dict], val_history: list[dict], baseline: dict[str,
     if baseline:
         ax_loss.axhline(baseline["loss"], ls="--", c="grey", label="unigram baseline (val)")
         ax_acc.axhline(baseline["accuracy"], ls="--", c="grey", label="unigram baseline")
+        if baseline.get("bigram"):
+            ax_loss.axhline(baseline["bigram"]["loss"], ls=":", c="grey", label="bigram baseline (val)")
+            ax_acc.axhline(baseline["bigram"]["accuracy"], ls=":", c="grey", label="bigram baseline")
     ax_loss.set(xlabel="step", ylabel="cross-entropy (nats)", title="loss")
     ax_acc.set(xlabel="step", ylabel="accuracy", title="val next-code accuracy")
     for ax in (ax_loss, ax_acc):
@@ -64,6 +67,14 @@ def report_markdown(summary: dict[str, Any], png: bytes | None) -> str:
         lines.append(f"| model | {final['loss']:.4f} | {final['accuracy']:.4f} | {final['perplexity']:.1f} |")
     if base:
         lines.append(f"| unigram baseline | {base['loss']:.4f} | {base['accuracy']:.4f} | {base['perplexity']:.1f} |")
+        big = base.get("bigram")
+        if big:
+            lines.append(f"| bigram baseline (the channel's current code) | {big['loss']:.4f} | {big['accuracy']:.4f} | "
+                         f"{big['perplexity']:.1f} |")
+    vs = summary.get("vs_unigram") or {}
+    if "accuracy_ratio" in vs and "loss_gap" in vs:
+        lines += ["", f"Model vs unigram: accuracy **{vs['accuracy_ratio']:.2f}×** the unigram's; loss gap "
+                      f"(unigram − model) {vs['loss_gap']:+.3f} nats."]
     lines += ["", "## Lineage", ""]
     for k, v in (summary.get("lineage") or {}).items():
         lines.append(f"- **{k}**: `{_fmt(v)}`")

@@ -47,7 +47,8 @@ from neurolm.lm.io import FORMAT, lm_metadata, save_lm
 from neurolm.lm.model import NeuroLM
 from neurolm.lm.params import PretrainParams
 from neurolm.lm.text import TextBatches, read_token_bin
-from neurolm.lm.train import evaluate, make_optimizer, train_step, unigram_baseline
+from neurolm.lm.baselines import bigram_baseline, unigram_baseline
+from neurolm.lm.train import evaluate, make_optimizer, train_step
 from neurolm.outputs import model_outputs
 from neurolm.training import (DistEnv, barrier, dist_env, init_distributed, resolve_device, rng_state, set_rng_state,
                               wrap_ddp)
@@ -60,7 +61,7 @@ from neurolm.lm.text import write_token_bin
 from storage.checkpoints import checkpoint_sha256
 
 STATE_KIND = "neurolm-pretrain-v1"
-BASELINE_BATCHES = 256  # train batches the unigram baseline counts (a sample of a large corpus)
+BASELINE_BATCHES = 256  # train batches the baselines count (a sample of a large corpus)
 
 
 def _quiet(*_a, **_k) -> None:
@@ -170,13 +171,25 @@ class PreparedPretrain:
     def model_dir(self) -> str:
         return os.path.join(self.run_dir, "model")
 
-    def batches(self, split: str) -> EEGBatches:
+    def batches(self, split: str, signals: bool = True) -> EEGBatches:
+        """``split``'s batches; ``signals=False``: codes and targets only (no signal reads in features mode)."""
         p, t = self.params, self.tcfg
         access = "index" if self.signals is not None else "stream"
+        sig = self.signals if signals else None
         if split == "train":
-            return EEGBatches(self.train, t.batch_size, p.max_len, seed=t.seed, access=access, signals=self.signals)
+            return EEGBatches(self.train, t.batch_size, p.max_len, seed=t.seed, access=access, signals=sig)
         return EEGBatches(self.val, t.batch_size, p.max_len, shuffle=False, drop_last=False, access=access,
-                          signals=self.signals)
+                          signals=sig)
+
+    def baselines(self) -> dict[str, Any]:
+        """The unigram baseline (its keys at the top level) with the bigram one under ``"bigram"``."""
+        import itertools
+
+        k = self.cfg.codebook_size
+        train, val = self.batches("train", signals=False), self.batches("val", signals=False)
+        out = unigram_baseline(itertools.islice(train.epoch(0), BASELINE_BATCHES), val.epoch(0), k)
+        out["bigram"] = bigram_baseline(itertools.islice(train.epoch(0), BASELINE_BATCHES), val.epoch(0), k)
+        return out
 
 
 def prepare(params: PretrainParams, env: DistEnv | None = None) -> PreparedPretrain:
@@ -337,14 +350,11 @@ def pretrain(params: PretrainParams, *, log: Callable[[str], None] = _quiet,
                                   else None)
     text_b = TextBatches(text_path, tcfg.text_batch_size, tcfg.text_seq_len, seed=tcfg.seed) if text_path else None
     if not baseline:
-        import itertools
-
-        baseline = unigram_baseline(itertools.islice(train_b.epoch(0), BASELINE_BATCHES), val_b.epoch(0),
-                                    cfg.codebook_size)
+        baseline = run.baselines()
     emit({"event": "plan", "run_dir": run.run_dir, "run_key": run.run_key, "start": start, "total": tcfg.steps,
           "steps_per_epoch": run.steps_per_epoch, "baseline": baseline})
     log(f"run {run.run_key}: {cfg.name} ({cfg.input_mode}), steps {start} → {tcfg.steps}, "
-        f"{run.steps_per_epoch} steps/epoch; unigram baseline val accuracy {baseline['accuracy']:.4f}")
+        f"{run.steps_per_epoch} steps/epoch; baselines on val: {baseline_line(baseline)}")
 
     ddp = wrap_ddp(model, env, device)
     accum, world = tcfg.grad_accum, env.world
@@ -367,8 +377,8 @@ def pretrain(params: PretrainParams, *, log: Callable[[str], None] = _quiet,
         if epoch_end and env.is_main:
             v = evaluate(model, val_b.epoch(0), tcfg.amp)
             val_history.append({"step": done, "epoch": line["epoch"], **v})
-            log(f"step {done}: val next-code loss {v['loss']:.4f}, accuracy {v['accuracy']:.4f} "
-                f"(unigram {baseline['accuracy']:.4f}), perplexity {v['perplexity']:.1f}")
+            log(f"step {done}: val next-code loss {v['loss']:.4f}, accuracy {v['accuracy']:.4f}, "
+                f"perplexity {v['perplexity']:.1f}; {versus_line(v, baseline)}")
             emit({"event": "val", "step": done, **v})
         if epoch_end or (params.ckpt_every and done % params.ckpt_every == 0):
             if env.is_main:
@@ -385,7 +395,8 @@ def _finish(run: PreparedPretrain, history, val_history, baseline, last_ckpt, to
         "run_key": run.run_key, "run_dir": run.run_dir, "model_dir": run.model_dir, "config": run.cfg.name,
         "input_mode": run.cfg.input_mode, "steps": run.tcfg.steps, "epochs": run.tcfg.steps / run.steps_per_epoch,
         "steps_done_now": done_now, "nothing_to_do": False, "val": val_history[-1] if val_history else {},
-        "baseline": baseline, "final_train": history[-1] if history else {},
+        "baseline": baseline, "vs_unigram": versus_unigram(val_history[-1] if val_history else {}, baseline),
+        "final_train": history[-1] if history else {},
         "tokens_per_s": round(tokens / loop_s, 1) if loop_s > 0 and tokens else None, "wall_s": round(wall, 2),
         "lineage": run.lineage,
     }
@@ -405,6 +416,43 @@ def _finish(run: PreparedPretrain, history, val_history, baseline, last_ckpt, to
         json.dump(summary, f, indent=1, default=str)
     os.replace(tmp, os.path.join(run.run_dir, "summary.json"))
     return summary
+
+
+def versus_unigram(val: dict, baseline: dict) -> dict[str, float]:
+    """How far the model's val next-code metrics are above the unigram bar: accuracy ratio, loss gap (nats)."""
+    acc, b_acc = val.get("accuracy"), baseline.get("accuracy")
+    loss, b_loss = val.get("loss"), baseline.get("loss")
+    out: dict[str, float] = {}
+    if acc is not None and b_acc:
+        out["accuracy_ratio"] = acc / b_acc
+    if loss is not None and b_loss is not None:
+        out["loss_gap"] = b_loss - loss
+    return out
+
+
+def baseline_line(baseline: dict) -> str:
+    """'unigram baseline accuracy 0.0164, loss 5.670; bigram baseline (the channel's current code) accuracy ...'."""
+    text = (f"unigram baseline accuracy {baseline.get('accuracy', float('nan')):.4f}, "
+            f"loss {baseline.get('loss', float('nan')):.3f}")
+    big = baseline.get("bigram")
+    if big:
+        text += (f"; bigram baseline (the channel's current code) accuracy {big['accuracy']:.4f}, "
+                 f"loss {big['loss']:.3f}")
+    return text
+
+
+def versus_line(val: dict, baseline: dict) -> str:
+    """'accuracy 2.71x the unigram baseline's (0.0164), loss 0.520 nats below it (5.670)'."""
+    vs = versus_unigram(val, baseline)
+    if not vs:
+        return "no unigram baseline"
+    parts = []
+    if "accuracy_ratio" in vs:
+        parts.append(f"accuracy {vs['accuracy_ratio']:.2f}x the unigram baseline's ({baseline['accuracy']:.4f})")
+    if "loss_gap" in vs:
+        gap = vs["loss_gap"]
+        parts.append(f"loss {abs(gap):.3f} nats {'below' if gap >= 0 else 'ABOVE'} it ({baseline['loss']:.3f})")
+    return ", ".join(parts)
 
 
 def load_history(run_dir: str) -> tuple[list[dict], list[dict]]:

@@ -19,6 +19,7 @@ from typing import Iterable
 
 import torch
 
+from neurolm.lm.baselines import bigram_baseline, unigram_baseline  # noqa: F401  (re-exported)
 from neurolm.lm.config import LMTrainConfig
 from neurolm.lm.model import NeuroLM
 from neurolm.training import make_adamw
@@ -133,27 +134,3 @@ def evaluate(model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]],
         return {"loss": float("nan"), "accuracy": float("nan"), "perplexity": float("nan"), "tokens": 0}
     loss = nll / count
     return {"loss": loss, "accuracy": correct / count, "perplexity": math.exp(min(loss, 50.0)), "tokens": count}
-
-
-def unigram_baseline(train: Iterable[dict[str, torch.Tensor]], val: Iterable[dict[str, torch.Tensor]],
-                     n_codes: int) -> dict[str, float]:
-    """What a model without context scores: the train-split target frequencies applied to val.
-
-    Accuracy of always predicting the most frequent train target; loss (and perplexity) of the
-    add-one-smoothed train frequencies on the val targets. The bar stage 2 must clear.
-    """
-    counts = torch.ones(n_codes, dtype=torch.float64)
-    for b in train:
-        y = b["targets"][b["targets"] >= 0]
-        counts += torch.bincount(y.reshape(-1), minlength=n_codes)[:n_codes].double()
-    logp = (counts / counts.sum()).log()
-    best = int(counts.argmax())
-    nll, correct, count = 0.0, 0, 0
-    for b in val:
-        y = b["targets"][b["targets"] >= 0].reshape(-1)
-        nll -= float(logp[y].sum())
-        correct += int((y == best).sum())
-        count += int(y.numel())
-    if not count:
-        return {"loss": float("nan"), "accuracy": float("nan"), "perplexity": float("nan"), "tokens": 0}
-    return {"loss": nll / count, "accuracy": correct / count, "perplexity": math.exp(nll / count), "tokens": count}

@@ -8,6 +8,12 @@ frontal eye blinks, temporal muscle bursts and mains interference. Non-EEG
 channels (ECG, EOG, PHOTIC, EMG) get their own simple generators so that the
 channel-selection stage has something real to drop.
 
+With ``states=True`` (the default) the EEG follows a slowly varying brain state
+(:mod:`neurolm.synth.states`: eyes-closed alpha, eyes-open beta and blinks, drowsy
+theta, sleep spindles and delta, in segments of 6-40 s): what makes one second of a
+channel predictable from the seconds before it, as in real EEG. ``states=False``
+gives the stationary generator of earlier versions, bit for bit.
+
 Everything is generated one channel at a time with O(n) filters, so hours of
 signal are cheap (~0.1 s per channel-hour at 256 Hz).
 """
@@ -20,6 +26,7 @@ import numpy as np
 from scipy import signal as sps
 
 from neurolm.errors import ConfigError
+from neurolm.synth.states import band_noise, gated_bursts, state_gains
 
 #: 10-20 labels used when the caller does not name channels (TUH-like order).
 STANDARD_EEG = (
@@ -39,6 +46,7 @@ NON_EEG = ("ECG", "EOG", "PHOTIC", "EMG")
 _OCCIPITAL = ("O1", "O2", "OZ", "PO", "P3", "P4", "PZ", "T5", "T6", "P7", "P8", "IZ")
 _FRONTAL = ("FP1", "FP2", "FPZ", "AF", "F7", "F8", "F3", "F4", "FZ")
 _TEMPORAL = ("T3", "T4", "T7", "T8", "FT", "TP", "T1", "T2", "F7", "F8")
+_CENTRAL = ("C3", "C4", "CZ", "C1", "C2", "C5", "C6", "FC", "CP")
 # Paul Kellet's 3-pole 1/f approximation (accurate to ±0.5 dB over 3+ decades).
 _PINK_B = np.array([0.049922035, -0.095993537, 0.050612699, -0.004408786])
 _PINK_A = np.array([1.0, -2.494956002, 2.017265875, -0.522189400])
@@ -97,13 +105,15 @@ def synth_signal(
     alpha_uv: float = 40.0,
     line_uv: float = 4.0,
     artefacts: bool = True,
+    states: bool = True,
 ) -> np.ndarray:
     """Synthetic multichannel EEG in µV, float32 [n_channels, round(seconds*sfreq)].
 
     `ch_names` (default: `default_ch_names(n_channels)`) only steers where
     alpha, blinks and muscle go and which rows are ECG/EOG/PHOTIC/EMG; any
     label style works ("EEG FP1-REF", "Fp1", "FP1"). Same arguments and seed
-    give bit-identical output.
+    give bit-identical output. `states`: a slowly varying brain state modulates
+    the rhythms (see the module doc); False gives stationary EEG.
     """
     if n_channels < 1 or sfreq <= 0 or seconds <= 0:
         raise ConfigError("synth_signal needs n_channels >= 1, sfreq > 0, seconds > 0")
@@ -117,9 +127,16 @@ def synth_signal(
     common /= common.std() or 1.0
     # Alpha: one shared 8-12 Hz generator (slowly wandering frequency) gated by bursts.
     f_alpha = 10.0 + 0.8 * sps.lfilter([0.001], [1, -0.999], rng.standard_normal(n))
-    alpha = np.sin(2 * np.pi * np.cumsum(f_alpha) / sfreq) * _bursts(rng, n, sfreq, 0.3, 2.5)
+    alpha_osc = np.sin(2 * np.pi * np.cumsum(f_alpha) / sfreq)
+    alpha_env = _bursts(rng, n, sfreq, 0.3, 2.5)
     blinks = _bursts(rng, n, sfreq, 0.15, 0.3) if artefacts else np.zeros(n)
     muscle_env = _bursts(rng, n, sfreq, 0.05, 1.0) if artefacts else np.zeros(n)
+    rhythms = _state_rhythms(seed, n, sfreq, artefacts) if states else None
+    if rhythms is None:
+        alpha, bg_gain = alpha_osc * alpha_env, 1.0
+    else:  # alpha waxes and wanes within a state instead of coming and going
+        alpha, bg_gain = alpha_osc * (0.5 + 0.5 * alpha_env) * rhythms["alpha"], rhythms["background"]
+        blinks = rhythms["blinks"]
     out = np.empty((n_channels, n), dtype=np.float32)
     for i, label in enumerate(names):
         crng = np.random.default_rng([seed, i])
@@ -134,9 +151,11 @@ def synth_signal(
         else:
             own = _pink(crng, n)
             own /= own.std() or 1.0
-            row = background_uv * (0.6 * common + 0.8 * own)
+            row = background_uv * bg_gain * (0.6 * common + 0.8 * own)
             occ = 1.0 if any(site.startswith(p) for p in _OCCIPITAL) else 0.25
             row += alpha_uv * occ * (0.9 + 0.2 * crng.random()) * alpha
+            if rhythms is not None and kind == "EEG":
+                row += _state_mix(rhythms, site)
             if kind == "EMG" or any(site.startswith(p) for p in _TEMPORAL):
                 hf = sps.lfilter([1, -1], [1], crng.standard_normal(n))
                 row += (40.0 if kind == "EEG" else 80.0) * muscle_env * hf
@@ -146,3 +165,33 @@ def synth_signal(
             row = row + line_uv * np.sin(2 * np.pi * mains_hz * t + crng.random() * 6.283)
         out[i] = row
     return out
+
+
+#: µV amplitude of each state rhythm at gain 1, and its band (Hz).
+_RHYTHM_UV = {"theta": (20.0, 4.0, 7.5), "delta": (30.0, 0.5, 3.0), "beta": (6.0, 18.0, 26.0),
+              "spindle": (15.0, 12.0, 14.0), "slow": (50.0, 0.05, 0.25)}
+
+
+def _state_rhythms(seed: int, n: int, sfreq: float, artefacts: bool) -> dict[str, np.ndarray]:
+    """Shared state-modulated rhythms (µV at gain 1) and gains; its own RNG, so ``states=False`` is unchanged."""
+    srng = np.random.default_rng([seed, 1_000_003])
+    gains = state_gains(srng, n, sfreq)
+    out = {"background": gains["background"], "alpha": gains["alpha"]}
+    for name, (uv, lo, hi) in _RHYTHM_UV.items():
+        out[name] = uv * gains[name] * band_noise(srng, n, sfreq, lo, hi)
+    out["spindle"] *= gated_bursts(srng, n, sfreq, 0.2, 1.0, np.ones(n))
+    out["blinks"] = gated_bursts(srng, n, sfreq, 0.3, 0.3, gains["blinks"]) if artefacts else np.zeros(n)
+    return out
+
+
+def _state_mix(rhythms: dict[str, np.ndarray], site: str) -> np.ndarray:
+    """Theta/delta/beta/spindles/slow waves at one site: the spatial gradients of the shared generators."""
+    frontal = any(site.startswith(p) for p in _FRONTAL)
+    central = any(site.startswith(p) for p in _CENTRAL)
+    w_theta = 1.0 if (frontal or central) else 0.5
+    w_delta = 1.0 if frontal else 0.6
+    w_beta = 1.0 if frontal else (0.5 if central else 0.3)
+    w_spindle = 1.0 if central else 0.4
+    w_slow = 1.0 if frontal else 0.6
+    return (w_theta * rhythms["theta"] + w_delta * rhythms["delta"] + w_beta * rhythms["beta"]
+            + w_spindle * rhythms["spindle"] + w_slow * rhythms["slow"])
