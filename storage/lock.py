@@ -270,6 +270,10 @@ class StoreLock:
                 holder = self.read_holder()
                 if holder is None or (holder and holder.get("token") != self.token):
                     self._lost = describe_holder(holder) if holder else "nobody"
+        if self._lost == "nobody":  # seen between a breaker's delete and its create: name the new holder if any
+            holder = self.read_holder()
+            if holder:
+                self._lost = describe_holder(holder)
         if self._lost is not None:
             raise LockLostError(f"the store lock {self.lock_url} was taken from this run (now held by "
                                 f"{self._lost}); stopping before writing anything more (committed data is kept)")
