@@ -99,6 +99,26 @@ def list_checkpoints(directory: str) -> list[tuple[int, str]]:
     return sorted(out)
 
 
+def canonical_safetensors(blob: bytes) -> bytes:
+    """safetensors bytes with the header's ``__metadata__`` in sorted key order (same length, same tensors).
+
+    Why: the safetensors writer emits its metadata map in hash order, which changes from process to
+    process, so the same weights gave files with different bytes, hence a different sha256: the
+    tokenizer's identity, and the version id of every token corpus made with it, changed from one
+    identical run to the next (found by the build's crash test).
+    """
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    meta = header.pop("__metadata__", None)
+    if not meta:
+        return blob
+    text = json.dumps({"__metadata__": dict(sorted(meta.items())), **header}, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+    if len(text) > n:  # never: the same content; keep the writer's bytes rather than a broken file
+        return blob
+    return blob[:8] + text + b" " * (n - len(text)) + blob[8 + n:]
+
+
 def save_checkpoint(directory: str, weights: dict[str, torch.Tensor], state: dict[str, Any],
                     lineage: dict[str, Any], *, keep_last: int = 3,
                     metadata: dict[str, str] | None = None) -> str:
@@ -108,8 +128,9 @@ def save_checkpoint(directory: str, weights: dict[str, torch.Tensor], state: dic
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _flatten(state, tensors)
     blobs = {
-        "model.safetensors": st_save({k: v.detach().cpu().contiguous() for k, v in weights.items()},
-                                     metadata=dict(metadata or {})),
+        "model.safetensors": canonical_safetensors(st_save({k: v.detach().cpu().contiguous()
+                                                            for k, v in weights.items()},
+                                                           metadata=dict(metadata or {}))),
         "state.safetensors": st_save(tensors),
         "state.json": json.dumps(skeleton, sort_keys=True).encode(),
         "lineage.json": json.dumps(lineage, indent=1, sort_keys=True, default=str).encode(),
