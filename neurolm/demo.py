@@ -1,26 +1,25 @@
-"""`make demo`: the most complete pipeline the project has, on a generated corpus, on CPU, offline.
+"""`make demo`: the whole pipeline as one build, on generated data, on CPU, offline.
 
-Each step is the same `neurolm` command a user would type, run as a subprocess so
-the demo exercises exactly the public interface:
+The main command is ``neurolm build configs/demo.yaml`` run from the demo folder (the config's
+relative paths are taken from there). That build, one Prefect flow with a subflow per stage:
 
-1. ``neurolm synth``            a mixed-format corpus with malformed files
-2. ``neurolm ingest``           Prefect flow on a local Dask cluster -> Zarr signal store
-3. ``neurolm synth --dataset`` + ``neurolm ingest-dataset``   a labeled downstream dataset (HMC layout)
-4. ``neurolm inspect``          store summary (recordings, hours, coverage, quarantine, labels)
-5. ``neurolm train-tokenizer``  the tiny text-aligned VQ tokenizer
-6. ``neurolm tokenize``         the discrete neural-token corpus
-7. ``neurolm tokens inspect``   corpus summary
-8. ``neurolm pretrain``         stage 2 (tiny NeuroLM on GPT-2) on the token corpus, a few steps; prints the val
-                                next-code accuracy next to the unigram baseline
-9. rerun of step 2: nothing new, nothing redone
+1. generates its inputs: 24 recordings in six formats + 5 malformed files, and the six labeled
+   datasets' layouts (TUAB, TUEV, SEED, HMC, Workload, TUSL) with learnable synthetic labels;
+2. ingests the archive and the six datasets into one signal store (Dask, quarantine with reasons);
+3. trains the tiny tokenizer, tokenizes the archive (pretraining corpus) and every labeled window;
+4. pretrains the tiny NeuroLM (stage 2), tunes it on all six tasks at once (stage 3), evaluates it.
 
-The source corpus is ingested with split seed 1: its 12 synthetic subjects then fall 10 / 1 / 1 into
-train / val / test (seed 0 gives no val subject, and pretraining validates on val).
+Then the demo prints the evaluation table and asks the tuned model one question about one file
+(``neurolm ask``). Every step is the command a user would type, run as a subprocess.
+
+The folder is kept: a second ``make demo`` finds every step up to date, does no work and says
+so (``make clean`` removes it). ``--fresh`` starts over.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import shlex
 import shutil
@@ -29,54 +28,74 @@ import sys
 import time
 from pathlib import Path
 
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
-def _run(step: str, args: list[str]) -> None:
+
+def _run(step: str, args: list[str], cwd: Path) -> None:
     cmd = [sys.executable, "-m", "neurolm", *args]
     print(f"\n=== {step}\n$ neurolm {shlex.join(args)}", flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=os.environ.copy())
+    proc = subprocess.run(cmd, env=os.environ.copy(), cwd=cwd)
     if proc.returncode != 0:
         raise SystemExit(f"demo step failed ({step}): exit code {proc.returncode}")
     print(f"--- {step}: {time.perf_counter() - t0:.1f} s", flush=True)
 
 
+def _tuned_model(root: Path) -> str:
+    from storage.build_state import read_state
+
+    state = read_state(str(root))
+    model = ((state.get("tune") or {}).get("outputs") or {}).get("model")
+    if not model:
+        raise SystemExit(f"demo: the build recorded no tuned model under {root}")
+    return model
+
+
+def _print_table(root: Path) -> None:
+    from storage.build_state import read_state
+
+    evaluation = ((read_state(str(root)).get("evaluate") or {}).get("outputs") or {}).get("evaluation")
+    table = Path(evaluation or "") / "tables.md"
+    if not table.is_file():
+        raise SystemExit(f"demo: no evaluation table at {table}")
+    print(f"\n=== evaluation ({table})\n")
+    print(table.read_text())
+
+
+def _hmc_file(work: Path) -> str:
+    files = sorted(glob.glob(str(work / "inputs" / "hmc" / "**" / "*.edf"), recursive=True))
+    files = [f for f in files if "sleepscoring" not in os.path.basename(f)]
+    if not files:
+        raise SystemExit("demo: no generated HMC recording to ask about")
+    return files[-1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="demo", help="working directory (recreated)")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=150, help="tokenizer training steps")
-    parser.add_argument("--lm-steps", type=int, default=60, help="pretraining steps of the tiny NeuroLM")
+    parser.add_argument("--out", default="demo", help="working folder (kept between runs)")
+    parser.add_argument("--config", default=str(CONFIG), help="the build config (default: configs/demo.yaml)")
+    parser.add_argument("--fresh", action="store_true", help="remove the working folder first")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    out = Path(args.out).resolve()
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    os.environ.setdefault("PREFECT_HOME", str(out / "prefect_home"))
-    src, store, corpus, ckpt, hmc = out / "source", out / "store", out / "corpus", out / "tokenizer", out / "hmc"
-    workers = str(args.workers)
+    work = Path(args.out).resolve()
+    if args.fresh and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_HOME", str(work / "prefect_home"))
+    config = str(Path(args.config).resolve())
+    root = work / "build"
 
     t0 = time.perf_counter()
-    _run("synthesize a mixed-format corpus",
-         ["synth", str(src), "--recordings", "24", "--formats", "edf,bdf,gdf,fif,brainvision,eeglab",
-          "--minutes", "2", "--malformed", "5", "--seed", "0", "--layout", "flat"])
-    ingest = ["ingest", str(src), "--store", str(store), "--workers", workers, "--seed", "1"]
-    _run("ingest (Prefect flow on local Dask)", ingest)
-    _run("synthesize a labeled dataset (HMC layout)", ["synth", "--dataset", "hmc", str(hmc)])
-    _run("ingest the labeled dataset", ["ingest-dataset", "hmc", str(hmc), "--store", str(store), "--workers", workers])
-    _run("inspect the signal store", ["inspect", str(store)])
-    _run("train the tiny tokenizer",
-         ["train-tokenizer", "--store", str(store), "--config", "tiny", "--out", str(ckpt), "--steps", str(args.steps)])
-    _run("tokenize the store", ["tokenize", "--store", str(store), "--tokenizer", str(ckpt), "--out", str(corpus)])
-    _run("inspect the token corpus", ["tokens", "inspect", str(corpus)])
-    _run("pretrain the tiny NeuroLM (stage 2)",
-         ["pretrain", "--corpus", str(corpus), "--config", "tiny", "--out", str(out / "pretrain"),
-          "--steps", str(args.lm_steps), "--warmup-steps", "5", "--lr", "3e-3", "--batch-size", "4",
-          "--max-len", "256"])
-    _run("rerun ingestion: nothing new", ingest)
-    print(f"\nDemo finished in {time.perf_counter() - t0:.0f} s. Outputs under {out}.")
+    _run("the plan", ["build", config, "--dry-run"], work)
+    _run("the build: archive -> store -> tokenizer -> corpora -> pretrain -> tune -> evaluate", ["build", config], work)
+    _print_table(root)
+    question = "Question: Which sleep type does this EEG segment belong to?"
+    _run("ask the tuned model about one recording",
+         ["ask", _hmc_file(work), question, "--model", _tuned_model(root), "--start", "30"], work)
+    print(f"\nDemo finished in {time.perf_counter() - t0:.0f} s. Outputs under {work}.")
+    print("Run `make demo` again: every step is up to date and nothing is redone.")
     print(f"See the flow runs: PREFECT_HOME={os.environ['PREFECT_HOME']} prefect flow-run ls   (or `make ui`)")
     return 0
 

@@ -160,6 +160,39 @@ def test_labeled_corpus_step_follows_the_tokenize_stage(tmp_path):
         assert "tokenize-labeled" not in names and "labeled" in config.notes[0]
 
 
+def _stage3(tmp_path, **tune) -> dict:
+    doc = _doc(tmp_path)
+    doc.update(tokenize_labeled={"workers": 0}, tune={"steps": 4, **tune}, evaluate={"splits": ["test"]})
+    return doc
+
+
+def test_a_changed_tuning_config_redoes_tuning_and_evaluation_only(tmp_path):
+    built = _completed(_plan(parse_config(yaml.safe_dump(_stage3(tmp_path)), "t.yaml"), {}))
+    assert list(built)[-2:] == ["tune", "evaluate"]
+    changed = parse_config(yaml.safe_dump(_stage3(tmp_path, lr=1e-3)), "t.yaml")
+    assert _runs(_plan(changed, built)) == {"tune": "config changed: lr", "evaluate": "upstream changed: tune"}
+    pre = _doc(tmp_path, **{"pretrain.steps": 6})
+    pre.update({k: v for k, v in _stage3(tmp_path).items() if k in ("tokenize_labeled", "tune", "evaluate")})
+    runs = _runs(_plan(parse_config(yaml.safe_dump(pre), "t.yaml"), built))
+    assert list(runs) == ["pretrain", "tune", "evaluate"]
+
+
+def test_tuning_and_evaluation_are_wired_to_the_pretrained_model_and_the_labeled_corpus(tmp_path):
+    config = parse_config(yaml.safe_dump(_stage3(tmp_path)), "t.yaml")
+    assert config.tune.evaluate is False  # the build evaluates in a stage of its own
+    steps = {s.name: s for s in expand(config)}
+    outputs = {"pretrain": {"model": "/p/run-1/model"}, "tokenize-labeled": {"corpus": "/l", "corpus_version": "c-2"},
+               "tune": {"model": "/t/run-3/model"}}
+    t = wire(steps["tune"], "k", outputs)
+    assert (t.init, t.corpus, t.corpus_version, t.out) == ("/p/run-1/model", "/l", "c-2", str(tmp_path / "out" / "tune"))
+    e = wire(steps["evaluate"], "k", outputs)
+    assert (e.models, e.corpus, e.corpus_version) == (("/t/run-3/model",), "/l", "c-2")
+    doc = _doc(tmp_path)
+    doc["tune"] = {"steps": 4}
+    with pytest.raises(ConfigError, match="tokenize_labeled"):
+        parse_config(yaml.safe_dump(doc), "t.yaml")
+
+
 BAD = """\
 name: bad
 outputs:

@@ -25,6 +25,8 @@ from neurolm.corpus.params import TokenizeParams
 from neurolm.datasets.ingest import DatasetIngestParams
 from neurolm.errors import ConfigError
 from neurolm.ingest.config import IngestParams
+from neurolm.instruct.eval_params import EvaluateParams
+from neurolm.instruct.params import TuneParams
 from neurolm.lm.params import PretrainParams
 from neurolm.standardize import StandardizeConfig
 from neurolm.tokenizer.params import TrainTokenizerParams
@@ -41,7 +43,12 @@ WIRED: dict[str, dict[str, str]] = {
     "tokenize": {"store": "store", "tokenizer": "tokenizer", "out": "corpus"},
     "tokenize_labeled": {"store": "store", "tokenizer": "tokenizer", "out": "labeled_corpus"},
     "pretrain": {"corpus": "corpus", "out": "pretrain"},
+    # init / models name the pretrain / tune runs roots here; the build sets the exact model folder at run time
+    "tune": {"corpus": "labeled_corpus", "init": "pretrain", "out": "tune"},
+    "evaluate": {"corpus": "labeled_corpus", "models": "tune"},
 }
+#: Wired fields that hold a list of locations.
+LIST_FIELDS = ("models",)
 #: Params fields that name a local path or URL a user gives (made absolute at load time).
 PATH_FIELDS = ("source", "root", "text", "text_tokens", "config", "bpe")
 
@@ -58,6 +65,8 @@ class Outputs(BaseModel):
     corpus: str | None = Field(None, description="pretraining token corpus root; default ROOT/corpus")
     labeled_corpus: str | None = Field(None, description="labeled token corpus root; default ROOT/corpus-labeled")
     pretrain: str | None = Field(None, description="pretraining runs root; default ROOT/pretrain")
+    tune: str | None = Field(None, description="instruction-tuning runs root; default ROOT/tune (each run's "
+                                               "evaluation goes to RUN/evaluation/)")
 
     def location(self, name: str) -> str:
         default = {"labeled_corpus": "corpus-labeled"}.get(name, name)
@@ -106,6 +115,10 @@ class BuildConfig(BaseModel):
     tokenize_labeled: TokenizeParams | None = Field(
         None, description="the labeled token corpus (tokenize --labeled); needs a tokenize stage with `labeled`")
     pretrain: PretrainParams = Field(description="stage-2 pretraining (pretrain stage)")
+    tune: TuneParams | None = Field(None, description="stage-3 multi-task instruction tuning (tune stage); needs "
+                                                      "tokenize_labeled")
+    evaluate: EvaluateParams | None = Field(None, description="evaluation of the tuned model on the labeled corpus "
+                                                              "(evaluate stage); needs tune")
 
     @model_validator(mode="before")
     @classmethod
@@ -132,9 +145,12 @@ class BuildConfig(BaseModel):
                 for fld, loc in wires.items():
                     if fld in item:
                         raise ValueError(f"{where}.{fld} is set by the build (outputs.{loc}); remove it")
-                item = {**item, **{fld: outputs.location(loc) for fld, loc in wires.items()}}
+                item = {**item, **{fld: ([outputs.location(loc)] if fld in LIST_FIELDS else outputs.location(loc))
+                                   for fld, loc in wires.items()}}
                 if section == "tokenize_labeled" and LABELED_TOKENIZE:
                     item.setdefault("labeled", True)
+                if section == "tune" and data.get("evaluate") is not None:
+                    item.setdefault("evaluate", False)  # the build's evaluate step does it, as a stage of its own
                 wired.append(item)
             data[section] = wired if isinstance(value, list | tuple) else wired[0]
         return data
@@ -153,6 +169,10 @@ class BuildConfig(BaseModel):
             raise ValueError(f"datasets: {dup[0]!r} is listed twice")
         if self.tokenize_labeled is not None and not self.datasets:
             raise ValueError("tokenize_labeled: the build ingests no labeled dataset (add `datasets`)")
+        if self.tune is not None and self.tokenize_labeled is None:
+            raise ValueError("tune: the build makes no labeled corpus (add `tokenize_labeled`)")
+        if self.evaluate is not None and self.tune is None:
+            raise ValueError("evaluate: the build tunes no model (add `tune`)")
         return self
 
     _notes: tuple[str, ...] = PrivateAttr(default=())  # what the loader left out, and why
@@ -190,7 +210,8 @@ def _absolute_paths(doc: dict) -> dict:
             synth["datasets"] = {k: os.path.abspath(v) if isinstance(v, str) else v
                                  for k, v in synth["datasets"].items()}
         doc["synth"] = synth
-    for section in ("sources", "datasets", "train_tokenizer", "tokenize", "tokenize_labeled", "pretrain"):
+    for section in ("sources", "datasets", "train_tokenizer", "tokenize", "tokenize_labeled", "pretrain", "tune",
+                    "evaluate"):
         value = doc.get(section)
         items = value if isinstance(value, list) else [value]
         fixed = [{k: (_absolute(v) if k in PATH_FIELDS else v) for k, v in it.items()} if isinstance(it, dict) else it

@@ -35,7 +35,7 @@ RUNTIME_FIELDS = frozenset({"workers", "dask_address", "lock_timeout_s", "table_
 #: Also left out of the ingest stages' keys: files per Dask task.
 INGEST_RUNTIME_FIELDS = RUNTIME_FIELDS | {"batch_size"}
 #: ``outputs`` keys that name a location: a skipped step's outputs must still exist.
-LOCATION_OUTPUTS = ("store", "checkpoint", "corpus", "model", "pretrain_run", "synth")
+LOCATION_OUTPUTS = ("store", "checkpoint", "corpus", "model", "pretrain_run", "tune_run", "evaluation", "synth")
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,7 @@ class Link:
     keyed_out: bool = False  # write to OUT/<step key> (a run folder per distinct input), not OUT itself
 
 
-#: The chain after ingestion, in order. Instruction tuning and evaluation land here as two more links
-#: (and two BuildConfig sections), e.g. Link("tune", "tune", "tune", ("pretrain", "tokenize-labeled"),
-#: {"model": ("pretrain", "model"), "corpus": ("tokenize-labeled", "corpus")}).
+#: The chain after ingestion, in order (a stage is one more link and one BuildConfig section).
 CHAIN: tuple[Link, ...] = (
     Link("train-tokenizer", "train-tokenizer", "train_tokenizer", ("@ingest",),
          {"store": ("@ingest", "store"), "version": ("@ingest", "store_version")}, keyed_out=True),
@@ -64,6 +62,12 @@ CHAIN: tuple[Link, ...] = (
           "tokenizer": ("train-tokenizer", "checkpoint")}),
     Link("pretrain", "pretrain", "pretrain", ("tokenize",),
          {"corpus": ("tokenize", "corpus"), "corpus_version": ("tokenize", "corpus_version")}),
+    Link("tune", "tune", "tune", ("pretrain", "tokenize-labeled"),
+         {"init": ("pretrain", "model"), "corpus": ("tokenize-labeled", "corpus"),
+          "corpus_version": ("tokenize-labeled", "corpus_version")}),
+    Link("evaluate", "evaluate", "evaluate", ("tune", "tokenize-labeled"),
+         {"models": ("tune", "model"), "corpus": ("tokenize-labeled", "corpus"),
+          "corpus_version": ("tokenize-labeled", "corpus_version")}),
 )
 
 
@@ -193,8 +197,11 @@ def describe_outputs(outputs: Mapping[str, Any]) -> str:
         parts.append(f"tokenizer sha256 {str(outputs['checkpoint_sha256'])[:12]}")
     if outputs.get("corpus_version"):
         parts.append(f"corpus {outputs['corpus_version']}")
-    if outputs.get("pretrain_run"):
-        parts.append(f"run {str(outputs['pretrain_run']).rstrip('/').rsplit('/', 1)[-1]}")
+    for run in ("pretrain_run", "tune_run"):
+        if outputs.get(run):
+            parts.append(f"run {str(outputs[run]).rstrip('/').rsplit('/', 1)[-1]}")
+    if outputs.get("evaluation"):
+        parts.append(f"evaluation {str(outputs['evaluation']).rstrip('/').rsplit('/', 1)[-1]}")
     if outputs.get("synth"):
         parts.append("inputs generated")
     return ", ".join(parts) or "done"
@@ -220,7 +227,7 @@ def wire(step: Step, key: str, outputs: Mapping[str, Mapping[str, Any]]) -> Any:
     for fld, (src, name) in step.takes.items():
         value = (outputs.get(src) or {}).get(name)
         if value is not None:
-            update[fld] = value
+            update[fld] = [value] if isinstance(getattr(step.params, fld, None), tuple | list) else value
     if step.keyed_out:
         update["out"] = fs.join(fs.normalize_url(step.params.out), f"t-{key[:12]}")
     if not update:

@@ -136,5 +136,5 @@ def run_build(config: BuildConfig, runner: Runner | None = None, *, force: tuple
     return {"name": config.name, "root": root, "steps": done, "ran": ran, "nothing_to_do": not ran,
             "wall_s": round(time.perf_counter() - t0, 2),
             "locations": {k: config.location(k) for k in ("store", "tokenizer", "corpus", "labeled_corpus",
-                                                          "pretrain")},
+                                                          "pretrain", "tune")},
             "outputs": outputs}
