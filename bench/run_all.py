@@ -33,7 +33,6 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
                        ["--config", "all", "--recordings", "24", "--base-batches", "2", "--base-batch-size", "2"]),
     "bench_lm": (["--quick"], ["--quick"]),
     "bench_pretrain_feed": (["--samples", "3000", "--batches", "30"], ["--samples", "6000", "--batches", "60"]),
-    "bench_pretrain_modes": (["--steps", "30", "--tokenizer-steps", "30"], ["--steps", "60", "--tokenizer-steps", "60"]),
 }
 
 
