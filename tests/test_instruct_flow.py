@@ -33,7 +33,7 @@ def test_cli_flow_artifacts_and_rerun(tmp_path, capsys):
     assert len(runs) == 1 and runs[0].startswith("run-")
     assert {("neurolm-tune-progress", "progress"), ("neurolm-tune-report", "markdown")} <= {(a.key, a.type)
                                                                                           for a in arts}
-    report = next(str(a.data) for a in arts if a.key == "neurolm-tune-report")
+    report = next(str(a.data) for a in arts if a.key == "neurolm-tune-report" and runs[0][4:] in str(a.data))
     assert runs[0][4:] in report and "data:image/png;base64," in report and "`reference`" in report
     assert os.path.isfile(tmp_path / "runs" / runs[0] / "model" / "neurolm.safetensors")
     # an input error: one line, exit code 2, before any server or run

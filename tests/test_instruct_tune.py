@@ -7,6 +7,8 @@ import json
 import os
 
 import pytest
+
+from schemas.io import TableValidationError
 import torch
 from test_instruct_data import _rewrite
 
@@ -75,7 +77,7 @@ def test_bad_inputs_are_refused_before_training(init, tmp_path):
               init=_inside_pretrain_run(tmp_path, init, tokenizer_sha256="b" * 64)),
          ConfigError, "pretrained with tokenizer checkpoint"),
         (dict(corpus=_rewrite(write_labeled_corpus(str(tmp_path / "nl"), {"TUAB": 4}), label=None)),
-         ConfigError, "not a labeled corpus"),
+         TableValidationError, "missing column 'label'"),  # LABELED_MANIFEST, checked on read
         (dict(corpus=_rewrite(write_labeled_corpus(str(tmp_path / "ut"), {"TUAB": 4}), task="MNIST")),
          ConfigError, "unknown task 'MNIST'"),
         (dict(corpus=good, eeg_len=10), ConfigError, "holds 20 EEG tokens, more than the 10"),

@@ -38,7 +38,8 @@ def test_cli_flow_artifacts_and_rerun(tmp_path, capsys):
     assert len(runs) == 1 and runs[0].startswith("run-")
     kinds = {(a.key, a.type) for a in arts}
     assert {("neurolm-pretrain-progress", "progress"), ("neurolm-pretrain-report", "markdown")} <= kinds
-    report = next(str(a.data) for a in arts if a.key == "neurolm-pretrain-report")
+    # the Prefect home is shared with other tests' runs: this run's report is the one naming its run folder
+    report = next(str(a.data) for a in arts if a.key == "neurolm-pretrain-report" and runs[0][4:] in str(a.data))
     assert runs[0][4:] in report and "unigram baseline" in report and "tokenizer_sha256" in report
     m = re.search(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", report)
     assert m, "the curves are not embedded in the report"

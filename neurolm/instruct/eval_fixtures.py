@@ -33,7 +33,8 @@ def write_labeled_corpus(url: str, windows: Sequence[Window], codebook_size: int
     lin = CorpusLineage(store_version="synthetic", store_content=f"labeled seed={seed}", vocab_version="synthetic",
                         tokenizer_sha256=tokenizer_sha256, tokenizer_config_hash=tokenizer_config_hash,
                         datasets=None, splits=None, shard_size=len(windows),
-                        info={"kind": "labeled", "codebook_size": codebook_size, "synthetic": synthetic})
+                        info={"kind": "labeled", "codebook_size": codebook_size, "synthetic": synthetic},
+                        kind="labeled")
     v = store.version(lin.version_id())
     v.ensure_lineage(lin)
     rng = np.random.default_rng(seed)

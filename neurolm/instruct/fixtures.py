@@ -54,14 +54,15 @@ def write_labeled_corpus(url: str, per_class: Mapping[str, int], codebook_size: 
                 ch.append(np.tile(np.arange(n_ch), n_sec))
                 tm.append(np.repeat(np.arange(n_sec), n_ch))
                 off.append(off[-1] + n_ch * n_sec)
-                rows.append({"recording_id": f"{task.name}-{label}-{j}", "window_start": 0,
+                rows.append({"recording_id": f"{task.name}-{label}-{j}", "window_start": 0, "length": n_sec * 200,
                              "n_tokens": n_ch * n_sec, "split": names[j], "dataset": task.dataset,
                              "task": task.label_task, "label": label, "label_name": task.class_names[label],
                              "subject": f"s{j % 4}"})
     fields = dict(store_version="synthetic", store_content=f"labeled seed={seed} {dict(per_class)}",
                   vocab_version="synthetic", tokenizer_sha256="synthetic", tokenizer_config_hash="synthetic",
                   datasets=None, splits=None, shard_size=len(rows),
-                  info={"codebook_size": codebook_size, "kind": "labeled"})
+                  info={"codebook_size": codebook_size, "kind": "labeled"}, kind="labeled",
+                  tasks=tuple(sorted({r["task"] for r in rows})))
     fields.update(lineage_fields)
     lin = CorpusLineage(**fields)
     store = TokenCorpusStore.open(url, create=True)
