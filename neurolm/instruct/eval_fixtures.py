@@ -25,10 +25,6 @@ def write_labeled_corpus(url: str, windows: Sequence[Window], codebook_size: int
                          tokenizer_sha256: str = "synthetic", tokenizer_config_hash: str = "synthetic",
                          synthetic: bool = True) -> str:
     """A complete labeled corpus (current version) of random-code windows; returns its version id."""
-    from schemas.io import write_table
-    from schemas.tables import CORPUS_MANIFEST
-    from storage import fs
-
     store = TokenCorpusStore.open(url, create=True)
     lin = CorpusLineage(store_version="synthetic", store_content=f"labeled seed={seed}", vocab_version="synthetic",
                         tokenizer_sha256=tokenizer_sha256, tokenizer_config_hash=tokenizer_config_hash,
@@ -38,24 +34,20 @@ def write_labeled_corpus(url: str, windows: Sequence[Window], codebook_size: int
     v = store.version(lin.version_id())
     v.ensure_lineage(lin)
     rng = np.random.default_rng(seed)
-    codes, ch, tm, off, rows, extra = [], [], [], [0], [], []
+    codes, ch, tm, off, rows = [], [], [], [0], []
     for i, (task, label, split, n_ch, n_sec) in enumerate(windows):
         n = n_ch * n_sec
         codes.append(rng.integers(0, codebook_size, n))
         ch.append(np.tile(np.arange(n_ch), n_sec))
         tm.append(np.repeat(np.arange(n_sec), n_ch))
         off.append(off[-1] + n)
-        rows.append({"recording_id": f"{task.lower()}-{i:04d}", "window_start": 0, "n_tokens": n, "split": split,
-                     "dataset": task.lower()})
-        extra.append({"task": task, "label": int(label), "label_name": str(label), "subject": f"s{i % 7}"})
+        rows.append({"recording_id": f"{task.lower()}-{i:04d}", "window_start": 0, "length": n_sec * 200,
+                     "n_tokens": n, "split": split, "dataset": task.lower(), "task": task, "label": int(label),
+                     "label_name": str(label), "subject": f"s{i % 7}"})
     arrs = ShardArrays(*(np.concatenate(a).astype(np.int64) for a in (codes, ch, tm)), np.asarray(off, np.int64))
     if not v.is_committed(0):
         v.write_shard(0, arrs, pd.DataFrame(rows), codebook_size=codebook_size)
     v.finalize([0], extra={"codebook_size": codebook_size})
-    man = v.manifest()
-    for col in ("task", "label", "label_name", "subject"):
-        man[col] = [e[col] for e in extra]
-    write_table(man, CORPUS_MANIFEST, fs.join(v.url, "tables", "manifest.parquet"))
     store.set_current(v.version_id)
     return v.version_id
 
