@@ -122,6 +122,8 @@ def dask_runner(workers: int = 2, address: str | None = None) -> Iterator[object
                 "dashboard_address": os.environ.get("NEUROLM_DASK_DASHBOARD", "127.0.0.1:0"),
                 "local_directory": scratch,
                 "env": dict(WORKER_ENV),
+                # no shutdown-race heartbeat traceback at the end of a successful run (flows/dask_quiet.py)
+                "preload": ["flows.dask_quiet"],
             },
         )
     finally:
