@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 
 from neurolm.build.plan import Decision, describe_outputs
+from neurolm.instruct.model_card import CARD_FILE, summary_table
 from neurolm.markdown import md_code, md_text
 
 
@@ -54,4 +57,22 @@ def result_markdown(result: dict) -> str:
                 extra = o.get({"store": "store_version", "corpus": "corpus_version",
                                "checkpoint": "checkpoint_sha256"}.get(k, ""), "")
                 out.append(f"- **{md_text(step)}** {k}: {_link(o[k])}" + (f" ({md_code(extra)})" if extra else ""))
+        card = os.path.join(o["model"], CARD_FILE) if o.get("model") else ""
+        if card and os.path.isfile(card):
+            out.append(f"- **{md_text(step)}** model card: {_link(card)}")
+    for step, o in result["outputs"].items():
+        results = _results(o.get("results"))
+        if results:
+            out += ["", f"## Evaluation ({md_text(step)})", "", *summary_table(results)]
     return "\n".join(out) + "\n"
+
+
+def _results(path: str | None) -> list[dict]:
+    """The per-task rows of an evaluation's ``results.json`` (none when it cannot be read)."""
+    if not path:
+        return []
+    try:
+        with open(path, encoding="utf-8") as f:
+            return list(json.load(f).get("results") or [])
+    except (OSError, ValueError, AttributeError):
+        return []

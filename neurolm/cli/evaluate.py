@@ -75,4 +75,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with open(summary["files"]["tables_md"], encoding="utf-8") as f:
         print(f.read())
     print(f"outputs in {summary['out']} (report.md, results.json, results.parquet, figures)")
+    for card in summary.get("model_cards") or []:
+        print(f"model card: {card}")
     return 0

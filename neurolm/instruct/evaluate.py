@@ -323,7 +323,29 @@ def evaluate(params: EvaluateParams, *, log: Callable[[str], None] = _quiet,
     }
     summary["files"] = report.write_outputs(summary, out_dir)
     summary["outputs"] = {"evaluation": out_dir, "results": summary["files"]["results_json"]}
+    summary["model_cards"] = refresh_model_cards(params.models, log)
     return summary
+
+
+def refresh_model_cards(models: tuple[str, ...] | list[str], log: Callable[[str], None] = _quiet) -> list[str]:
+    """Rewrite the model card of every evaluated model that is a tuning run's ``RUN/model`` folder.
+
+    The card lists the evaluations under ``RUN/evaluation/`` (the default ``--out``). A card that
+    cannot be written is logged, never fatal: the evaluation's own outputs are already complete.
+    """
+    from neurolm.instruct.model_card import write_model_card
+
+    cards = []
+    for model_dir in models:
+        run_dir = os.path.dirname(os.path.abspath(model_dir.rstrip("/")))
+        if not (os.path.isfile(os.path.join(run_dir, "lineage.json"))
+                and os.path.isfile(os.path.join(model_dir, "instruct.json"))):
+            continue  # not a tuning run's model folder (e.g. an imported or copied model)
+        try:
+            cards.append(write_model_card(run_dir))
+        except OSError as exc:
+            log(f"model card of {model_dir} not written: {exc}")
+    return cards
 
 
 def evaluate_model(model_dir: str, corpus_url: str, *, splits: tuple[str, ...] = ("val", "test"),
