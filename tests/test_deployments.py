@@ -202,6 +202,77 @@ def test_ui_registers_deployments_and_runs_two(ui, tmp_path, capsys):
     assert {"neurolm-ingest", "neurolm-rebuild", "neurolm-rebuild-batches"} <= runs
 
 
+def _build_config(tmp: Path) -> Path:
+    """A five-step build (generated archive -> ingest -> tokenizer -> tokenize -> pretrain), tiny settings."""
+    (tmp / "tok.yaml").write_text("model: {preset: tiny}\ntrain: {preset: tiny, steps: 4, ckpt_every: 2, "
+                                  "warmup_steps: 1, num_workers: 0}\n")
+    path = tmp / "build.yaml"
+    path.write_text(f"""\
+name: deployed
+outputs: {{root: {tmp / 'out'}}}
+synth:
+  corpus: {{out: {tmp / 'src'}, recordings: 6, formats: [edf], minutes: 1, malformed: 1, seed: 0, layout: flat}}
+sources:
+  - {{source: {tmp / 'src'}, dataset: src, seed: 3, workers: 1}}
+train_tokenizer: {{config: {tmp / 'tok.yaml'}}}
+tokenize: {{workers: 0, shard_size: 8}}
+pretrain: {{config: tiny, steps: 2, batch_size: 2, text_batch_size: 0, max_len: 256, warmup_steps: 1}}
+""")
+    return path
+
+
+async def _build_run_view(url: str, flow_run_id) -> tuple[list[str], str]:
+    """The stage flows that ran as subflows of one build run, and its build-report artifact."""
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    async with PrefectClient(api=url) as client:
+        flows = {f.id: f.name for f in await client.read_flows()}
+        tasks = {t.id for t in await client.read_task_runs() if t.flow_run_id == flow_run_id}
+        children = sorted(flows[r.flow_id] for r in await client.read_flow_runs()
+                          if r.parent_task_run_id in tasks and r.state and r.state.is_completed())
+        arts = await client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["neurolm-build-report"]), flow_run_id=ArtifactFilterFlowRunId(
+                any_=[flow_run_id])))
+    return children, "\n".join(str(a.data) for a in arts)
+
+
+@pytest.mark.slow
+def test_the_build_deployment_runs_through_the_worker(ui, tmp_path):
+    """The build deployment, started on the server and run by the cpu pool's process worker: one parent run with
+    its stage runs as subflows and the build's report artifact; started again, it does nothing and says so."""
+    from prefect.client.orchestration import PrefectClient
+    from prefect.deployments import run_deployment
+    from storage import build_state
+
+    deps, _ = asyncio.run(_deployments(ui["url"]))
+    assert deps["neurolm-build/build"].work_pool_name == "neurolm-cpu"
+    config = _build_config(tmp_path)
+
+    async def run():
+        async with PrefectClient(api=ui["url"]) as client:
+            return await run_deployment("neurolm-build/build", client=client, timeout=420, poll_interval=1,
+                                        as_subflow=False, parameters={"params": {"config": str(config)}})
+
+    def worker_log() -> str:
+        return (Path(ui["home"]) / "worker-cpu.log").read_text()[-3000:]
+
+    fr = asyncio.run(run())
+    assert fr.state is not None and fr.state.is_completed(), f"{fr.state}\n{worker_log()}"
+    children, report = asyncio.run(_build_run_view(ui["url"], fr.id))
+    assert children == ["neurolm-ingest", "neurolm-pretrain", "neurolm-tokenize", "neurolm-train-tokenizer"]
+    state = build_state.read_state(str(tmp_path / "out"))
+    assert set(state) == {"synth", "ingest src", "train-tokenizer", "tokenize", "pretrain"}
+    model = state["pretrain"]["outputs"]["model"]
+    assert os.path.isfile(os.path.join(model, "config.json")) and f"`{model}`" in report
+    assert "5 step(s) ran" in report
+
+    again = asyncio.run(run())
+    assert again.state is not None and again.state.is_completed(), f"{again.state}\n{worker_log()}"
+    children, report = asyncio.run(_build_run_view(ui["url"], again.id))
+    assert children == [] and "nothing to do" in report
+
+
 def test_ui_stops_everything_on_sigterm(ui):
     """SIGTERM (what a service manager or `kill` sends) stops the server, both workers and whatever they
     started: nothing of the script's session is left (the fixture started it in a session of its own)."""
