@@ -135,7 +135,7 @@ def model_card(run_dir: str) -> str:
         f"(codebook {(cfg.get('tokenizer') or {}).get('codebook_size', '?')}).",
         f"- **Tasks**: {', '.join(t.upper() for t in sorted(tasks_train)) or '—'}.",
         "- **Load** (DIR = this folder): `transformers.GPT2Model.from_pretrained(DIR)` gives the backbone; "
-        "`neurolm.lm.io.load_lm(DIR)` the whole model; `neurolm ask --model DIR FILE --task TASK` answers "
+        "`neurolm.lm.io.load_lm(DIR)` the whole model; `neurolm ask FILE QUESTION --model DIR` answers "
         "for one recording.", "",
         "## Data and lineage", "",
         "| what | value |", "|---|---|",
