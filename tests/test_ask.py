@@ -67,3 +67,41 @@ def test_question_picks_the_task():
     assert resolve_task("question: which EMOTION type does this EEG segment belong to?  Answer:").name == "seed"
     assert resolve_task("Which type does this EEG segment belong to?").name == "tusl"
     assert resolve_task("anything", "Workload").name == "workload"
+
+
+def test_the_file_is_standardized_as_the_models_store_was(setup, tmp_path, capsys):
+    """A store built with another config (here a 40 Hz low-pass) standardizes the asked file the same way."""
+    import numpy as np
+
+    from neurolm.instruct.ask import read_window, training_standardization
+    from neurolm.instruct.tasks import get_task
+    from neurolm.standardize import StandardizeConfig
+    from storage.corpus_format import CorpusLineage
+    from storage.signal_store import SignalStore
+    from storage.token_corpus import TokenCorpusStore
+
+    d, edf, _, _ = setup
+    store = SignalStore.open(str(tmp_path / "store"), create=True, config=StandardizeConfig(h_freq=40.0))
+    corpus = TokenCorpusStore.open(str(tmp_path / "corpus"), create=True)
+    lin = CorpusLineage(store_version=store.version_id, store_content="x", vocab_version="v", tokenizer_sha256="t",
+                        tokenizer_config_hash="h", datasets=None, splits=None, shard_size=1,
+                        info={"kind": "labeled", "store_url": str(tmp_path / "store")}, kind="labeled")
+    version = corpus.version(lin.version_id())
+    version.ensure_lineage(lin)
+    tok = str(d / "tok")
+    lineage = {"tokenizer": tok, "tokenizer_sha256": resolve(tok)[1], "corpus": str(tmp_path / "corpus"),
+               "corpus_version": version.version_id}
+    model = save_tiny_model(str(tmp_path / "model"), tokenizer=tok, lineage=lineage)
+
+    config, source = training_standardization(model)
+    assert config.h_freq == 40.0 and store.version_id in source
+    hmc = get_task("hmc")
+    ours, _, _ = read_window(edf, hmc, 0.0, config)
+    default, _, _ = read_window(edf, hmc, 0.0)
+    assert not np.allclose(ours, default, atol=1e-3)  # the config reaches the filter
+    assert main(["ask", edf, QUESTION, "--model", model, "--json"]) == 0
+    assert store.version_id in json.loads(capsys.readouterr().out)["standardization"]
+
+    # a model whose lineage names no corpus: NeuroLM's default, and the answer says so
+    config, source = training_standardization(setup[2])
+    assert config == StandardizeConfig() and "default" in source

@@ -39,7 +39,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     print(f"task {out['task']}: {out['prompt']}")
     print(f"window {out['start_s']:g}-{out['start_s'] + out['window_s']:g} s of {', '.join(out['channels'])} "
-          f"({out['n_eeg_tokens']} EEG tokens)")
+          f"({out['n_eeg_tokens']} EEG tokens), standardized as {out['standardization']}")
     for o in out["options"]:
         mark = " <" if o["class"] == out["best"] else ""
         print(f"  {o['answer']:>10}  {o['class']:<10} {o['probability']:.4f}{mark}")

@@ -2,8 +2,10 @@
 
 The file goes through what ingestion does to a dataset's recording: read (any supported format,
 :mod:`neurolm.readers`), keep the task's dataset channels in the adapter's order
-(:func:`neurolm.vocab.select_channels`, ``reorder=True``), standardize with the default
-:class:`~neurolm.standardize.StandardizeConfig` and the dataset's notch, cut the task's window
+(:func:`neurolm.vocab.select_channels`, ``reorder=True``), standardize with the
+:class:`~neurolm.standardize.StandardizeConfig` of the store version the model was tuned from (its
+lineage: labeled corpus -> store version; NeuroLM's default when that cannot be read, and the answer
+says so) and the dataset's notch, cut the task's window
 (the first one, or from ``start_s``), tokenize with the frozen tokenizer, then score every option
 (:mod:`.scoring`) and generate the answer (:mod:`.generate`) with the task's exact prompt.
 
@@ -57,8 +59,38 @@ def resolve_task(question: str, task: str | None = None) -> Task:
                       + "; ".join(f"{t.name}: {t.question!r}" for t in TASKS.values()))
 
 
-def read_window(path: str, task: Task, start_s: float = 0.0) -> tuple[np.ndarray, tuple[int, ...], tuple[str, ...]]:
-    """(signal [n_ch, window] in model units at 200 Hz, vocabulary indices, channel names) of ``path``."""
+def training_standardization(model_dir: str) -> tuple[Any, str]:
+    """(StandardizeConfig, where it came from) of the store version the model's labeled corpus was cut from.
+
+    A file must be standardized as the training windows were (band, notch, rate, units): a store
+    rebuilt with another config gives another model. Falls back to NeuroLM's default config when
+    the lineage, the corpus or the store cannot be read (a model folder copied elsewhere).
+    """
+    from neurolm.standardize import StandardizeConfig
+    from storage import versions
+    from storage.token_corpus import TokenCorpusStore
+
+    lin = model_lineage(model_dir)
+    corpus, corpus_version = lin.get("corpus"), lin.get("corpus_version")
+    try:
+        store = TokenCorpusStore.open(corpus)
+        clin = (store.version(corpus_version) if corpus_version else store.resolve()).lineage()
+        store_url, store_version = clin["info"]["store_url"], clin["identity"]["store_version"]
+        config = versions.load_config(versions.read_version_meta(store_url, store_version)["standardize"])
+    except Exception:  # any missing or unreadable link: the default, said in the answer
+        return StandardizeConfig(), "NeuroLM's default (the model's store version could not be read)"
+    if not isinstance(config, StandardizeConfig):
+        return StandardizeConfig(), f"NeuroLM's default (store {store_url} version {store_version} has a config " \
+                                    "this neurolm cannot read)"
+    return config, f"store {store_url} version {store_version}"
+
+
+def read_window(path: str, task: Task, start_s: float = 0.0, config: Any = None,
+                ) -> tuple[np.ndarray, tuple[int, ...], tuple[str, ...]]:
+    """(signal [n_ch, window] in model units at 200 Hz, vocabulary indices, channel names) of ``path``.
+
+    ``config``: the StandardizeConfig to use (default: NeuroLM's).
+    """
     from neurolm.datasets import get_adapter
     from neurolm.readers import read_header, read_recording
     from neurolm.standardize import StandardizeConfig, standardize
@@ -78,7 +110,7 @@ def read_window(path: str, task: Task, start_s: float = 0.0) -> tuple[np.ndarray
                             f"reads a {win / SFREQ:g} s window from {start_s:g} s")
     raw = read_recording(path, picks=[header.ch_names[p] for p in sel.positions])
     sel = dataclasses.replace(sel, positions=tuple(range(len(sel.positions))))
-    rec = standardize(raw, sel, StandardizeConfig(), notch_hz=adapter.notch_hz)
+    rec = standardize(raw, sel, config or StandardizeConfig(), notch_hz=adapter.notch_hz)
     a = int(round(start_s * SFREQ))
     sig = rec.data[:, a: a + win]
     if sig.shape[1] < win:
@@ -128,7 +160,8 @@ def ask(path: str, question: str, *, model_dir: str, task: str | None = None, to
     from neurolm.lm.text import load_gpt2_bpe
 
     t = resolve_task(question, task)
-    sig, ch_idx, names = read_window(path, t, start_s)  # the file's problems first, before any model loads
+    config, config_source = training_standardization(model_dir)
+    sig, ch_idx, names = read_window(path, t, start_s, config)  # the file's problems first, before any model loads
     model = load_model(model_dir, device=device)
     vq = load_tokenizer_for(model_dir, tokenizer, model.config).to(device)
     batch = eeg_batch(sig, ch_idx, vq, model.config.input_mode, device)
@@ -141,6 +174,7 @@ def ask(path: str, question: str, *, model_dir: str, task: str | None = None, to
     parsed = t.parse(bpe_tok.decode(prompt[1:] + gen[0].tolist()))
     return {
         "file": path, "task": t.name, "prompt": t.eval_text(), "channels": list(names), "start_s": float(start_s),
+        "standardization": config_source,
         "window_s": sig.shape[1] / SFREQ, "n_eeg_tokens": int(batch["mask"].sum()),
         "options": [{"label": k, "answer": t.answers[k], "class": t.class_names[k], "probability": p}
                     for k, p in enumerate(probs)],
