@@ -72,18 +72,17 @@ from storage.lock import StoreLock, check_token
 from schemas.io import read_table
 from schemas.io import write_table
 from schemas.tables import STORE_TABLES
+from storage.recording_writer import RecordingWriter
+from storage.signal_codec import (  # noqa: F401  (SCALE, MISSING, quantize, checksum_rows: the store's public names)
+    CODEC, MISSING, ROWS_PREFIX, SCALE, STEP_UV, ChunkFiles, checksum, checksum_rows, json_safe, quantize,
+)
 
-SCALE = 0.001  # model units per int16 step (0.1 µV at the default unit_divisor of 100)
-STEP_UV = 0.1  # µV per int16 step, whatever the model unit
-INT16_MAX = 32767
-MISSING = -32768  # fill value of the arrays: quantize() never produces it, so reading it means "no data here"
 GENERATION_GRACE_S = 3600.0  # superseded arrays stay readable at least this long (collect_garbage)
 SFREQ = float(_SFREQ)
 NEUROLM_CROP_END_S = 10.0  # NeuroLM drops the last 10 s of every recording before cutting samples
 # Measured (bench/results_storage.md): sharding cuts objects ~9x but costs ~35% of
 # read_sample throughput in zarr-python 3.1, and reads are the training hot path.
 SHARD_CHUNKS = 0  # windows per shard; 0 or 1 = no sharding (one object per sample window)
-CODEC = {"cname": "zstd", "clevel": 3, "shuffle": "shuffle"}  # within 1.5% of zstd5's size, 2x faster writes
 #: Table columns that say which run wrote a row, not what the store holds (left out of content_hash).
 RUN_COLUMNS = frozenset({"run_id"})
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=+-]{0,199}$")
@@ -94,51 +93,6 @@ def store_lock(url: str, owner_label: str = "", **kw: Any) -> StoreLock:
     tables, versions or pointer (ingest, dataset ingest, rebuild, version removal). Use as a context
     manager; ``kw`` go to :class:`storage.lock.StoreLock` (``timeout_s``, ...). The store may not exist yet."""
     return StoreLock(url, owner_label, **kw)
-
-
-def quantize(data: np.ndarray, scale: float = SCALE, out: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
-    """Model-unit float → int16 steps of ``scale`` model units; returns (q, n_clipped, n_nonfinite).
-
-    ``x / scale`` in float32, non-finite → 0, rounded half to even, clipped to ±INT16_MAX;
-    ``n_clipped`` counts |x / scale| > INT16_MAX. ``out`` (int16, same shape) receives q.
-    One float32 temporary, modified in place: call it on chunks to keep it in cache.
-    """
-    x = np.divide(np.asarray(data, dtype=np.float32), np.float32(scale), dtype=np.float32)
-    n_nonfinite = 0
-    if x.size and not np.isfinite(x.min() + x.max()):  # NaN propagates through min/max; inf through the sum
-        bad = ~np.isfinite(x)
-        n_nonfinite = int(bad.sum())
-        x[bad] = 0.0
-    n_clipped = 0
-    if x.size and (x.max() > INT16_MAX or x.min() < -INT16_MAX):
-        n_clipped = int(np.count_nonzero(x > INT16_MAX) + np.count_nonzero(x < -INT16_MAX))
-        np.clip(x, -INT16_MAX, INT16_MAX, out=x)
-    np.rint(x, out=x)
-    q = out if out is not None else np.empty(x.shape, "<i2")
-    np.copyto(q, x, casting="unsafe")
-    return q, n_clipped, n_nonfinite
-
-
-def checksum(q: np.ndarray) -> str:
-    """sha256 of the int16 array's bytes in C order (hashed from its buffer, no copy)."""
-    return "sha256:" + hashlib.sha256(memoryview(np.ascontiguousarray(q, dtype="<i2")).cast("B")).hexdigest()
-
-
-ROWS_PREFIX = "sha256-rows:"
-
-
-def _rows_digest(row_digests: Sequence[bytes]) -> str:
-    return ROWS_PREFIX + hashlib.sha256(b"".join(row_digests)).hexdigest()
-
-
-def checksum_rows(q: np.ndarray) -> str:
-    """``sha256-rows:`` sha256 of the concatenated sha256 digests of each row's int16 bytes.
-
-    The checksum of recordings written block by block (:class:`RecordingWriter`): each row's
-    hash is updated as time blocks arrive, which C-order :func:`checksum` cannot be.
-    """
-    q = np.ascontiguousarray(q, dtype="<i2")
-    return _rows_digest([hashlib.sha256(memoryview(row).cast("B")).digest() for row in q])
 
 
 def _check_id(recording_id: str) -> str:
@@ -159,52 +113,8 @@ def _mtime(url: str) -> float | None:
         return None
 
 
-def _json_safe(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
-
-
 #: Write chunks of local stores straight to their files (same bytes as zarr; tests compare both paths).
 DIRECT_CHUNK_WRITES = True
-
-
-class _ChunkFiles:
-    """The chunk files of one new, unsharded array on a local store, encoded exactly as zarr's ``BloscCodec``.
-
-    Why: zarr-python's write path costs as much CPU as the compression itself (asyncio
-    round trips, a temporary file and a rename per chunk), and chunks of an uncommitted
-    recording need no atomicity (no marker, no reader; a rerun overwrites the array).
-    As zarr (``write_empty_chunks=False``), an all-fill chunk is not written; the last
-    chunk is padded with the fill value.
-    """
-
-    def __init__(self, arr: Any, root: str, n_ch: int, win: int, fill: int):
-        import numcodecs
-        from packaging.version import Version
-
-        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[CODEC["shuffle"]]
-        kw: dict[str, Any] = {"cname": CODEC["cname"], "clevel": CODEC["clevel"], "shuffle": shuffle, "blocksize": 0}
-        if Version(numcodecs.__version__) >= Version("0.16.0"):  # as zarr's BloscCodec does (numcodecs#713)
-            kw["typesize"] = 2
-        self.codec = numcodecs.Blosc(**kw)
-        self.arr, self.root = arr, root
-        self.fill = fill
-        self.pad = np.full((n_ch, win), fill, "<i2")
-        self.dirs: set[str] = set()
-
-    def put(self, k: int, block: np.ndarray) -> None:
-        if (block == self.fill).all():
-            return
-        if block.shape != self.pad.shape:
-            self.pad[:] = self.fill
-            self.pad[:, : block.shape[1]] = block
-            block = self.pad
-        path = os.path.join(self.root, *self.arr.metadata.encode_chunk_key((0, k)).split("/"))
-        parent = os.path.dirname(path)
-        if parent not in self.dirs:
-            os.makedirs(parent, exist_ok=True)
-            self.dirs.add(parent)
-        with open(path, "wb") as fh:
-            fh.write(self.codec.encode(np.ascontiguousarray(block).view(np.uint8)))
 
 
 class SignalStore:
@@ -335,7 +245,7 @@ class SignalStore:
                             "unit": "model units (uV/100)", "sfreq": self.sfreq, "attrs": safe_attrs},
             )
         # on a local store, each chunk is encoded and written right away; elsewhere zarr writes
-        direct = _ChunkFiles(arr, fs.join(self._signals_url, "recordings", name), n_ch, win, MISSING) \
+        direct = ChunkFiles(arr, fs.join(self._signals_url, "recordings", name), n_ch, win, MISSING) \
             if DIRECT_CHUNK_WRITES and fs.is_local(self._signals_url) and SHARD_CHUNKS <= 1 else None
         return arr, direct, name, win
 
@@ -356,7 +266,7 @@ class SignalStore:
             "sfreq": self.sfreq, "orig_sfreq": float(getattr(rec, "orig_sfreq", float("nan"))),
             "duration_s": float(getattr(rec, "duration_s", n / self.sfreq)),
             "flags": list(getattr(rec, "flags", ()) or ()),
-            "channel_flags": _json_safe(dict(getattr(rec, "channel_flags", {}) or {})),
+            "channel_flags": json_safe(dict(getattr(rec, "channel_flags", {}) or {})),
             "n_clipped": n_clipped, "n_nonfinite": n_nonfinite, "attrs": safe_attrs,
             "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "array": name,
         }
@@ -380,7 +290,7 @@ class SignalStore:
         self._check_recording(rid, data.shape, ch_names, ch_indices, getattr(rec, "sfreq", None))
         self.check_lock()
         n_ch, n = data.shape
-        safe_attrs = _json_safe(attrs or {})
+        safe_attrs = json_safe(attrs or {})
         arr, direct, name, win = self._new_array(rid, n_ch, n, ch_names, ch_indices, safe_attrs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -643,61 +553,3 @@ class SignalStore:
 
     def __repr__(self) -> str:
         return f"SignalStore({self.url!r}, version={self.version_id!r})"
-
-
-class RecordingWriter:
-    """Writes one recording to a new generation array in consecutive time blocks, then commits it.
-
-    Each :meth:`write` takes the next float32 block (model units) of all channels; every
-    block but the last must be a whole number of store chunks (``window`` samples), so
-    each chunk is encoded and written exactly once, by this one writer. :meth:`commit`
-    checks that ``n_samples`` were written and writes the commit marker, LAST.
-    """
-
-    def __init__(self, store: SignalStore, rid: str, ch_names: tuple[str, ...], ch_indices: tuple[int, ...],
-                 n_samples: int):
-        store._check_recording(rid, (len(ch_names), n_samples), ch_names, ch_indices, None)
-        store.check_lock()
-        self.store, self.rid, self.ch_names, self.ch_indices = store, rid, ch_names, ch_indices
-        self.n_ch, self.n = len(ch_names), int(n_samples)
-        self.arr, self.direct, self.name, self.window = store._new_array(rid, self.n_ch, self.n, ch_names,
-                                                                         ch_indices, {})
-        self.pos = 0
-        self.n_clipped = self.n_nonfinite = 0
-        self._rows = [hashlib.sha256() for _ in range(self.n_ch)]
-        self._q = np.empty((self.n_ch, self.window), "<i2")
-
-    def write(self, block: np.ndarray) -> None:
-        """Quantize and write the next ``block`` [n_ch, k] (k a multiple of ``window`` unless it ends the array)."""
-        block = np.asarray(block)
-        k = block.shape[1] if block.ndim == 2 else -1
-        end = self.pos + k
-        if block.ndim != 2 or block.shape[0] != self.n_ch or end > self.n or (k % self.window and end != self.n):
-            raise ConfigError(f"recording {self.rid}: block of shape {block.shape} at sample {self.pos} does not fit "
-                              f"[{self.n_ch}, {self.n}] in whole chunks of {self.window}")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for s0 in range(0, k, self.window):
-                s1 = min(k, s0 + self.window)
-                q = self._q[:, : s1 - s0]
-                _, c, f = quantize(block[:, s0:s1], self.store.scale, out=q)
-                self.n_clipped, self.n_nonfinite = self.n_clipped + c, self.n_nonfinite + f
-                for h, row in zip(self._rows, q):
-                    h.update(np.ascontiguousarray(row).data)
-                if self.direct is not None:
-                    self.direct.put((self.pos + s0) // self.window, q)
-                else:
-                    self.arr[:, self.pos + s0: self.pos + s1] = q
-        self.pos = end
-
-    def commit(self, rec: Any, attrs: dict | None = None) -> dict[str, Any]:
-        """Write the commit marker (flags, channel flags, orig_sfreq, duration from ``rec``); returns it."""
-        if self.pos != self.n:
-            raise StoreError(f"recording {self.rid}: commit after {self.pos} of {self.n} samples")
-        safe_attrs = _json_safe(attrs or {})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.arr.update_attributes({"attrs": safe_attrs})
-        digest = _rows_digest([h.digest() for h in self._rows])
-        return self.store._commit(self.rid, self.name, (self.n_ch, self.n), digest, self.ch_names, self.ch_indices,
-                                  rec, self.n_clipped, self.n_nonfinite, safe_attrs)
