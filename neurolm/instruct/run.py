@@ -52,7 +52,8 @@ from neurolm.instruct.train import InstructObjective, train_step, validate
 from neurolm.lm.config import LMConfig, LMTrainConfig
 from neurolm.lm.data import SignalPatches, check_corpus, identity
 from neurolm.lm.io import CONFIG_FILE, EXTRA_FILE, FORMAT, config_from_metadata, lm_metadata, load_lm, save_lm
-from neurolm.lm.run import TextSource, micro_batches, resolve_text
+from neurolm.lm.run import TextSource, resolve_text
+from neurolm.training.lm_run import micro_batches
 from neurolm.lm.text import TextBatches, load_gpt2_bpe, write_token_bin
 from neurolm.lm.train import make_optimizer
 from neurolm.training import (DistEnv, barrier, dist_env, init_distributed, resolve_device, rng_state, set_rng_state,

@@ -1,0 +1,276 @@
+"""The run folder and loop of an LM stage: what pretraining (:mod:`neurolm.lm.run`) and instruction
+tuning (:mod:`neurolm.instruct.run`) do the same way.
+
+A stage keeps its inputs, model, batches, loss, validation, baseline and report; it calls these in
+its own visible sequence::
+
+    done = finished(run_dir, run_key, log)        # summary.json there: the run is finished, do nothing
+    device = start_process(params.device, env, tcfg.seed)
+    ... the stage builds its model, optimizer (scaler = grad_scaler(device, tcfg.amp)) and batches
+    res = resume(run_dir, run_key, tcfg.steps, model, opt, scaler, device, check, log)
+    text_b = write_run_files(run_dir, lineage, text, tcfg, env)   # lineage.json, bundled text; → text batches
+    ... the stage's plan event and log line
+    loop = train_loop(LoopHooks(step=..., tokens=..., validate=..., val_line=..., save=...), train_b, text_b,
+                      res, tcfg, env, steps_per_epoch, ckpt_every, log, emit)
+    publish(run_dir, summary, png, report_markdown, outputs, loop.last_ckpt)   # curves, report, summary.json
+
+Run folder ``OUT/run-<key>/``: ``checkpoints/`` (storage.checkpoints), ``model/`` (rewritten at every
+checkpoint, swapped in whole), ``lineage.json``, ``text/bundled.bin`` (only when no text file was
+given), ``curves.png``, ``report.md``, and ``summary.json`` last: the run is finished.
+
+The batch of a step is a pure function of (seed, step): the stage's micro-batches are one global
+stream over epochs (:func:`micro_batches`), text windows are indexed by the global micro-batch. A
+resumed run (also after ``kill -9``) therefore continues the same trajectory. Under ``torchrun``
+each rank takes every ``world``-th micro-batch; rank 0 validates, writes checkpoints and reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from neurolm.errors import ConfigError, StoreError
+from neurolm.lm.io import save_lm
+from neurolm.lm.text import TextBatches, write_token_bin
+from neurolm.training.device import resolve_device
+from neurolm.training.distributed import DistEnv, barrier, init_distributed
+from neurolm.training.rng import rng_state, set_rng_state
+from storage import checkpoints as ckpts
+from storage.checkpoints import Checkpoint
+
+Log = Callable[[str], None]
+Emit = Callable[[dict], None]
+
+
+def quiet(*_a, **_k) -> None:
+    return None
+
+
+def canonical_hash(doc: Any) -> str:
+    """sha256 of ``doc`` as canonical JSON (sorted keys, no spaces): the run key's source."""
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+# -- start ----------------------------------------------------------------------------------------
+def finished(run_dir: str, run_key: str, log: Log) -> dict[str, Any] | None:
+    """The summary of a finished run (marked as nothing done now), or None when the run is not finished."""
+    done_file = os.path.join(run_dir, "summary.json")
+    if not os.path.exists(done_file):
+        return None
+    with open(done_file, encoding="utf-8") as f:
+        summary = json.load(f)
+    log(f"run {run_key} is finished ({summary['steps']} steps): nothing to do")
+    return {**summary, "nothing_to_do": True, "steps_done_now": 0, "wall_s": 0.0}
+
+
+def start_process(device_name: str, env: DistEnv, seed: int) -> torch.device:
+    """This rank's device, the process group when ``world`` > 1, and the seed of the model's initialisation."""
+    device = resolve_device(device_name, env.local_rank)
+    init_distributed(env, device)
+    torch.manual_seed(seed)
+    return device
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+def check_checkpoint(ckpt: Checkpoint, *, kind: str, what: str, fmt: str, config_hash: str, run_key: str) -> None:
+    """ConfigError when a checkpoint in the run folder is not this run's (another stage's, a foreign or renamed one)."""
+    st = ckpt.state
+    if not isinstance(st, dict) or st.get("kind") != kind:
+        raise ConfigError(f"{ckpt.path} is not a neurolm {what} checkpoint (state kind "
+                          f"{st.get('kind') if isinstance(st, dict) else None!r})")
+    if ckpt.metadata.get("format") != fmt or ckpt.metadata.get("config_hash") != config_hash:
+        raise ConfigError(f"{ckpt.path} holds weights of model config {ckpt.metadata.get('config_hash')}, "
+                          f"this run's is {config_hash}")
+    if ckpt.lineage.get("run_key") != run_key:
+        raise ConfigError(f"{ckpt.path} belongs to run {ckpt.lineage.get('run_key')}, not {run_key}: "
+                          "it was copied from another run; move it away")
+
+
+@dataclass
+class Resumed:
+    """Where the loop starts: step, the histories so far, and the checkpoint they came from (None: fresh)."""
+
+    start: int = 0
+    history: list[dict] = field(default_factory=list)
+    val_history: list[dict] = field(default_factory=list)
+    ckpt: Checkpoint | None = None
+
+
+def resume(run_dir: str, run_key: str, steps: int, model: torch.nn.Module, opt: torch.optim.Optimizer,
+           scaler: torch.amp.GradScaler | None, device: torch.device, check: Callable[[Checkpoint], None],
+           log: Log) -> Resumed:
+    """Create the run folder; restore weights, optimizer, scaler and RNGs from its newest good checkpoint.
+
+    StoreError when every checkpoint is corrupt; ConfigError when ``check`` refuses the checkpoint or
+    it does not fit the model/optimizer.
+    """
+    os.makedirs(run_dir, exist_ok=True)
+    ckpt = ckpts.load_latest_good(os.path.join(run_dir, "checkpoints"))
+    if ckpt is None:
+        return Resumed()
+    check(ckpt)
+    try:
+        model.load_state_dict({k: v.to(device) for k, v in ckpt.weights.items()}, strict=True)
+        opt.load_state_dict(ckpt.state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{ckpt.path} does not fit this model/optimizer: {exc}") from exc
+    if scaler is not None and ckpt.state.get("scaler"):
+        scaler.load_state_dict(ckpt.state["scaler"])
+    set_rng_state(ckpt.state["rng"])
+    start = int(ckpt.state["step"])
+    history, val_history = list(ckpt.state["history"]), list(ckpt.state["val_history"])
+    log(f"resuming run {run_key} at step {start} of {steps} from {ckpt.path}")
+    return Resumed(start, history, val_history, ckpt)
+
+
+def checkpoint_state(kind: str, step: int, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
+                     tcfg, world: int, history: list, val_history: list, **extra) -> dict[str, Any]:
+    """Everything besides the weights that continues the run exactly (``extra``: the stage's own, e.g. baseline)."""
+    return {"kind": kind, "step": step, "optimizer": opt.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state(),
+            "sampler": {"micro_batch": step * tcfg.grad_accum * world, "seed": tcfg.seed},
+            "history": history, "val_history": val_history, **extra}
+
+
+def write_model(model: torch.nn.Module, directory: str, extra_json: dict[str, dict] | None = None) -> None:
+    """save_lm (+ ``extra_json``: file name → JSON document) into a fresh folder, then swap it in
+    (a kill leaves the previous model intact)."""
+    tmp, old = directory + ".tmp", directory + ".old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_lm(model, tmp)
+    for name, doc in (extra_json or {}).items():
+        with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1)
+    if os.path.exists(directory):
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_history(run_dir: str) -> tuple[list[dict], list[dict]]:
+    """(per-step history, validation history) of the newest good checkpoint of a run folder."""
+    ck = ckpts.load_latest_good(os.path.join(run_dir, "checkpoints"))
+    if ck is None:
+        raise StoreError(f"{run_dir} holds no checkpoint")
+    return list(ck.state["history"]), list(ck.state["val_history"])
+
+
+# -- data -----------------------------------------------------------------------------------------
+def write_run_files(run_dir: str, lineage: dict, text, tcfg, env: DistEnv) -> TextBatches | None:
+    """Rank 0 writes ``lineage.json`` and, without a text file, the bundled text; → the text LM batches (or None).
+
+    ``text``: a :class:`neurolm.lm.run.TextSource` (``path`` of a token file, or the bundled ``ids``).
+    """
+    bundled = os.path.join(run_dir, "text", "bundled.bin")
+    if env.is_main:
+        with open(os.path.join(run_dir, "lineage.json"), "w", encoding="utf-8") as f:
+            json.dump(lineage, f, indent=1, default=str)
+        if text.ids is not None:
+            os.makedirs(os.path.dirname(bundled), exist_ok=True)
+            write_token_bin(bundled, text.ids)
+    barrier(env)
+    path = text.path or (bundled if text.ids is not None else None)
+    return TextBatches(path, tcfg.text_batch_size, tcfg.text_seq_len, seed=tcfg.seed) if path else None
+
+
+def micro_batches(batches, start: int, rank: int = 0, world: int = 1) -> Iterator[dict]:
+    """This rank's micro-batches of the global stream from global micro-batch ``start`` on, forever.
+
+    ``batches``: ``len()`` micro-batches per epoch and ``epoch(e, start=k)`` (EEG or instruction batches).
+    """
+    n = len(batches)
+    g = start
+    while True:
+        epoch, k = divmod(g, n)
+        for b in batches.epoch(epoch, start=k):
+            if g % world == rank:
+                yield b
+            g += 1
+
+
+# -- the loop -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoopHooks:
+    """What a stage does its own way inside the shared loop."""
+
+    step: Callable[[int, list[dict], list[tuple]], dict[str, float]]  # (step, micro-batches, text) → metrics
+    tokens: Callable[[list[dict], list[tuple]], int]  # tokens this rank's step read
+    validate: Callable[[], dict[str, Any]]  # rank 0, at each epoch end → val metrics (with "loss")
+    val_line: Callable[[dict[str, Any]], str]  # the log line of val metrics (after "step N: ")
+    save: Callable[[int, list[dict], list[dict]], str]  # rank 0: checkpoint (+ model) at step → its path
+
+
+@dataclass
+class LoopResult:
+    history: list[dict]
+    val_history: list[dict]
+    last_ckpt: str | None
+    tokens: int  # all ranks
+    loop_s: float
+
+
+def train_loop(hooks: LoopHooks, train_batches, text_batches: TextBatches | None, res: Resumed, tcfg, env: DistEnv,
+               steps_per_epoch: int, ckpt_every: int | None, log: Log, emit: Emit) -> LoopResult:
+    """Steps ``res.start`` → ``tcfg.steps``: ``grad_accum`` micro-batches (and text batches) a step, a
+    ``step`` event each, validation at each epoch end, a checkpoint at each epoch end and every ``ckpt_every``."""
+    history, val_history, start = res.history, res.val_history, res.start
+    accum, world = tcfg.grad_accum, env.world
+    stream = micro_batches(train_batches, start * accum * world, env.rank, world)
+    tokens_now, t_loop = 0, time.perf_counter()
+    last_ckpt = res.ckpt.path if res.ckpt is not None else None
+    for step in range(start, tcfg.steps):
+        batches = [next(stream) for _ in range(accum)]
+        text = [text_batches.batch((step * accum + i) * world + env.rank) for i in range(accum)] if text_batches else []
+        m = hooks.step(step, batches, text)
+        tokens_now += hooks.tokens(batches, text) * world
+        done = step + 1
+        line = {"step": done, "epoch": round(done / steps_per_epoch, 4), **{k: float(v) for k, v in m.items()}}
+        history.append(line)
+        elapsed = time.perf_counter() - t_loop
+        eta = elapsed / (done - start) * (tcfg.steps - done)
+        emit({"event": "step", **line, "total": tcfg.steps,
+              "tokens_per_s": tokens_now / elapsed if elapsed > 0 else 0.0, "eta_s": eta})
+        epoch_end = done % steps_per_epoch == 0 or done == tcfg.steps
+        if epoch_end and env.is_main:
+            v = hooks.validate()
+            val_history.append({"step": done, "epoch": line["epoch"], **v})
+            log(f"step {done}: {hooks.val_line(v)}")
+            emit({"event": "val", "step": done, **v})
+        if epoch_end or (ckpt_every and done % ckpt_every == 0):
+            if env.is_main:
+                last_ckpt = hooks.save(done, history, val_history)
+                emit({"event": "checkpoint", "step": done, "path": last_ckpt})
+            barrier(env)
+    return LoopResult(history, val_history, last_ckpt, tokens_now, time.perf_counter() - t_loop)
+
+
+# -- the end --------------------------------------------------------------------------------------
+def tokens_per_s(tokens: int, loop_s: float) -> float | None:
+    return round(tokens / loop_s, 1) if loop_s > 0 and tokens else None
+
+
+def publish(run_dir: str, summary: dict[str, Any], png: bytes, report_markdown: Callable[[dict, bytes], str],
+            outputs: dict[str, str], last_ckpt: str | None, extra_files: dict[str, str] | None = None) -> None:
+    """Rank 0: ``curves.png``, ``summary["outputs"]`` and ``["files"]``, ``report.md``, then ``summary.json`` (last,
+    atomically: the run is finished)."""
+    curves, report = os.path.join(run_dir, "curves.png"), os.path.join(run_dir, "report.md")
+    with open(curves, "wb") as f:
+        f.write(png)
+    summary["outputs"] = outputs
+    summary["files"] = {"checkpoint": last_ckpt, "curves": curves, "report": report,
+                        "lineage": os.path.join(run_dir, "lineage.json"), **(extra_files or {})}
+    with open(report, "w", encoding="utf-8") as f:
+        f.write(report_markdown(summary, png))
+    tmp = os.path.join(run_dir, f"summary.json.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=1, default=str)
+    os.replace(tmp, os.path.join(run_dir, "summary.json"))
