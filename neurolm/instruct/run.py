@@ -47,19 +47,18 @@ from neurolm.instruct.params import TuneParams, resolve_steps
 from neurolm.instruct.report import curves_png, report_markdown
 from neurolm.instruct.sequence import EEG_MAX_LEN, TEXT_MAX_LEN, TaskTexts
 from neurolm.instruct.train import InstructObjective, train_step, validate
-from neurolm.lm.config import LMConfig, LMTrainConfig
+from neurolm.lm.config import LMConfig
 from neurolm.lm.data import SignalPatches, check_corpus, identity
-from neurolm.lm.io import CONFIG_FILE, EXTRA_FILE, FORMAT, config_from_metadata, lm_metadata, load_lm
-from neurolm.lm.run import TextSource, resolve_text
+from neurolm.lm.io import CONFIG_FILE, EXTRA_FILE, config_from_metadata, load_lm
+from neurolm.lm.run import resolve_text
 from neurolm.lm.text import load_gpt2_bpe
 from neurolm.lm.train import make_optimizer
 from neurolm.training import DistEnv, dist_env, wrap_ddp
-from neurolm.training.lm_run import (LoopHooks, canonical_hash, check_checkpoint, checkpoint_state, finished,
-                                     load_history, publish, quiet, resume, start_process, tokens_per_s, train_loop,
-                                     write_run_files)
+from neurolm.training.lm_run import (LoopHooks, PreparedRun, canonical_hash, check_checkpoint, checkpoint_state,
+                                     finished, load_history, publish, quiet, resume, save, start_process,
+                                     steps_per_epoch, tokens_per_s, train_loop, write_run_files)
 from neurolm.training.lm_run import write_model as _write_lm
 from neurolm.training.lm_step import grad_scaler
-from storage import checkpoints as ckpts
 
 __all__ = ["INSTRUCT_FILE", "PreparedTune", "instruct_info", "load_history", "majority_baseline", "prepare",
            "run_evaluation", "tune", "tune_outputs", "write_model"]
@@ -138,32 +137,15 @@ def check_windows(splits: dict[str, LabeledSplit], cfg: LMConfig, text_len: int,
                           f"position table ({cfg.block_size} rows)")
 
 
-@dataclass
-class PreparedTune:
-    """Everything checked and resolved before training."""
+@dataclass(kw_only=True)
+class PreparedTune(PreparedRun):
+    """Everything checked and resolved before training: the shared run fields, the labeled splits, the task texts."""
 
     params: TuneParams
-    cfg: LMConfig
-    tcfg: LMTrainConfig  # resolved: steps and warm-up steps are set
     train: LabeledSplit
     val: LabeledSplit
     texts: TaskTexts
-    text: TextSource
-    env: DistEnv
-    steps_per_epoch: int
-    run_key: str
-    run_dir: str
-    lineage: dict[str, Any] = field(default_factory=dict)
-    signals: Any = None
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def ckpt_dir(self) -> str:
-        return os.path.join(self.run_dir, "checkpoints")
-
-    @property
-    def model_dir(self) -> str:
-        return os.path.join(self.run_dir, "model")
 
     def batches(self, split: str) -> InstructBatches:
         t, p = self.tcfg, self.params
@@ -188,11 +170,7 @@ def prepare(params: TuneParams, env: DistEnv | None = None) -> PreparedTune:
     texts = TaskTexts(load_gpt2_bpe(params.bpe))  # ConfigError: an answer that changes its prompt's tokens
     signals = SignalPatches(lineage, store_url=params.store) if cfg.input_mode == "features" else None
     text = resolve_text(params, tcfg, cfg.text_vocab)
-    per_step = tcfg.batch_size * tcfg.grad_accum * env.world
-    spe = len(train) // per_step
-    if spe < 1:
-        raise ConfigError(f"the train split has {len(train)} samples, fewer than one step takes "
-                          f"({tcfg.batch_size} x {tcfg.grad_accum} micro-batches x {env.world} processes)")
+    spe = steps_per_epoch(len(train), tcfg, env)
     tcfg = resolve_steps(tcfg, spe)
     corpus_id = {"corpus_version": train.corpus.version_id, "corpus_content": train.corpus.status.get("content_hash")}
     key_doc = {**corpus_id, "init_sha256": init_sha, "model_config_hash": cfg.config_hash(),
@@ -209,15 +187,12 @@ def prepare(params: TuneParams, env: DistEnv | None = None) -> PreparedTune:
             "vocab_version": identity(lineage).get("vocab_version"), "pretrain": pre, "positions": params.positions,
             "temperature": params.temperature, "train_config": tcfg.model_dump(mode="json"), "text": text.identity,
             "processes": env.world}
-    return PreparedTune(params, cfg, tcfg, train, val, texts, text, env, spe, run_key, run_dir, full, signals, notes)
+    return PreparedTune(params=params, cfg=cfg, tcfg=tcfg, train=train, val=val, texts=texts, text=text, env=env,
+                        steps_per_epoch=spe, run_key=run_key, run_dir=run_dir, lineage=full, signals=signals,
+                        notes=notes)
 
 
-# -- checkpoints ----------------------------------------------------------------------------------
-def _check_checkpoint(ckpt, run: PreparedTune) -> None:
-    check_checkpoint(ckpt, kind=STATE_KIND, what="instruction-tuning", fmt=FORMAT, config_hash=run.cfg.config_hash(),
-                     run_key=run.run_key)
-
-
+# -- the tuned model -------------------------------------------------------------------------------
 INSTRUCT_FILE = "instruct.json"
 
 
@@ -234,11 +209,8 @@ def write_model(model, directory: str, info: dict[str, Any] | None = None) -> No
 
 
 def _save(run: PreparedTune, model, opt, scaler, step: int, history: list, val_history: list) -> str:
-    state = checkpoint_state(STATE_KIND, step, opt, scaler, run.tcfg, run.env.world, history, val_history)
-    path = ckpts.save_checkpoint(run.ckpt_dir, dict(model.state_dict()), state, run.lineage,
-                                 keep_last=run.params.keep_last, metadata=lm_metadata(run.cfg))
-    write_model(model, run.model_dir, instruct_info(run))
-    return path
+    state = checkpoint_state(STATE_KIND, run, step, opt, scaler, history, val_history)
+    return save(run, model, state, {INSTRUCT_FILE: instruct_info(run)})
 
 
 def majority_baseline(train: LabeledSplit, val: LabeledSplit) -> dict[str, float]:
@@ -259,22 +231,22 @@ def tune(params: TuneParams, *, log: Callable[[str], None] = quiet, emit: Callab
     t_start = time.perf_counter()
     run = run or prepare(params)
     env, cfg, tcfg = run.env, run.cfg, run.tcfg
-    done = finished(run.run_dir, run.run_key, log)
+    done = finished(run, log)
     if done is not None:
         return done
     for note in run.notes:
         log(note)
 
-    device = start_process(params.device, env, tcfg.seed)
+    device = start_process(run)
     model = load_lm(params.init).train().to(device)
     objective = InstructObjective(model, params.positions)
     opt = make_optimizer(model, tcfg)
     scaler = grad_scaler(device, tcfg.amp)
 
     train_b, val_b = run.batches("train"), run.batches("val")
-    res = resume(run.run_dir, run.run_key, tcfg.steps, model, opt, scaler, device,
-                 lambda ckpt: _check_checkpoint(ckpt, run), log)
-    text_b = write_run_files(run.run_dir, run.lineage, run.text, tcfg, env)
+    res = resume(run, model, opt, scaler, device,
+                 lambda ckpt: check_checkpoint(ckpt, run, STATE_KIND, "instruction-tuning"), log)
+    text_b = write_run_files(run)
     baseline = majority_baseline(run.train, run.val)
     emit({"event": "plan", "run_dir": run.run_dir, "run_key": run.run_key, "start": res.start, "total": tcfg.steps,
           "steps_per_epoch": run.steps_per_epoch, "tasks": run.train.counts(), "baseline": baseline,
@@ -292,7 +264,7 @@ def tune(params: TuneParams, *, log: Callable[[str], None] = quiet, emit: Callab
         val_line=lambda v: (f"val instruction loss {v['loss']:.4f}, answer accuracy {v['answer_accuracy']:.4f} "
                             f"{ {k: round(a, 3) for k, a in v['answer_accuracy_per_task'].items()} }"),
         save=lambda step, history, val_history: _save(run, model, opt, scaler, step, history, val_history))
-    loop = train_loop(hooks, train_b, text_b, res, tcfg, env, run.steps_per_epoch, params.ckpt_every, log, emit)
+    loop = train_loop(hooks, run, train_b, text_b, res, log, emit)
     if res.start >= tcfg.steps and not os.path.isdir(run.model_dir) and env.is_main:
         write_model(model, run.model_dir, instruct_info(run))  # killed between the last checkpoint and the model swap
     evaluation = run_evaluation(run, log) if env.is_main and params.evaluate else None
@@ -336,7 +308,7 @@ def _finish(run: PreparedTune, loop, baseline, wall, done_now, evaluation) -> di
         "evaluation": evaluation, "lineage": run.lineage,
     }
     if run.env.is_main:
-        publish(run.run_dir, summary, curves_png(history, val_history, baseline), report_markdown,
+        publish(run, summary, curves_png(history, val_history, baseline), report_markdown,
                 tune_outputs(run.model_dir, run.cfg.config_hash(), run.run_dir), loop.last_ckpt,
                 {"config": os.path.join(run.model_dir, CONFIG_FILE)})
     return summary

@@ -32,7 +32,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,6 @@ import numpy as np
 from neurolm.errors import ConfigError
 from neurolm.lm.config import LMConfig, LMTrainConfig, load_lm_configs
 from neurolm.lm.data import EEGBatches, SignalPatches, attach_tokenizer, identity, open_corpus
-from neurolm.lm.io import FORMAT, lm_metadata
 from neurolm.lm.model import NeuroLM
 from neurolm.lm.params import PretrainParams
 from neurolm.lm.text import read_token_bin
@@ -48,11 +47,10 @@ from neurolm.lm.baselines import bigram_baseline, unigram_baseline
 from neurolm.lm.train import evaluate, make_optimizer, train_step
 from neurolm.outputs import model_outputs
 from neurolm.training import DistEnv, dist_env, wrap_ddp
-from neurolm.training.lm_run import (LoopHooks, canonical_hash, check_checkpoint, checkpoint_state, finished,
-                                     load_history, publish, quiet, resume, start_process, tokens_per_s, train_loop,
-                                     write_model, write_run_files)
+from neurolm.training.lm_run import (LoopHooks, PreparedRun, canonical_hash, check_checkpoint, checkpoint_state,
+                                     finished, load_history, publish, quiet, resume, save, start_process,
+                                     steps_per_epoch, tokens_per_s, train_loop, write_run_files)
 from neurolm.training.lm_step import grad_scaler
-from storage import checkpoints as ckpts
 from neurolm.lm.data import load_corpus_tokenizer
 from neurolm.lm.report import curves_png, report_markdown
 from neurolm.lm.sample_text import DOCUMENTS
@@ -139,31 +137,14 @@ def resolve_text(params: PretrainParams, tcfg: LMTrainConfig, text_vocab: int) -
                              "tokens": int(len(ids)), "sha256": hashlib.sha256(ids.tobytes()).hexdigest()}, ids)
 
 
-@dataclass
-class PreparedPretrain:
-    """Everything checked and resolved before training."""
+@dataclass(kw_only=True)
+class PreparedPretrain(PreparedRun):
+    """Everything checked and resolved before training: the shared run fields, the corpus splits, the tokenizer."""
 
     params: PretrainParams
-    cfg: LMConfig
-    tcfg: LMTrainConfig  # resolved: steps and warm-up steps are set
     train: Any
     val: Any
     tokenizer: str
-    text: TextSource
-    env: DistEnv
-    steps_per_epoch: int
-    run_key: str
-    run_dir: str
-    lineage: dict[str, Any] = field(default_factory=dict)
-    signals: Any = None
-
-    @property
-    def ckpt_dir(self) -> str:
-        return os.path.join(self.run_dir, "checkpoints")
-
-    @property
-    def model_dir(self) -> str:
-        return os.path.join(self.run_dir, "model")
 
     def batches(self, split: str, signals: bool = True) -> EEGBatches:
         """``split``'s batches; ``signals=False``: codes and targets only (no signal reads in features mode)."""
@@ -207,11 +188,7 @@ def prepare(params: PretrainParams, env: DistEnv | None = None) -> PreparedPretr
         tok_sha = checkpoint_sha256(tokenizer)
     signals = SignalPatches(lineage, store_url=params.store) if cfg.input_mode == "features" else None
     text = resolve_text(params, tcfg, cfg.text_vocab)
-    per_step = tcfg.batch_size * tcfg.grad_accum * env.world
-    spe = len(train) // per_step
-    if spe < 1:
-        raise ConfigError(f"the train split has {len(train)} samples, fewer than one step takes "
-                          f"({tcfg.batch_size} x {tcfg.grad_accum} micro-batches x {env.world} processes)")
+    spe = steps_per_epoch(len(train), tcfg, env)
     if len(val) == 0:
         raise ConfigError("the corpus's val split is empty")
     tcfg = tcfg.resolved(spe)
@@ -229,26 +206,16 @@ def prepare(params: PretrainParams, env: DistEnv | None = None) -> PreparedPretr
                     "text": text.identity, "max_len": params.max_len, "processes": env.world,
                     "vocab_version": identity(lineage).get("vocab_version"),
                     "store_version": identity(lineage).get("store_version")}
-    return PreparedPretrain(params, cfg, tcfg, train, val, tokenizer, text, env, spe, run_key, run_dir,
-                            full_lineage, signals)
+    return PreparedPretrain(params=params, cfg=cfg, tcfg=tcfg, train=train, val=val, tokenizer=tokenizer, text=text,
+                            env=env, steps_per_epoch=spe, run_key=run_key, run_dir=run_dir, lineage=full_lineage,
+                            signals=signals)
 
 
 # -- checkpoints ----------------------------------------------------------------------------------
-def _check_checkpoint(ckpt, run: PreparedPretrain) -> None:
-    """ConfigError when a checkpoint in the run folder is not this run's (a foreign or renamed one)."""
-    check_checkpoint(ckpt, kind=STATE_KIND, what="pretraining", fmt=FORMAT, config_hash=run.cfg.config_hash(),
-                     run_key=run.run_key)
-
-
 def _save(run: PreparedPretrain, model: NeuroLM, opt, scaler, step: int, history: list, val_history: list,
           baseline: dict) -> str:
-    state = checkpoint_state(STATE_KIND, step, opt, scaler, run.tcfg, run.env.world, history, val_history,
-                             baseline=baseline)
-    weights = {k: v for k, v in model.state_dict().items()}
-    path = ckpts.save_checkpoint(run.ckpt_dir, weights, state, run.lineage, keep_last=run.params.keep_last,
-                                 metadata=lm_metadata(run.cfg))
-    write_model(model, run.model_dir)
-    return path
+    return save(run, model, checkpoint_state(STATE_KIND, run, step, opt, scaler, history, val_history,
+                                             baseline=baseline))
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -258,11 +225,11 @@ def pretrain(params: PretrainParams, *, log: Callable[[str], None] = quiet,
     t_start = time.perf_counter()
     run = run or prepare(params)
     env, cfg, tcfg = run.env, run.cfg, run.tcfg
-    done = finished(run.run_dir, run.run_key, log)
+    done = finished(run, log)
     if done is not None:
         return done
 
-    device = start_process(params.device, env, tcfg.seed)
+    device = start_process(run)
     model = NeuroLM(cfg, chan_init_std=0.02 if cfg.name == "tiny" else None)
     attach_tokenizer(model, run.tokenizer, run.train.lineage)
     model.to(device)
@@ -270,10 +237,10 @@ def pretrain(params: PretrainParams, *, log: Callable[[str], None] = quiet,
     scaler = grad_scaler(device, tcfg.amp)
 
     train_b, val_b = run.batches("train"), run.batches("val")
-    res = resume(run.run_dir, run.run_key, tcfg.steps, model, opt, scaler, device,
-                 lambda ckpt: _check_checkpoint(ckpt, run), log)
+    res = resume(run, model, opt, scaler, device, lambda ckpt: check_checkpoint(ckpt, run, STATE_KIND, "pretraining"),
+                 log)
     baseline = dict(res.ckpt.state.get("baseline") or {}) if res.ckpt is not None else {}
-    text_b = write_run_files(run.run_dir, run.lineage, run.text, tcfg, env)
+    text_b = write_run_files(run)
     if not baseline:
         baseline = run.baselines()
     emit({"event": "plan", "run_dir": run.run_dir, "run_key": run.run_key, "start": res.start, "total": tcfg.steps,
@@ -289,7 +256,7 @@ def pretrain(params: PretrainParams, *, log: Callable[[str], None] = quiet,
         val_line=lambda v: (f"val next-code loss {v['loss']:.4f}, accuracy {v['accuracy']:.4f}, "
                             f"perplexity {v['perplexity']:.1f}; {versus_line(v, baseline)}"),
         save=lambda step, history, val_history: _save(run, model, opt, scaler, step, history, val_history, baseline))
-    loop = train_loop(hooks, train_b, text_b, res, tcfg, env, run.steps_per_epoch, params.ckpt_every, log, emit)
+    loop = train_loop(hooks, run, train_b, text_b, res, log, emit)
     return _finish(run, loop, baseline, time.perf_counter() - t_start, tcfg.steps - res.start)
 
 
@@ -304,7 +271,7 @@ def _finish(run: PreparedPretrain, loop, baseline, wall, done_now):
         "wall_s": round(wall, 2), "lineage": run.lineage,
     }
     if run.env.is_main:
-        publish(run.run_dir, summary, curves_png(history, val_history, baseline), report_markdown,
+        publish(run, summary, curves_png(history, val_history, baseline), report_markdown,
                 model_outputs(run.model_dir, run.cfg.config_hash(), run.run_dir), loop.last_ckpt)
     return summary
 
