@@ -1,10 +1,10 @@
 """Instruction tuning as one library call: :func:`tune` (the Prefect flow ``flows/tune.py`` only wires it).
 
-The shape of :func:`neurolm.lm.run.pretrain`: check inputs (one clear error each, before any step) →
-run folder keyed by the inputs → resume from its last good checkpoint, or do nothing when finished →
-the loop: every step an instruction batch (all tasks mixed, :mod:`.data`) and a text LM batch, loss =
-instruction loss + text loss; validation at every epoch end; checkpoints → evaluation hook → report
-→ summary with ``outputs``.
+The shape of :func:`neurolm.lm.run.pretrain`, on the same LM-stage runtime (:mod:`neurolm.training.lm_run`):
+check inputs (one clear error each, before any step) → run folder keyed by the inputs → resume from its
+last good checkpoint, or do nothing when finished → the loop: every step an instruction batch (all
+tasks mixed, :mod:`.data`) and a text LM batch, loss = instruction loss + text loss; validation at
+every epoch end; checkpoints → evaluation hook → report → summary with ``outputs``.
 
 Inputs and their lineage: the labeled corpus (``neurolm tokenize --labeled``) and a pretrained model
 folder (``--init``, the pretrain stage's ``model``). Refused before work: a corpus without task/label

@@ -24,6 +24,10 @@ final weights equal those of an uninterrupted run.
 
 Under ``torchrun`` each rank takes every ``world``-th micro-batch of the stream; rank 0 validates,
 writes checkpoints and reports.
+
+The run folder, resume and the loop are the LM-stage runtime's (:mod:`neurolm.training.lm_run`, shared
+with instruction tuning); this module keeps what is pretraining's own: its inputs and run key, the
+model, EEG batches, loss (:mod:`.train`), baselines and report.
 """
 
 from __future__ import annotations
