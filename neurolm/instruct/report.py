@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from neurolm.training.lm_report import figure_png, lineage_and_curves, loss_figure
+from neurolm.training.lm_report import figure_png, head_lines, lineage_and_curves, loss_figure
 
 _TRAIN_KEYS = (("loss_instr", "train instruction loss"), ("loss_text", "train text loss"))
 
@@ -26,7 +26,6 @@ def curves_png(history: list[dict], val_history: list[dict], baseline: dict[str,
                                 "o-", label=t)
             if baseline and t in baseline:
                 ax_acc.axhline(baseline[t], ls="--", lw=0.8, c=line.get_color())
-    ax_loss.set(xlabel="step", ylabel="cross-entropy (nats)", title="loss")
     ax_acc.set(xlabel="step", ylabel="accuracy", title="val answer accuracy (teacher forced; dashed: majority)",
                ylim=(0, 1.02))
     return figure_png(fig)
@@ -35,14 +34,11 @@ def curves_png(history: list[dict], val_history: list[dict], baseline: dict[str,
 def report_markdown(summary: dict[str, Any], png: bytes | None) -> str:
     """The run report: outcome, val answer accuracy per task next to the majority baseline, lineage, curves."""
     val, base = summary.get("val") or {}, summary.get("baseline") or {}
-    lines = [f"# Instruction tuning `{summary['config']}` ({summary['input_mode']} mode)", "",
-             f"- run folder: `{summary['run_dir']}`", f"- tuned model (save_lm layout): `{summary['model_dir']}`",
-             f"- steps: {summary['steps']} ({summary['epochs']:.2f} epochs), text positions "
-             f"`{summary['positions']}`, task temperature {summary['temperature']}, "
-             f"{summary.get('tokens_per_s') or 0:,.0f} tokens/s, {summary.get('wall_s', 0):.1f} s this run",
-             f"- train samples per task: {summary.get('tasks')}", "",
-             "## Validation (teacher-forced answer accuracy)", "",
-             "| task | answer accuracy | majority baseline |", "|---|---|---|"]
+    detail = f"text positions `{summary['positions']}`, task temperature {summary['temperature']}, "
+    lines = head_lines(summary, "Instruction tuning", "tuned model (save_lm layout)", detail)
+    lines += [f"- train samples per task: {summary.get('tasks')}", "",
+              "## Validation (teacher-forced answer accuracy)", "",
+              "| task | answer accuracy | majority baseline |", "|---|---|---|"]
     for t, a in (val.get("answer_accuracy_per_task") or {}).items():
         lines.append(f"| {t} | {a:.4f} | {base.get(t, float('nan')):.4f} |")
     if val:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from neurolm.training.lm_report import data_uri, figure_png, lineage_and_curves, loss_figure
+from neurolm.training.lm_report import data_uri, figure_png, head_lines, lineage_and_curves, loss_figure
 
 __all__ = ["curves_png", "data_uri", "report_markdown"]
 
@@ -28,7 +28,6 @@ def curves_png(history: list[dict], val_history: list[dict], baseline: dict[str,
         if baseline.get("bigram"):
             ax_loss.axhline(baseline["bigram"]["loss"], ls=":", c="grey", label="bigram baseline (val)")
             ax_acc.axhline(baseline["bigram"]["accuracy"], ls=":", c="grey", label="bigram baseline")
-    ax_loss.set(xlabel="step", ylabel="cross-entropy (nats)", title="loss")
     ax_acc.set(xlabel="step", ylabel="accuracy", title="val next-code accuracy")
     return figure_png(fig)
 
@@ -36,12 +35,9 @@ def curves_png(history: list[dict], val_history: list[dict], baseline: dict[str,
 def report_markdown(summary: dict[str, Any], png: bytes | None) -> str:
     """The run report: outcome, val metrics next to the unigram baseline, lineage, curves (embedded)."""
     final, base = summary.get("val") or {}, summary.get("baseline") or {}
-    lines = [f"# Pretraining `{summary['config']}` ({summary['input_mode']} mode)", "",
-             f"- run folder: `{summary['run_dir']}`", f"- model (save_pretrained layout): `{summary['model_dir']}`",
-             f"- steps: {summary['steps']} ({summary['epochs']:.2f} epochs), "
-             f"{summary.get('tokens_per_s') or 0:,.0f} tokens/s, {summary.get('wall_s', 0):.1f} s this run", "",
-             "## Validation (next code, one second ahead)", "",
-             "| | loss | accuracy | perplexity |", "|---|---|---|---|"]
+    lines = head_lines(summary, "Pretraining", "model (save_pretrained layout)")
+    lines += ["", "## Validation (next code, one second ahead)", "",
+              "| | loss | accuracy | perplexity |", "|---|---|---|---|"]
     if final:
         lines.append(f"| model | {final['loss']:.4f} | {final['accuracy']:.4f} | {final['perplexity']:.1f} |")
     if base:

@@ -18,7 +18,8 @@ def data_uri(png: bytes) -> str:
 
 
 def loss_figure(history: list[dict], train_keys: tuple[tuple[str, str], ...]):
-    """(figure, loss axes, metric axes), the loss axes holding each ``(key, label)`` of ``train_keys`` per step."""
+    """(figure, loss axes, metric axes), the loss axes (cross-entropy per step) holding each ``(key, label)`` of
+    ``train_keys``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -29,6 +30,7 @@ def loss_figure(history: list[dict], train_keys: tuple[tuple[str, str], ...]):
     for key, label in train_keys:
         if history and key in history[0]:
             ax_loss.plot(steps, [h.get(key, float("nan")) for h in history], label=label, lw=1)
+    ax_loss.set(xlabel="step", ylabel="cross-entropy (nats)", title="loss")
     return fig, ax_loss, ax_metric
 
 
@@ -40,6 +42,15 @@ def figure_png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def head_lines(summary: dict[str, Any], title: str, model: str, detail: str = "") -> list[str]:
+    """The report's opening markdown lines: title, run folder, model folder (``model``: what it is), steps
+    (``detail``: the stage's settings, inserted before the throughput)."""
+    return [f"# {title} `{summary['config']}` ({summary['input_mode']} mode)", "",
+            f"- run folder: `{summary['run_dir']}`", f"- {model}: `{summary['model_dir']}`",
+            f"- steps: {summary['steps']} ({summary['epochs']:.2f} epochs), {detail}"
+            f"{summary.get('tokens_per_s') or 0:,.0f} tokens/s, {summary.get('wall_s', 0):.1f} s this run"]
 
 
 def _fmt(v: Any) -> str:
