@@ -6,7 +6,7 @@ its own visible sequence::
 
     run = PreparedPretrain(...)                   # a PreparedRun: run folder, configs, text, processes
     done = finished(run, log)                     # summary.json there: the run is finished, do nothing
-    device = start_process(run, device_name)
+    device = start_process(run)                   # device (params.device), process group, seed
     ... the stage builds its model, optimizer (scaler = grad_scaler(device, tcfg.amp)) and batches
     res = resume(run, model, opt, scaler, device, check, log)
     text_b = write_run_files(run)                 # lineage.json, bundled text; → text batches
