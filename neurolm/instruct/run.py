@@ -54,9 +54,10 @@ from neurolm.lm.run import resolve_text
 from neurolm.lm.text import load_gpt2_bpe
 from neurolm.lm.train import make_optimizer
 from neurolm.training import DistEnv, dist_env, wrap_ddp
-from neurolm.training.lm_run import (LoopHooks, PreparedRun, canonical_hash, check_checkpoint, checkpoint_state,
-                                     finished, load_history, publish, quiet, resume, save, start_process,
-                                     steps_per_epoch, tokens_per_s, train_loop, write_run_files)
+from neurolm.training.lm_loop import LoopHooks, train_loop
+from neurolm.training.lm_run import (PreparedRun, canonical_hash, check_checkpoint, checkpoint_state, finished,
+                                     load_history, publish, quiet, resume, save, start_process, steps_per_epoch,
+                                     tokens_per_s, write_run_files)
 from neurolm.training.lm_run import write_model as _write_lm
 from neurolm.training.lm_step import grad_scaler
 

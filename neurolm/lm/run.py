@@ -51,9 +51,10 @@ from neurolm.lm.baselines import bigram_baseline, unigram_baseline
 from neurolm.lm.train import evaluate, make_optimizer, train_step
 from neurolm.outputs import model_outputs
 from neurolm.training import DistEnv, dist_env, wrap_ddp
-from neurolm.training.lm_run import (LoopHooks, PreparedRun, canonical_hash, check_checkpoint, checkpoint_state,
-                                     finished, load_history, publish, quiet, resume, save, start_process,
-                                     steps_per_epoch, tokens_per_s, train_loop, write_run_files)
+from neurolm.training.lm_loop import LoopHooks, train_loop
+from neurolm.training.lm_run import (PreparedRun, canonical_hash, check_checkpoint, checkpoint_state, finished,
+                                     load_history, publish, quiet, resume, save, start_process, steps_per_epoch,
+                                     tokens_per_s, write_run_files)
 from neurolm.training.lm_step import grad_scaler
 from neurolm.lm.data import load_corpus_tokenizer
 from neurolm.lm.report import curves_png, report_markdown

@@ -13,17 +13,16 @@ its own visible sequence::
     ... the stage's plan event and log line
     hooks = LoopHooks(step=..., tokens=..., validate=..., val_line=...,
                       save=lambda step, h, vh: save(run, model, checkpoint_state(KIND, run, step, opt, ...)))
-    loop = train_loop(hooks, run, train_b, text_b, res, log, emit)
+    loop = train_loop(hooks, run, train_b, text_b, res, log, emit)   # neurolm.training.lm_loop
     publish(run, summary, png, report_markdown, outputs, loop.last_ckpt)   # curves, report, summary.json
 
 Run folder ``OUT/run-<key>/``: ``checkpoints/`` (storage.checkpoints), ``model/`` (rewritten at every
 checkpoint, swapped in whole), ``lineage.json``, ``text/bundled.bin`` (only when no text file was
 given), ``curves.png``, ``report.md``, and ``summary.json`` last: the run is finished.
 
-The batch of a step is a pure function of (seed, step): the stage's micro-batches are one global
-stream over epochs (:func:`micro_batches`), text windows are indexed by the global micro-batch. A
-resumed run (also after ``kill -9``) therefore continues the same trajectory. Under ``torchrun``
-each rank takes every ``world``-th micro-batch; rank 0 validates, writes checkpoints and reports.
+A checkpoint holds everything that continues the run exactly (:func:`checkpoint_state`); with the
+loop's batches a pure function of (seed, step) (:mod:`.lm_loop`), a resumed run (also after
+``kill -9``) continues the same trajectory.
 """
 
 from __future__ import annotations
@@ -32,8 +31,7 @@ import hashlib
 import json
 import os
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +48,6 @@ from storage import checkpoints as ckpts
 from storage.checkpoints import Checkpoint
 
 Log = Callable[[str], None]
-Emit = Callable[[dict], None]
 
 
 def quiet(*_a, **_k) -> None:
@@ -215,7 +212,7 @@ def load_history(run_dir: str) -> tuple[list[dict], list[dict]]:
     return list(ck.state["history"]), list(ck.state["val_history"])
 
 
-# -- data -----------------------------------------------------------------------------------------
+# -- run files ------------------------------------------------------------------------------------
 def write_run_files(run: PreparedRun) -> TextBatches | None:
     """Rank 0 writes ``lineage.json`` and, without a text file, the bundled text; → the text LM batches (or None)."""
     text, tcfg, env = run.text, run.tcfg, run.env
@@ -229,78 +226,6 @@ def write_run_files(run: PreparedRun) -> TextBatches | None:
     barrier(env)
     path = text.path or (bundled if text.ids is not None else None)
     return TextBatches(path, tcfg.text_batch_size, tcfg.text_seq_len, seed=tcfg.seed) if path else None
-
-
-def micro_batches(batches, start: int, rank: int = 0, world: int = 1) -> Iterator[dict]:
-    """This rank's micro-batches of the global stream from global micro-batch ``start`` on, forever.
-
-    ``batches``: ``len()`` micro-batches per epoch and ``epoch(e, start=k)`` (EEG or instruction batches).
-    """
-    n = len(batches)
-    g = start
-    while True:
-        epoch, k = divmod(g, n)
-        for b in batches.epoch(epoch, start=k):
-            if g % world == rank:
-                yield b
-            g += 1
-
-
-# -- the loop -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LoopHooks:
-    """What a stage does its own way inside the shared loop."""
-
-    step: Callable[[int, list[dict], list[tuple]], dict[str, float]]  # (step, micro-batches, text) → metrics
-    tokens: Callable[[list[dict], list[tuple]], int]  # tokens this rank's step read
-    validate: Callable[[], dict[str, Any]]  # rank 0, at each epoch end → val metrics (with "loss")
-    val_line: Callable[[dict[str, Any]], str]  # the log line of val metrics (after "step N: ")
-    save: Callable[[int, list[dict], list[dict]], str]  # rank 0: checkpoint (+ model) at step → its path
-
-
-@dataclass
-class LoopResult:
-    history: list[dict]
-    val_history: list[dict]
-    last_ckpt: str | None
-    tokens: int  # all ranks
-    loop_s: float
-
-
-def train_loop(hooks: LoopHooks, run: PreparedRun, train_batches, text_batches: TextBatches | None, res: Resumed,
-               log: Log, emit: Emit) -> LoopResult:
-    """Steps ``res.start`` → ``tcfg.steps``: ``grad_accum`` micro-batches (and text batches) a step, a ``step``
-    event each, validation at each epoch end, a checkpoint at each epoch end and every ``params.ckpt_every``."""
-    tcfg, env, steps_per_epoch, ckpt_every = run.tcfg, run.env, run.steps_per_epoch, run.params.ckpt_every
-    history, val_history, start = res.history, res.val_history, res.start
-    accum, world = tcfg.grad_accum, env.world
-    stream = micro_batches(train_batches, start * accum * world, env.rank, world)
-    tokens_now, t_loop = 0, time.perf_counter()
-    last_ckpt = res.ckpt.path if res.ckpt is not None else None
-    for step in range(start, tcfg.steps):
-        batches = [next(stream) for _ in range(accum)]
-        text = [text_batches.batch((step * accum + i) * world + env.rank) for i in range(accum)] if text_batches else []
-        m = hooks.step(step, batches, text)
-        tokens_now += hooks.tokens(batches, text) * world
-        done = step + 1
-        line = {"step": done, "epoch": round(done / steps_per_epoch, 4), **{k: float(v) for k, v in m.items()}}
-        history.append(line)
-        elapsed = time.perf_counter() - t_loop
-        eta = elapsed / (done - start) * (tcfg.steps - done)
-        emit({"event": "step", **line, "total": tcfg.steps,
-              "tokens_per_s": tokens_now / elapsed if elapsed > 0 else 0.0, "eta_s": eta})
-        epoch_end = done % steps_per_epoch == 0 or done == tcfg.steps
-        if epoch_end and env.is_main:
-            v = hooks.validate()
-            val_history.append({"step": done, "epoch": line["epoch"], **v})
-            log(f"step {done}: {hooks.val_line(v)}")
-            emit({"event": "val", "step": done, **v})
-        if epoch_end or (ckpt_every and done % ckpt_every == 0):
-            if env.is_main:
-                last_ckpt = hooks.save(done, history, val_history)
-                emit({"event": "checkpoint", "step": done, "path": last_ckpt})
-            barrier(env)
-    return LoopResult(history, val_history, last_ckpt, tokens_now, time.perf_counter() - t_loop)
 
 
 # -- the end --------------------------------------------------------------------------------------
