@@ -5,35 +5,25 @@ from __future__ import annotations
 
 import os
 
+from lm_cli import run_report, run_twice
+
 from neurolm.cli import main
 from neurolm.instruct.fixtures import save_untrained_model, write_labeled_corpus
 
 
 def test_cli_flow_artifacts_and_rerun(tmp_path, capsys):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    from flows.runtime import prefect_server
-
     corpus = write_labeled_corpus(str(tmp_path / "c"), {"TUAB": 4, "Workload": 4})
     init = save_untrained_model(str(tmp_path / "init"))
     args = ["tune", "--corpus", corpus, "--init", init, "--out", str(tmp_path / "runs"), "--steps", "3",
             "--batch-size", "4", "--text-seq-len", "16", "--eeg-len", "24", "--positions", "reference"]
-    with prefect_server():
-        assert main(args) == 0
-        first = capsys.readouterr()
-        assert main(args) == 0  # the same inputs again
-        again = capsys.readouterr()
-        keys = ["neurolm-tune-progress", "neurolm-tune-report"]
-        with get_client(sync_client=True) as client:
-            arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    first, again, arts = run_twice(args, capsys, ["neurolm-tune-progress", "neurolm-tune-report"])
     assert "tuned 3 steps" in first.out and "tuab" in first.out and "workload" in first.out
     assert "nothing to do" in again.out
     runs = os.listdir(tmp_path / "runs")
     assert len(runs) == 1 and runs[0].startswith("run-")
     assert {("neurolm-tune-progress", "progress"), ("neurolm-tune-report", "markdown")} <= {(a.key, a.type)
                                                                                           for a in arts}
-    report = next(str(a.data) for a in arts if a.key == "neurolm-tune-report" and runs[0][4:] in str(a.data))
+    report = run_report(arts, "neurolm-tune-report", runs[0])
     assert runs[0][4:] in report and "data:image/png;base64," in report and "`reference`" in report
     assert os.path.isfile(tmp_path / "runs" / runs[0] / "model" / "neurolm.safetensors")
     # an input error: one line, exit code 2, before any server or run

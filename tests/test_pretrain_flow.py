@@ -8,6 +8,7 @@ import os
 import re
 
 import torch
+from lm_cli import run_report, run_twice
 from test_lm_weights import save_resume_dict
 from test_pretrain_resume import short_corpus
 
@@ -16,30 +17,17 @@ from neurolm.corpus.fixtures import save_random_tokenizer
 
 
 def test_cli_flow_artifacts_and_rerun(tmp_path, capsys):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    from flows.runtime import prefect_server
-
     corpus, tok = short_corpus(str(tmp_path / "corpus")), save_random_tokenizer(str(tmp_path / "tok"), "tiny")
     args = ["pretrain", "--corpus", corpus, "--tokenizer", tok, "--config", "tiny", "--out", str(tmp_path / "runs"),
             "--steps", "4", "--batch-size", "2", "--text-seq-len", "16", "--max-len", "32"]
-    with prefect_server():
-        assert main(args) == 0
-        first = capsys.readouterr()
-        assert main(args) == 0  # the same inputs again
-        again = capsys.readouterr()
-        keys = ["neurolm-pretrain-progress", "neurolm-pretrain-report"]
-        with get_client(sync_client=True) as client:
-            arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    first, again, arts = run_twice(args, capsys, ["neurolm-pretrain-progress", "neurolm-pretrain-report"])
     assert "trained 4 steps" in first.out and "unigram baseline" in first.out
     assert "nothing to do" in again.out
     runs = os.listdir(tmp_path / "runs")
     assert len(runs) == 1 and runs[0].startswith("run-")
     kinds = {(a.key, a.type) for a in arts}
     assert {("neurolm-pretrain-progress", "progress"), ("neurolm-pretrain-report", "markdown")} <= kinds
-    # the Prefect home is shared with other tests' runs: this run's report is the one naming its run folder
-    report = next(str(a.data) for a in arts if a.key == "neurolm-pretrain-report" and runs[0][4:] in str(a.data))
+    report = run_report(arts, "neurolm-pretrain-report", runs[0])
     assert runs[0][4:] in report and "unigram baseline" in report and "tokenizer_sha256" in report
     m = re.search(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", report)
     assert m, "the curves are not embedded in the report"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,44 +70,22 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
         pretrain(params)
         return 0
-    from tqdm import tqdm
-
+    from flows.lm_stage import run_with_bar
     from flows.pretrain import run_pretrain
+    from neurolm.lm.run import baseline_line, versus_line
 
-    state: dict = {"bar": None}
+    def plan_line(ev: dict) -> str:
+        return (f"run folder {ev['run_dir']}: steps {ev['start']} → {ev['total']} "
+                f"({ev['steps_per_epoch']} per epoch); val next-code baselines: {baseline_line(ev['baseline'])}")
 
-    def on_event(ev: dict) -> None:
-        if args.json:
-            return
-        if ev["event"] == "plan":
-            from neurolm.lm.run import baseline_line
+    def val_line(ev: dict, plan: dict) -> str:
+        return (f"step {ev['step']}: val next-code loss {ev['loss']:.4f}, accuracy {ev['accuracy']:.4f}; "
+                f"{versus_line(ev, plan['baseline'])}")
 
-            print(f"run folder {ev['run_dir']}: steps {ev['start']} → {ev['total']} "
-                  f"({ev['steps_per_epoch']} per epoch); val next-code baselines: {baseline_line(ev['baseline'])}",
-                  file=sys.stderr)
-            state["baseline"] = ev["baseline"]
-            state["bar"] = tqdm(total=ev["total"], initial=ev["start"], desc="pretrain", unit="step", file=sys.stderr)
-        elif ev["event"] == "step" and state["bar"] is not None:
-            bar = state["bar"]
-            bar.n = ev["step"]
-            bar.set_postfix(loss=f"{ev['loss']:.3f}", tok_s=f"{ev['tokens_per_s']:.0f}", refresh=False)
-            bar.refresh()
-        elif ev["event"] == "val" and state["bar"] is not None:
-            from neurolm.lm.run import versus_line
-
-            state["bar"].write(f"step {ev['step']}: val next-code loss {ev['loss']:.4f}, accuracy {ev['accuracy']:.4f}; "
-                               f"{versus_line(ev, state['baseline'])}")
-
-    try:
-        summary = run_pretrain(params, on_event=on_event)
-    finally:
-        if state["bar"] is not None:
-            state["bar"].close()
+    summary = run_with_bar(run_pretrain, params, "pretrain", plan_line, val_line, quiet=args.json)
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
         return 0
-    from neurolm.lm.run import baseline_line, versus_line
-
     v, b = summary.get("val") or {}, summary.get("baseline") or {}
     head = ("finished earlier with the same inputs: nothing to do" if summary["nothing_to_do"]
             else f"trained {summary['steps_done_now']} steps ({summary['steps']} in all)")

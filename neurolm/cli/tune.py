@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 _INT_OPTIONS = ("warmup_steps", "batch_size", "grad_accum", "text_batch_size", "text_seq_len", "seed", "ckpt_every",
                 "eeg_len", "keep_last")
@@ -69,33 +68,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
         tune(params)
         return 0
-    from tqdm import tqdm
-
+    from flows.lm_stage import run_with_bar
     from flows.tune import run_tune
 
-    state: dict = {"bar": None}
+    def plan_line(ev: dict) -> str:
+        return (f"run folder {ev['run_dir']}: steps {ev['start']} → {ev['total']} ({ev['steps_per_epoch']} per "
+                f"epoch); train samples per task {ev['tasks']}")
 
-    def on_event(ev: dict) -> None:
-        if args.json:
-            return
-        if ev["event"] == "plan":
-            print(f"run folder {ev['run_dir']}: steps {ev['start']} → {ev['total']} ({ev['steps_per_epoch']} per "
-                  f"epoch); train samples per task {ev['tasks']}", file=sys.stderr)
-            state["bar"] = tqdm(total=ev["total"], initial=ev["start"], desc="tune", unit="step", file=sys.stderr)
-        elif ev["event"] == "step" and state["bar"] is not None:
-            bar = state["bar"]
-            bar.n = ev["step"]
-            bar.set_postfix(loss=f"{ev['loss']:.3f}", tok_s=f"{ev['tokens_per_s']:.0f}", refresh=False)
-            bar.refresh()
-        elif ev["event"] == "val" and state["bar"] is not None:
-            per = ", ".join(f"{k} {v:.3f}" for k, v in ev["answer_accuracy_per_task"].items())
-            state["bar"].write(f"step {ev['step']}: val instruction loss {ev['loss']:.4f}; answer accuracy {per}")
+    def val_line(ev: dict, plan: dict) -> str:
+        per = ", ".join(f"{k} {v:.3f}" for k, v in ev["answer_accuracy_per_task"].items())
+        return f"step {ev['step']}: val instruction loss {ev['loss']:.4f}; answer accuracy {per}"
 
-    try:
-        summary = run_tune(params, on_event=on_event)
-    finally:
-        if state["bar"] is not None:
-            state["bar"].close()
+    summary = run_with_bar(run_tune, params, "tune", plan_line, val_line, quiet=args.json)
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
         return 0

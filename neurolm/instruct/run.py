@@ -1,10 +1,10 @@
 """Instruction tuning as one library call: :func:`tune` (the Prefect flow ``flows/tune.py`` only wires it).
 
-The shape of :func:`neurolm.lm.run.pretrain`: check inputs (one clear error each, before any step) →
-run folder keyed by the inputs → resume from its last good checkpoint, or do nothing when finished →
-the loop: every step an instruction batch (all tasks mixed, :mod:`.data`) and a text LM batch, loss =
-instruction loss + text loss; validation at every epoch end; checkpoints → evaluation hook → report
-→ summary with ``outputs``.
+The shape of :func:`neurolm.lm.run.pretrain`, on the same LM-stage runtime (:mod:`neurolm.training.lm_run`):
+check inputs (one clear error each, before any step) → run folder keyed by the inputs → resume from its
+last good checkpoint, or do nothing when finished → the loop: every step an instruction batch (all
+tasks mixed, :mod:`.data`) and a text LM batch, loss = instruction loss + text loss; validation at
+every epoch end; checkpoints → evaluation hook → report → summary with ``outputs``.
 
 Inputs and their lineage: the labeled corpus (``neurolm tokenize --labeled``) and a pretrained model
 folder (``--init``, the pretrain stage's ``model``). Refused before work: a corpus without task/label
@@ -34,14 +34,12 @@ import hashlib
 import inspect
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from neurolm.errors import ConfigError, StoreError
 from neurolm.instruct.data import InstructBatches, LabeledSplit, open_labeled
@@ -49,26 +47,25 @@ from neurolm.instruct.params import TuneParams, resolve_steps
 from neurolm.instruct.report import curves_png, report_markdown
 from neurolm.instruct.sequence import EEG_MAX_LEN, TEXT_MAX_LEN, TaskTexts
 from neurolm.instruct.train import InstructObjective, train_step, validate
-from neurolm.lm.config import LMConfig, LMTrainConfig
+from neurolm.lm.config import LMConfig
 from neurolm.lm.data import SignalPatches, check_corpus, identity
-from neurolm.lm.io import CONFIG_FILE, EXTRA_FILE, FORMAT, config_from_metadata, lm_metadata, load_lm, save_lm
-from neurolm.lm.run import TextSource, micro_batches, resolve_text
-from neurolm.lm.text import TextBatches, load_gpt2_bpe, write_token_bin
+from neurolm.lm.io import CONFIG_FILE, EXTRA_FILE, config_from_metadata, load_lm
+from neurolm.lm.run import resolve_text
+from neurolm.lm.text import load_gpt2_bpe
 from neurolm.lm.train import make_optimizer
-from neurolm.training import (DistEnv, barrier, dist_env, init_distributed, resolve_device, rng_state, set_rng_state,
-                              wrap_ddp)
-from storage import checkpoints as ckpts
+from neurolm.training import DistEnv, dist_env, wrap_ddp
+from neurolm.training.lm_loop import LoopHooks, train_loop
+from neurolm.training.lm_run import (PreparedRun, canonical_hash, check_checkpoint, checkpoint_state, finished,
+                                     load_history, publish, quiet, resume, save, start_process, steps_per_epoch,
+                                     tokens_per_s, write_run_files)
+from neurolm.training.lm_run import write_model as _write_lm
+from neurolm.training.lm_step import grad_scaler
+
+__all__ = ["INSTRUCT_FILE", "PreparedTune", "instruct_info", "load_history", "majority_baseline", "prepare",
+           "run_evaluation", "tune", "tune_outputs", "write_model"]
 
 STATE_KIND = "neurolm-tune-v1"
 _UNKNOWN = (None, "synthetic")
-
-
-def _quiet(*_a, **_k) -> None:
-    return None
-
-
-def _canonical_hash(doc: Any) -> str:
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 def tune_outputs(model_dir: str, config_hash: str, run_dir: str) -> dict[str, str]:
@@ -141,32 +138,15 @@ def check_windows(splits: dict[str, LabeledSplit], cfg: LMConfig, text_len: int,
                           f"position table ({cfg.block_size} rows)")
 
 
-@dataclass
-class PreparedTune:
-    """Everything checked and resolved before training."""
+@dataclass(kw_only=True)
+class PreparedTune(PreparedRun):
+    """Everything checked and resolved before training: the shared run fields, the labeled splits, the task texts."""
 
     params: TuneParams
-    cfg: LMConfig
-    tcfg: LMTrainConfig  # resolved: steps and warm-up steps are set
     train: LabeledSplit
     val: LabeledSplit
     texts: TaskTexts
-    text: TextSource
-    env: DistEnv
-    steps_per_epoch: int
-    run_key: str
-    run_dir: str
-    lineage: dict[str, Any] = field(default_factory=dict)
-    signals: Any = None
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def ckpt_dir(self) -> str:
-        return os.path.join(self.run_dir, "checkpoints")
-
-    @property
-    def model_dir(self) -> str:
-        return os.path.join(self.run_dir, "model")
 
     def batches(self, split: str) -> InstructBatches:
         t, p = self.tcfg, self.params
@@ -191,18 +171,14 @@ def prepare(params: TuneParams, env: DistEnv | None = None) -> PreparedTune:
     texts = TaskTexts(load_gpt2_bpe(params.bpe))  # ConfigError: an answer that changes its prompt's tokens
     signals = SignalPatches(lineage, store_url=params.store) if cfg.input_mode == "features" else None
     text = resolve_text(params, tcfg, cfg.text_vocab)
-    per_step = tcfg.batch_size * tcfg.grad_accum * env.world
-    spe = len(train) // per_step
-    if spe < 1:
-        raise ConfigError(f"the train split has {len(train)} samples, fewer than one step takes "
-                          f"({tcfg.batch_size} x {tcfg.grad_accum} micro-batches x {env.world} processes)")
+    spe = steps_per_epoch(len(train), tcfg, env)
     tcfg = resolve_steps(tcfg, spe)
     corpus_id = {"corpus_version": train.corpus.version_id, "corpus_content": train.corpus.status.get("content_hash")}
     key_doc = {**corpus_id, "init_sha256": init_sha, "model_config_hash": cfg.config_hash(),
                "train_config": tcfg.model_dump(mode="json"), "positions": params.positions, "eeg_len": params.eeg_len,
                "temperature": params.temperature, "text": {k: v for k, v in text.identity.items() if k != "bpe"},
                "processes": env.world}
-    run_key = _canonical_hash(key_doc)[:12]
+    run_key = canonical_hash(key_doc)[:12]
     run_dir = os.path.join(os.path.abspath(params.out), f"run-{run_key}")
     full = {"run_key": run_key, "corpus": params.corpus, **corpus_id, "corpus_kind": "labeled",
             "tasks_train": train.counts(), "tasks_val": val.counts(), "init": os.path.abspath(params.init),
@@ -212,22 +188,12 @@ def prepare(params: TuneParams, env: DistEnv | None = None) -> PreparedTune:
             "vocab_version": identity(lineage).get("vocab_version"), "pretrain": pre, "positions": params.positions,
             "temperature": params.temperature, "train_config": tcfg.model_dump(mode="json"), "text": text.identity,
             "processes": env.world}
-    return PreparedTune(params, cfg, tcfg, train, val, texts, text, env, spe, run_key, run_dir, full, signals, notes)
+    return PreparedTune(params=params, cfg=cfg, tcfg=tcfg, train=train, val=val, texts=texts, text=text, env=env,
+                        steps_per_epoch=spe, run_key=run_key, run_dir=run_dir, lineage=full, signals=signals,
+                        notes=notes)
 
 
-# -- checkpoints ----------------------------------------------------------------------------------
-def _check_checkpoint(ckpt, run: PreparedTune) -> None:
-    st = ckpt.state
-    if not isinstance(st, dict) or st.get("kind") != STATE_KIND:
-        raise ConfigError(f"{ckpt.path} is not a neurolm instruction-tuning checkpoint")
-    if ckpt.metadata.get("format") != FORMAT or ckpt.metadata.get("config_hash") != run.cfg.config_hash():
-        raise ConfigError(f"{ckpt.path} holds weights of model config {ckpt.metadata.get('config_hash')}, "
-                          f"this run's is {run.cfg.config_hash()}")
-    if ckpt.lineage.get("run_key") != run.run_key:
-        raise ConfigError(f"{ckpt.path} belongs to run {ckpt.lineage.get('run_key')}, not {run.run_key}: "
-                          "it was copied from another run; move it away")
-
-
+# -- the tuned model -------------------------------------------------------------------------------
 INSTRUCT_FILE = "instruct.json"
 
 
@@ -240,28 +206,12 @@ def instruct_info(run: PreparedTune) -> dict[str, Any]:
 
 def write_model(model, directory: str, info: dict[str, Any] | None = None) -> None:
     """save_lm (+ ``instruct.json``) into a fresh folder, then swap it in (a kill leaves the previous model)."""
-    tmp, old = directory + ".tmp", directory + ".old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_lm(model, tmp)
-    if info is not None:
-        with open(os.path.join(tmp, INSTRUCT_FILE), "w", encoding="utf-8") as f:
-            json.dump(info, f, indent=1)
-    if os.path.exists(directory):
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
+    _write_lm(model, directory, {INSTRUCT_FILE: info} if info is not None else None)
 
 
 def _save(run: PreparedTune, model, opt, scaler, step: int, history: list, val_history: list) -> str:
-    state = {"kind": STATE_KIND, "step": step, "optimizer": opt.state_dict(),
-             "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state(),
-             "sampler": {"micro_batch": step * run.tcfg.grad_accum * run.env.world, "seed": run.tcfg.seed},
-             "history": history, "val_history": val_history}
-    path = ckpts.save_checkpoint(run.ckpt_dir, dict(model.state_dict()), state, run.lineage,
-                                 keep_last=run.params.keep_last, metadata=lm_metadata(run.cfg))
-    write_model(model, run.model_dir, instruct_info(run))
-    return path
+    state = checkpoint_state(STATE_KIND, run, step, opt, scaler, history, val_history)
+    return save(run, model, state, {INSTRUCT_FILE: instruct_info(run)})
 
 
 def majority_baseline(train: LabeledSplit, val: LabeledSplit) -> dict[str, float]:
@@ -276,103 +226,50 @@ def majority_baseline(train: LabeledSplit, val: LabeledSplit) -> dict[str, float
 
 
 # -- the run --------------------------------------------------------------------------------------
-def tune(params: TuneParams, *, log: Callable[[str], None] = _quiet, emit: Callable[[dict], None] = _quiet,
+def tune(params: TuneParams, *, log: Callable[[str], None] = quiet, emit: Callable[[dict], None] = quiet,
          run: PreparedTune | None = None) -> dict[str, Any]:
     """Tune (or resume, or find finished) the run of ``params``; returns its summary (``outputs``: where things are)."""
     t_start = time.perf_counter()
     run = run or prepare(params)
     env, cfg, tcfg = run.env, run.cfg, run.tcfg
-    done_file = os.path.join(run.run_dir, "summary.json")
-    if os.path.exists(done_file):
-        with open(done_file, encoding="utf-8") as f:
-            summary = json.load(f)
-        log(f"run {run.run_key} is finished ({summary['steps']} steps): nothing to do")
-        return {**summary, "nothing_to_do": True, "steps_done_now": 0, "wall_s": 0.0}
+    done = finished(run, log)
+    if done is not None:
+        return done
     for note in run.notes:
         log(note)
 
-    device = resolve_device(params.device, env.local_rank)
-    init_distributed(env, device)
-    torch.manual_seed(tcfg.seed)
+    device = start_process(run)
     model = load_lm(params.init).train().to(device)
     objective = InstructObjective(model, params.positions)
     opt = make_optimizer(model, tcfg)
-    scaler = None
-    if device.type == "cuda" and (tcfg.amp == "fp16" or (tcfg.amp == "auto" and not torch.cuda.is_bf16_supported())):
-        scaler = torch.amp.GradScaler("cuda")
+    scaler = grad_scaler(device, tcfg.amp)
 
     train_b, val_b = run.batches("train"), run.batches("val")
-    os.makedirs(run.run_dir, exist_ok=True)
-    ckpt = ckpts.load_latest_good(run.ckpt_dir)  # StoreError when every checkpoint is corrupt
-    history: list[dict] = []
-    val_history: list[dict] = []
-    start = 0
-    if ckpt is not None:
-        _check_checkpoint(ckpt, run)
-        try:
-            model.load_state_dict({k: v.to(device) for k, v in ckpt.weights.items()}, strict=True)
-            opt.load_state_dict(ckpt.state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise ConfigError(f"{ckpt.path} does not fit this model/optimizer: {exc}") from exc
-        if scaler is not None and ckpt.state.get("scaler"):
-            scaler.load_state_dict(ckpt.state["scaler"])
-        set_rng_state(ckpt.state["rng"])
-        start = int(ckpt.state["step"])
-        history, val_history = list(ckpt.state["history"]), list(ckpt.state["val_history"])
-        log(f"resuming run {run.run_key} at step {start} of {tcfg.steps} from {ckpt.path}")
-    if env.is_main:
-        with open(os.path.join(run.run_dir, "lineage.json"), "w", encoding="utf-8") as f:
-            json.dump(run.lineage, f, indent=1, default=str)
-        if run.text.ids is not None:
-            os.makedirs(os.path.join(run.run_dir, "text"), exist_ok=True)
-            write_token_bin(os.path.join(run.run_dir, "text", "bundled.bin"), run.text.ids)
-    barrier(env)
-    text_path = run.text.path or (os.path.join(run.run_dir, "text", "bundled.bin") if run.text.ids is not None
-                                  else None)
-    text_b = TextBatches(text_path, tcfg.text_batch_size, tcfg.text_seq_len, seed=tcfg.seed) if text_path else None
+    res = resume(run, model, opt, scaler, device,
+                 lambda ckpt: check_checkpoint(ckpt, run, STATE_KIND, "instruction-tuning"), log)
+    text_b = write_run_files(run)
     baseline = majority_baseline(run.train, run.val)
-    emit({"event": "plan", "run_dir": run.run_dir, "run_key": run.run_key, "start": start, "total": tcfg.steps,
+    emit({"event": "plan", "run_dir": run.run_dir, "run_key": run.run_key, "start": res.start, "total": tcfg.steps,
           "steps_per_epoch": run.steps_per_epoch, "tasks": run.train.counts(), "baseline": baseline,
           "probabilities": train_b.probabilities})
     log(f"run {run.run_key}: tuning {cfg.name} on {run.train.counts()} (task probabilities "
-        f"{ {k: round(v, 3) for k, v in train_b.probabilities.items()} }), steps {start} → {tcfg.steps}, "
+        f"{ {k: round(v, 3) for k, v in train_b.probabilities.items()} }), steps {res.start} → {tcfg.steps}, "
         f"{run.steps_per_epoch} steps/epoch, text positions {params.positions}")
 
     ddp = wrap_ddp(objective, env, device)
-    accum, world = tcfg.grad_accum, env.world
-    stream = micro_batches(train_b, start * accum * world, env.rank, world)
-    tokens_now, t_loop = 0, time.perf_counter()
-    last_ckpt = ckpt.path if ckpt is not None else None
-    for step in range(start, tcfg.steps):
-        batches = [next(stream) for _ in range(accum)]
-        text = [text_b.batch((step * accum + i) * world + env.rank) for i in range(accum)] if text_b else []
-        m = train_step(ddp or objective, opt, step, tcfg, batches, text, scaler)
-        tokens_now += (sum(int(b["mask"].sum()) + b["text"].numel() for b in batches)
-                       + sum(int(x.numel()) for x, _ in text)) * world
-        done = step + 1
-        line = {"step": done, "epoch": round(done / run.steps_per_epoch, 4), **{k: float(v) for k, v in m.items()}}
-        history.append(line)
-        elapsed = time.perf_counter() - t_loop
-        eta = elapsed / (done - start) * (tcfg.steps - done)
-        emit({"event": "step", **line, "total": tcfg.steps,
-              "tokens_per_s": tokens_now / elapsed if elapsed > 0 else 0.0, "eta_s": eta})
-        epoch_end = done % run.steps_per_epoch == 0 or done == tcfg.steps
-        if epoch_end and env.is_main:
-            v = validate(objective, val_b.epoch(0), run.texts.names, tcfg.amp)
-            val_history.append({"step": done, "epoch": line["epoch"], **v})
-            log(f"step {done}: val instruction loss {v['loss']:.4f}, answer accuracy {v['answer_accuracy']:.4f} "
-                f"{ {k: round(a, 3) for k, a in v['answer_accuracy_per_task'].items()} }")
-            emit({"event": "val", "step": done, **v})
-        if epoch_end or (params.ckpt_every and done % params.ckpt_every == 0):
-            if env.is_main:
-                last_ckpt = _save(run, model, opt, scaler, done, history, val_history)
-                emit({"event": "checkpoint", "step": done, "path": last_ckpt})
-            barrier(env)
-    if start >= tcfg.steps and not os.path.isdir(run.model_dir) and env.is_main:
+    hooks = LoopHooks(
+        step=lambda step, batches, text: train_step(ddp or objective, opt, step, tcfg, batches, text, scaler),
+        tokens=lambda batches, text: (sum(int(b["mask"].sum()) + b["text"].numel() for b in batches)
+                                      + sum(int(x.numel()) for x, _ in text)),
+        validate=lambda: validate(objective, val_b.epoch(0), run.texts.names, tcfg.amp),
+        val_line=lambda v: (f"val instruction loss {v['loss']:.4f}, answer accuracy {v['answer_accuracy']:.4f} "
+                            f"{ {k: round(a, 3) for k, a in v['answer_accuracy_per_task'].items()} }"),
+        save=lambda step, history, val_history: _save(run, model, opt, scaler, step, history, val_history))
+    loop = train_loop(hooks, run, train_b, text_b, res, log, emit)
+    if res.start >= tcfg.steps and not os.path.isdir(run.model_dir) and env.is_main:
         write_model(model, run.model_dir, instruct_info(run))  # killed between the last checkpoint and the model swap
     evaluation = run_evaluation(run, log) if env.is_main and params.evaluate else None
-    return _finish(run, history, val_history, baseline, last_ckpt, tokens_now, time.perf_counter() - t_loop,
-                   time.perf_counter() - t_start, tcfg.steps - start, evaluation)
+    return _finish(run, loop, baseline, time.perf_counter() - t_start, tcfg.steps - res.start, evaluation)
 
 
 def run_evaluation(run: PreparedTune, log: Callable[[str], None]) -> Any:
@@ -400,39 +297,19 @@ def run_evaluation(run: PreparedTune, log: Callable[[str], None]) -> Any:
     return fn(run.model_dir, p.corpus, **kw)
 
 
-def _finish(run: PreparedTune, history, val_history, baseline, last_ckpt, tokens, loop_s, wall, done_now,
-            evaluation) -> dict[str, Any]:
+def _finish(run: PreparedTune, loop, baseline, wall, done_now, evaluation) -> dict[str, Any]:
+    history, val_history = loop.history, loop.val_history
     summary: dict[str, Any] = {
         "run_key": run.run_key, "run_dir": run.run_dir, "model_dir": run.model_dir, "config": run.cfg.name,
         "input_mode": run.cfg.input_mode, "positions": run.params.positions, "temperature": run.params.temperature,
         "steps": run.tcfg.steps, "epochs": run.tcfg.steps / run.steps_per_epoch, "steps_done_now": done_now,
         "nothing_to_do": False, "tasks": run.train.counts(), "val": val_history[-1] if val_history else {},
         "baseline": baseline, "final_train": history[-1] if history else {},
-        "tokens_per_s": round(tokens / loop_s, 1) if loop_s > 0 and tokens else None, "wall_s": round(wall, 2),
+        "tokens_per_s": tokens_per_s(loop.tokens, loop.loop_s), "wall_s": round(wall, 2),
         "evaluation": evaluation, "lineage": run.lineage,
     }
-    if not run.env.is_main:
-        return summary
-    png = curves_png(history, val_history, baseline)
-    curves, report = os.path.join(run.run_dir, "curves.png"), os.path.join(run.run_dir, "report.md")
-    with open(curves, "wb") as f:
-        f.write(png)
-    summary["outputs"] = tune_outputs(run.model_dir, run.cfg.config_hash(), run.run_dir)
-    summary["files"] = {"checkpoint": last_ckpt, "curves": curves, "report": report,
-                        "lineage": os.path.join(run.run_dir, "lineage.json"),
-                        "config": os.path.join(run.model_dir, CONFIG_FILE)}
-    with open(report, "w", encoding="utf-8") as f:
-        f.write(report_markdown(summary, png))
-    tmp = os.path.join(run.run_dir, f"summary.json.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=1, default=str)
-    os.replace(tmp, os.path.join(run.run_dir, "summary.json"))
+    if run.env.is_main:
+        publish(run, summary, curves_png(history, val_history, baseline), report_markdown,
+                tune_outputs(run.model_dir, run.cfg.config_hash(), run.run_dir), loop.last_ckpt,
+                {"config": os.path.join(run.model_dir, CONFIG_FILE)})
     return summary
-
-
-def load_history(run_dir: str) -> tuple[list[dict], list[dict]]:
-    """(per-step history, validation history) of the newest good checkpoint of a run folder."""
-    ck = ckpts.load_latest_good(os.path.join(run_dir, "checkpoints"))
-    if ck is None:
-        raise StoreError(f"{run_dir} holds no checkpoint")
-    return list(ck.state["history"]), list(ck.state["val_history"])

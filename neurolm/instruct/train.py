@@ -14,7 +14,6 @@ training signal; the task metrics come from ``neurolm evaluate``.
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from typing import Iterable
 
 import torch
@@ -23,7 +22,8 @@ from torch import nn
 from neurolm.lm.config import EOT_ID, LMTrainConfig
 from neurolm.lm.model import NeuroLM
 from neurolm.lm.targets import IGNORE, lm_loss
-from neurolm.lm.train import autocast_for, lr_at, unwrap
+from neurolm.lm.train import lr_at
+from neurolm.training.lm_step import accumulate_step, autocast_for, unwrap
 
 _BATCH_KEYS = ("codes", "ch", "time", "mask", "x", "features", "text", "text_targets")
 
@@ -60,40 +60,8 @@ def train_step(objective: nn.Module, opt: torch.optim.Optimizer, step: int, cfg:
                text_batches: Iterable[tuple[torch.Tensor, torch.Tensor]] = (),
                scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
     """One optimiser step over ``grad_accum`` micro-batches (``objective`` may be DDP-wrapped); → metrics."""
-    device = next(objective.parameters()).device
-    lr = lr_at(step, cfg)
-    for g in opt.param_groups:
-        g["lr"] = lr
-    objective.train()
-    opt.zero_grad(set_to_none=True)
-    blist, tlist = list(batches), list(text_batches)
-    n = len(blist)
-    tot_i = tot_t = 0.0
-    for i, b in enumerate(blist):
-        text = tuple(t.to(device, non_blocking=True) for t in tlist[i]) if i < len(tlist) else None
-        sync = nullcontext() if i == n - 1 or not hasattr(objective, "no_sync") else objective.no_sync()
-        with sync:
-            with autocast_for(device, cfg.amp):
-                out = objective(to_device(b, device), text)
-            loss = out["loss"] / n
-            (scaler.scale(loss) if scaler is not None else loss).backward()
-        tot_i += float(out["loss_instr"].detach())
-        if "loss_text" in out:
-            tot_t += float(out["loss_text"].detach())
-    if scaler is not None:
-        scaler.unscale_(opt)
-    params = [p for g in opt.param_groups for p in g["params"]]
-    gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-    if scaler is not None:
-        scaler.step(opt)
-        scaler.update()
-    else:
-        opt.step()
-    m = {"loss_instr": tot_i / n, "lr": lr, "grad_norm": float(gnorm)}
-    if tlist:
-        m["loss_text"] = tot_t / min(n, len(tlist))
-    m["loss"] = m["loss_instr"] + m.get("loss_text", 0.0)
-    return m
+    return accumulate_step(objective, opt, lr_at(step, cfg), batches, text_batches, amp=cfg.amp,
+                           grad_clip=cfg.grad_clip, scaler=scaler, loss_key="loss_instr", to_device=to_device)
 
 
 @torch.no_grad()

@@ -24,48 +24,49 @@ final weights equal those of an uninterrupted run.
 
 Under ``torchrun`` each rank takes every ``world``-th micro-batch of the stream; rank 0 validates,
 writes checkpoints and reports.
+
+The run folder, resume and the loop are the LM-stage runtime's (:mod:`neurolm.training.lm_run`, shared
+with instruction tuning); this module keeps what is pretraining's own: its inputs and run key, the
+model, EEG batches, loss (:mod:`.train`), baselines and report.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
 
-from neurolm.errors import ConfigError, StoreError
+from neurolm.errors import ConfigError
 from neurolm.lm.config import LMConfig, LMTrainConfig, load_lm_configs
 from neurolm.lm.data import EEGBatches, SignalPatches, attach_tokenizer, identity, open_corpus
-from neurolm.lm.io import FORMAT, lm_metadata, save_lm
 from neurolm.lm.model import NeuroLM
 from neurolm.lm.params import PretrainParams
-from neurolm.lm.text import TextBatches, read_token_bin
+from neurolm.lm.text import read_token_bin
 from neurolm.lm.baselines import bigram_baseline, unigram_baseline
 from neurolm.lm.train import evaluate, make_optimizer, train_step
 from neurolm.outputs import model_outputs
-from neurolm.training import (DistEnv, barrier, dist_env, init_distributed, resolve_device, rng_state, set_rng_state,
-                              wrap_ddp)
-from storage import checkpoints as ckpts
+from neurolm.training import DistEnv, dist_env, wrap_ddp
+from neurolm.training.lm_loop import LoopHooks, train_loop
+from neurolm.training.lm_run import (PreparedRun, canonical_hash, check_checkpoint, checkpoint_state, finished,
+                                     load_history, publish, quiet, resume, save, start_process, steps_per_epoch,
+                                     tokens_per_s, write_run_files)
+from neurolm.training.lm_step import grad_scaler
 from neurolm.lm.data import load_corpus_tokenizer
 from neurolm.lm.report import curves_png, report_markdown
 from neurolm.lm.sample_text import DOCUMENTS
 from neurolm.lm.text import encode_documents, load_gpt2_bpe
-from neurolm.lm.text import write_token_bin
 from storage.checkpoints import checkpoint_sha256
+
+__all__ = ["PreparedPretrain", "TextSource", "baseline_line", "load_history", "prepare", "pretrain", "resolve_text",
+           "versus_line", "versus_unigram"]
 
 STATE_KIND = "neurolm-pretrain-v1"
 BASELINE_BATCHES = 256  # train batches the baselines count (a sample of a large corpus)
-
-
-def _quiet(*_a, **_k) -> None:
-    return None
 
 
 def _sha256_file(path: str, limit: int | None = None) -> str:
@@ -79,10 +80,6 @@ def _sha256_file(path: str, limit: int | None = None) -> str:
             h.update(chunk)
             left = None if left is None else left - len(chunk)
     return h.hexdigest()
-
-
-def _canonical_hash(doc: Any) -> str:
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -145,31 +142,14 @@ def resolve_text(params: PretrainParams, tcfg: LMTrainConfig, text_vocab: int) -
                              "tokens": int(len(ids)), "sha256": hashlib.sha256(ids.tobytes()).hexdigest()}, ids)
 
 
-@dataclass
-class PreparedPretrain:
-    """Everything checked and resolved before training."""
+@dataclass(kw_only=True)
+class PreparedPretrain(PreparedRun):
+    """Everything checked and resolved before training: the shared run fields, the corpus splits, the tokenizer."""
 
     params: PretrainParams
-    cfg: LMConfig
-    tcfg: LMTrainConfig  # resolved: steps and warm-up steps are set
     train: Any
     val: Any
     tokenizer: str
-    text: TextSource
-    env: DistEnv
-    steps_per_epoch: int
-    run_key: str
-    run_dir: str
-    lineage: dict[str, Any] = field(default_factory=dict)
-    signals: Any = None
-
-    @property
-    def ckpt_dir(self) -> str:
-        return os.path.join(self.run_dir, "checkpoints")
-
-    @property
-    def model_dir(self) -> str:
-        return os.path.join(self.run_dir, "model")
 
     def batches(self, split: str, signals: bool = True) -> EEGBatches:
         """``split``'s batches; ``signals=False``: codes and targets only (no signal reads in features mode)."""
@@ -213,11 +193,7 @@ def prepare(params: PretrainParams, env: DistEnv | None = None) -> PreparedPretr
         tok_sha = checkpoint_sha256(tokenizer)
     signals = SignalPatches(lineage, store_url=params.store) if cfg.input_mode == "features" else None
     text = resolve_text(params, tcfg, cfg.text_vocab)
-    per_step = tcfg.batch_size * tcfg.grad_accum * env.world
-    spe = len(train) // per_step
-    if spe < 1:
-        raise ConfigError(f"the train split has {len(train)} samples, fewer than one step takes "
-                          f"({tcfg.batch_size} x {tcfg.grad_accum} micro-batches x {env.world} processes)")
+    spe = steps_per_epoch(len(train), tcfg, env)
     if len(val) == 0:
         raise ConfigError("the corpus's val split is empty")
     tcfg = tcfg.resolved(spe)
@@ -226,7 +202,7 @@ def prepare(params: PretrainParams, env: DistEnv | None = None) -> PreparedPretr
                "train_config": tcfg.model_dump(mode="json"), "input_mode": cfg.input_mode,
                "text": {k: v for k, v in text.identity.items() if k != "bpe"}, "max_len": params.max_len,
                "processes": env.world}
-    run_key = _canonical_hash(key_doc)[:12]
+    run_key = canonical_hash(key_doc)[:12]
     run_dir = os.path.join(os.path.abspath(params.out) if "://" not in params.out else params.out, f"run-{run_key}")
     full_lineage = {"run_key": run_key, "corpus": params.corpus, "corpus_version": train.version_id,
                     "corpus_content_hash": train.status.get("content_hash"), "tokenizer": tokenizer,
@@ -235,186 +211,73 @@ def prepare(params: PretrainParams, env: DistEnv | None = None) -> PreparedPretr
                     "text": text.identity, "max_len": params.max_len, "processes": env.world,
                     "vocab_version": identity(lineage).get("vocab_version"),
                     "store_version": identity(lineage).get("store_version")}
-    return PreparedPretrain(params, cfg, tcfg, train, val, tokenizer, text, env, spe, run_key, run_dir,
-                            full_lineage, signals)
+    return PreparedPretrain(params=params, cfg=cfg, tcfg=tcfg, train=train, val=val, tokenizer=tokenizer, text=text,
+                            env=env, steps_per_epoch=spe, run_key=run_key, run_dir=run_dir, lineage=full_lineage,
+                            signals=signals)
 
 
 # -- checkpoints ----------------------------------------------------------------------------------
-def _check_checkpoint(ckpt, run: PreparedPretrain) -> None:
-    """ConfigError when a checkpoint in the run folder is not this run's (a foreign or renamed one)."""
-    st = ckpt.state
-    if not isinstance(st, dict) or st.get("kind") != STATE_KIND:
-        raise ConfigError(f"{ckpt.path} is not a neurolm pretraining checkpoint (state kind "
-                          f"{st.get('kind') if isinstance(st, dict) else None!r})")
-    if ckpt.metadata.get("format") != FORMAT or ckpt.metadata.get("config_hash") != run.cfg.config_hash():
-        raise ConfigError(f"{ckpt.path} holds weights of model config {ckpt.metadata.get('config_hash')}, "
-                          f"this run's is {run.cfg.config_hash()}")
-    if ckpt.lineage.get("run_key") != run.run_key:
-        raise ConfigError(f"{ckpt.path} belongs to run {ckpt.lineage.get('run_key')}, not {run.run_key}: "
-                          "it was copied from another run; move it away")
-
-
-def _write_model(model: NeuroLM, directory: str) -> None:
-    """save_lm into a fresh folder, then swap it in (a kill leaves the previous model intact)."""
-    tmp, old = directory + ".tmp", directory + ".old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_lm(model, tmp)
-    if os.path.exists(directory):
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _save(run: PreparedPretrain, model: NeuroLM, opt, scaler, step: int, history: list, val_history: list,
           baseline: dict) -> str:
-    state = {"kind": STATE_KIND, "step": step, "optimizer": opt.state_dict(),
-             "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state(),
-             "sampler": {"micro_batch": step * run.tcfg.grad_accum * run.env.world, "seed": run.tcfg.seed},
-             "history": history, "val_history": val_history, "baseline": baseline}
-    weights = {k: v for k, v in model.state_dict().items()}
-    path = ckpts.save_checkpoint(run.ckpt_dir, weights, state, run.lineage, keep_last=run.params.keep_last,
-                                 metadata=lm_metadata(run.cfg))
-    _write_model(model, run.model_dir)
-    return path
-
-
-# -- data streams ---------------------------------------------------------------------------------
-def micro_batches(eb: EEGBatches, start: int, rank: int = 0, world: int = 1) -> Iterator[dict]:
-    """This rank's EEG micro-batches of the global stream from global micro-batch ``start`` on, forever."""
-    n = len(eb)
-    g = start
-    while True:
-        epoch, k = divmod(g, n)
-        for b in eb.epoch(epoch, start=k):
-            if g % world == rank:
-                yield b
-            g += 1
+    return save(run, model, checkpoint_state(STATE_KIND, run, step, opt, scaler, history, val_history,
+                                             baseline=baseline))
 
 
 # -- the run --------------------------------------------------------------------------------------
-def pretrain(params: PretrainParams, *, log: Callable[[str], None] = _quiet,
-             emit: Callable[[dict], None] = _quiet, run: PreparedPretrain | None = None) -> dict[str, Any]:
+def pretrain(params: PretrainParams, *, log: Callable[[str], None] = quiet,
+             emit: Callable[[dict], None] = quiet, run: PreparedPretrain | None = None) -> dict[str, Any]:
     """Train (or resume, or find finished) the run of ``params``; returns its summary (``outputs``: where things are)."""
     t_start = time.perf_counter()
     run = run or prepare(params)
     env, cfg, tcfg = run.env, run.cfg, run.tcfg
-    done_file = os.path.join(run.run_dir, "summary.json")
-    if os.path.exists(done_file):
-        with open(done_file, encoding="utf-8") as f:
-            summary = json.load(f)
-        log(f"run {run.run_key} is finished ({summary['steps']} steps): nothing to do")
-        return {**summary, "nothing_to_do": True, "steps_done_now": 0, "wall_s": 0.0}
+    done = finished(run, log)
+    if done is not None:
+        return done
 
-    device = resolve_device(params.device, env.local_rank)
-    init_distributed(env, device)
-    torch.manual_seed(tcfg.seed)
+    device = start_process(run)
     model = NeuroLM(cfg, chan_init_std=0.02 if cfg.name == "tiny" else None)
     attach_tokenizer(model, run.tokenizer, run.train.lineage)
     model.to(device)
     opt = make_optimizer(model, tcfg)
-    scaler = None
-    if device.type == "cuda" and (tcfg.amp == "fp16" or (tcfg.amp == "auto" and not torch.cuda.is_bf16_supported())):
-        scaler = torch.amp.GradScaler("cuda")
+    scaler = grad_scaler(device, tcfg.amp)
 
     train_b, val_b = run.batches("train"), run.batches("val")
-    os.makedirs(run.run_dir, exist_ok=True)
-    ckpt = ckpts.load_latest_good(run.ckpt_dir)  # StoreError when every checkpoint is corrupt
-    history: list[dict] = []
-    val_history: list[dict] = []
-    baseline: dict = {}
-    start = 0
-    if ckpt is not None:
-        _check_checkpoint(ckpt, run)
-        try:
-            model.load_state_dict({k: v.to(device) for k, v in ckpt.weights.items()}, strict=True)
-            opt.load_state_dict(ckpt.state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise ConfigError(f"{ckpt.path} does not fit this model/optimizer: {exc}") from exc
-        if scaler is not None and ckpt.state.get("scaler"):
-            scaler.load_state_dict(ckpt.state["scaler"])
-        set_rng_state(ckpt.state["rng"])
-        start = int(ckpt.state["step"])
-        history, val_history = list(ckpt.state["history"]), list(ckpt.state["val_history"])
-        baseline = dict(ckpt.state.get("baseline") or {})
-        log(f"resuming run {run.run_key} at step {start} of {tcfg.steps} from {ckpt.path}")
-    if env.is_main:
-        with open(os.path.join(run.run_dir, "lineage.json"), "w", encoding="utf-8") as f:
-            json.dump(run.lineage, f, indent=1, default=str)
-        if run.text.ids is not None:
-            os.makedirs(os.path.join(run.run_dir, "text"), exist_ok=True)
-
-            write_token_bin(os.path.join(run.run_dir, "text", "bundled.bin"), run.text.ids)
-    barrier(env)
-    text_path = run.text.path or (os.path.join(run.run_dir, "text", "bundled.bin") if run.text.ids is not None
-                                  else None)
-    text_b = TextBatches(text_path, tcfg.text_batch_size, tcfg.text_seq_len, seed=tcfg.seed) if text_path else None
+    res = resume(run, model, opt, scaler, device, lambda ckpt: check_checkpoint(ckpt, run, STATE_KIND, "pretraining"),
+                 log)
+    baseline = dict(res.ckpt.state.get("baseline") or {}) if res.ckpt is not None else {}
+    text_b = write_run_files(run)
     if not baseline:
         baseline = run.baselines()
-    emit({"event": "plan", "run_dir": run.run_dir, "run_key": run.run_key, "start": start, "total": tcfg.steps,
+    emit({"event": "plan", "run_dir": run.run_dir, "run_key": run.run_key, "start": res.start, "total": tcfg.steps,
           "steps_per_epoch": run.steps_per_epoch, "baseline": baseline})
-    log(f"run {run.run_key}: {cfg.name} ({cfg.input_mode}), steps {start} → {tcfg.steps}, "
+    log(f"run {run.run_key}: {cfg.name} ({cfg.input_mode}), steps {res.start} → {tcfg.steps}, "
         f"{run.steps_per_epoch} steps/epoch; baselines on val: {baseline_line(baseline)}")
 
     ddp = wrap_ddp(model, env, device)
-    accum, world = tcfg.grad_accum, env.world
-    stream = micro_batches(train_b, start * accum * world, env.rank, world)
-    tokens_now, t_loop = 0, time.perf_counter()
-    last_ckpt = ckpt.path if ckpt is not None else None
-    for step in range(start, tcfg.steps):
-        eeg = [next(stream) for _ in range(accum)]
-        text = ([text_b.batch((step * accum + i) * world + env.rank) for i in range(accum)] if text_b else [])
-        m = train_step(ddp or model, opt, step, tcfg, eeg, text, scaler)
-        tokens_now += (sum(int(b["mask"].sum()) for b in eeg) + sum(int(x.numel()) for x, _ in text)) * world
-        done = step + 1
-        line = {"step": done, "epoch": round(done / run.steps_per_epoch, 4), **{k: float(v) for k, v in m.items()}}
-        history.append(line)
-        elapsed = time.perf_counter() - t_loop
-        tps = tokens_now / elapsed if elapsed > 0 else 0.0
-        eta = elapsed / (done - start) * (tcfg.steps - done)
-        emit({"event": "step", **line, "total": tcfg.steps, "tokens_per_s": tps, "eta_s": eta})
-        epoch_end = done % run.steps_per_epoch == 0 or done == tcfg.steps
-        if epoch_end and env.is_main:
-            v = evaluate(model, val_b.epoch(0), tcfg.amp)
-            val_history.append({"step": done, "epoch": line["epoch"], **v})
-            log(f"step {done}: val next-code loss {v['loss']:.4f}, accuracy {v['accuracy']:.4f}, "
-                f"perplexity {v['perplexity']:.1f}; {versus_line(v, baseline)}")
-            emit({"event": "val", "step": done, **v})
-        if epoch_end or (params.ckpt_every and done % params.ckpt_every == 0):
-            if env.is_main:
-                last_ckpt = _save(run, model, opt, scaler, done, history, val_history, baseline)
-                emit({"event": "checkpoint", "step": done, "path": last_ckpt})
-            barrier(env)
-    wall = time.perf_counter() - t_start
-    return _finish(run, history, val_history, baseline, last_ckpt, tokens_now, time.perf_counter() - t_loop, wall,
-                   tcfg.steps - start)
+    hooks = LoopHooks(
+        step=lambda step, eeg, text: train_step(ddp or model, opt, step, tcfg, eeg, text, scaler),
+        tokens=lambda eeg, text: sum(int(b["mask"].sum()) for b in eeg) + sum(int(x.numel()) for x, _ in text),
+        validate=lambda: evaluate(model, val_b.epoch(0), tcfg.amp),
+        val_line=lambda v: (f"val next-code loss {v['loss']:.4f}, accuracy {v['accuracy']:.4f}, "
+                            f"perplexity {v['perplexity']:.1f}; {versus_line(v, baseline)}"),
+        save=lambda step, history, val_history: _save(run, model, opt, scaler, step, history, val_history, baseline))
+    loop = train_loop(hooks, run, train_b, text_b, res, log, emit)
+    return _finish(run, loop, baseline, time.perf_counter() - t_start, tcfg.steps - res.start)
 
 
-def _finish(run: PreparedPretrain, history, val_history, baseline, last_ckpt, tokens, loop_s, wall, done_now):
+def _finish(run: PreparedPretrain, loop, baseline, wall, done_now):
+    history, val_history = loop.history, loop.val_history
     summary: dict[str, Any] = {
         "run_key": run.run_key, "run_dir": run.run_dir, "model_dir": run.model_dir, "config": run.cfg.name,
         "input_mode": run.cfg.input_mode, "steps": run.tcfg.steps, "epochs": run.tcfg.steps / run.steps_per_epoch,
         "steps_done_now": done_now, "nothing_to_do": False, "val": val_history[-1] if val_history else {},
         "baseline": baseline, "vs_unigram": versus_unigram(val_history[-1] if val_history else {}, baseline),
-        "final_train": history[-1] if history else {},
-        "tokens_per_s": round(tokens / loop_s, 1) if loop_s > 0 and tokens else None, "wall_s": round(wall, 2),
-        "lineage": run.lineage,
+        "final_train": history[-1] if history else {}, "tokens_per_s": tokens_per_s(loop.tokens, loop.loop_s),
+        "wall_s": round(wall, 2), "lineage": run.lineage,
     }
-    if not run.env.is_main:
-        return summary
-    png = curves_png(history, val_history, baseline)
-    curves, report = os.path.join(run.run_dir, "curves.png"), os.path.join(run.run_dir, "report.md")
-    with open(curves, "wb") as f:
-        f.write(png)
-    summary["outputs"] = model_outputs(run.model_dir, run.cfg.config_hash(), run.run_dir)
-    summary["files"] = {"checkpoint": last_ckpt, "curves": curves, "report": report,
-                        "lineage": os.path.join(run.run_dir, "lineage.json")}
-    with open(report, "w", encoding="utf-8") as f:
-        f.write(report_markdown(summary, png))
-    tmp = os.path.join(run.run_dir, f"summary.json.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=1, default=str)
-    os.replace(tmp, os.path.join(run.run_dir, "summary.json"))
+    if run.env.is_main:
+        publish(run, summary, curves_png(history, val_history, baseline), report_markdown,
+                model_outputs(run.model_dir, run.cfg.config_hash(), run.run_dir), loop.last_ckpt)
     return summary
 
 
@@ -453,11 +316,3 @@ def versus_line(val: dict, baseline: dict) -> str:
         gap = vs["loss_gap"]
         parts.append(f"loss {abs(gap):.3f} nats {'below' if gap >= 0 else 'ABOVE'} it ({baseline['loss']:.3f})")
     return ", ".join(parts)
-
-
-def load_history(run_dir: str) -> tuple[list[dict], list[dict]]:
-    """(per-step history, validation history) of the newest good checkpoint of a run folder."""
-    ck = ckpts.load_latest_good(os.path.join(run_dir, "checkpoints"))
-    if ck is None:
-        raise StoreError(f"{run_dir} holds no checkpoint")
-    return list(ck.state["history"]), list(ck.state["val_history"])

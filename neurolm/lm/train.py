@@ -14,7 +14,6 @@ The loop around it (epochs, checkpoints, resume, progress) belongs to the traini
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from typing import Iterable
 
 import torch
@@ -23,6 +22,7 @@ from neurolm.lm.baselines import bigram_baseline, unigram_baseline  # noqa: F401
 from neurolm.lm.config import LMTrainConfig
 from neurolm.lm.model import NeuroLM
 from neurolm.training import make_adamw
+from neurolm.training.lm_step import accumulate_step, autocast_for, unwrap  # noqa: F401  (re-exported)
 
 
 def lr_at(step: int, cfg: LMTrainConfig) -> float:
@@ -49,24 +49,8 @@ def make_optimizer(model: NeuroLM, cfg: LMTrainConfig) -> torch.optim.AdamW:
     return make_adamw(model, cfg.lr, cfg.weight_decay, cfg.betas, next(model.parameters()).device)
 
 
-def autocast_for(device: torch.device, amp: str):
-    """bf16 (or fp16 when asked / unsupported) autocast on CUDA; nothing on CPU or with ``off``."""
-    if device.type != "cuda" or amp == "off":
-        return nullcontext()
-    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
-        return torch.autocast("cuda", dtype=torch.float16)
-    return torch.autocast("cuda", dtype=torch.bfloat16)
-
-
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def unwrap(model: torch.nn.Module) -> NeuroLM:
-    """The NeuroLM inside a DDP (or compiled) wrapper."""
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or model._orig_mod
-    return model
 
 
 def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, step: int, cfg: LMTrainConfig,
@@ -76,42 +60,10 @@ def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, step: int, cf
     """One optimiser step over the given micro-batches (``grad_accum`` of them); → losses, lr, grad norm.
 
     ``model`` may be DDP-wrapped: each micro-batch is one ``model(eeg, text)`` call, and gradient
-    sync is skipped on all but the last micro-batch.
+    sync is skipped on all but the last micro-batch (:func:`neurolm.training.lm_step.accumulate_step`).
     """
-    device = next(model.parameters()).device
-    lr = lr_at(step, cfg)
-    for g in opt.param_groups:
-        g["lr"] = lr
-    model.train()
-    opt.zero_grad(set_to_none=True)
-    eeg_list, text_list = list(eeg_batches), list(text_batches)
-    n = len(eeg_list)
-    tot_eeg = tot_text = 0.0
-    for i, eb in enumerate(eeg_list):
-        text = tuple(t.to(device, non_blocking=True) for t in text_list[i]) if i < len(text_list) else None
-        sync = nullcontext() if i == n - 1 or not hasattr(model, "no_sync") else model.no_sync()
-        with sync:
-            with autocast_for(device, cfg.amp):
-                out = model(_to(eb, device), text)
-            loss = out["loss"] / n
-            (scaler.scale(loss) if scaler is not None else loss).backward()
-        tot_eeg += float(out["loss_eeg"].detach())
-        if "loss_text" in out:
-            tot_text += float(out["loss_text"].detach())
-    if scaler is not None:
-        scaler.unscale_(opt)
-    params = [p for g in opt.param_groups for p in g["params"]]
-    gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-    if scaler is not None:
-        scaler.step(opt)
-        scaler.update()
-    else:
-        opt.step()
-    out_m = {"loss_eeg": tot_eeg / n, "lr": lr, "grad_norm": float(gnorm)}
-    if text_list:
-        out_m["loss_text"] = tot_text / min(n, len(text_list))
-    out_m["loss"] = out_m["loss_eeg"] + out_m.get("loss_text", 0.0)
-    return out_m
+    return accumulate_step(model, opt, lr_at(step, cfg), eeg_batches, text_batches, amp=cfg.amp,
+                           grad_clip=cfg.grad_clip, scaler=scaler, loss_key="loss_eeg", to_device=_to)
 
 
 @torch.no_grad()

@@ -1,4 +1,10 @@
-"""Training-loop plumbing shared by every training stage (tokenizer now; pretraining, instruction tuning next).
+"""Training-loop plumbing shared by every training stage (tokenizer, pretraining, instruction tuning).
+
+The two LM stages (``neurolm.lm.run``, ``neurolm.instruct.run``) also share one run runtime, imported
+from its modules (not re-exported here: they build on ``neurolm.lm``): :mod:`.lm_run` (the prepared
+run, skip-if-done, resume, checkpoints, run files, report and summary), :mod:`.lm_loop` (the
+accumulate-validate-checkpoint loop, with the stage's :class:`~.lm_loop.LoopHooks`), :mod:`.lm_step`
+(one accumulation step: clip, precision) and :mod:`.lm_report` (the report's figure and markdown frame).
 
 Nothing here knows a model: a stage keeps its model, data and loss, and calls
 these pieces, nanoGPT-style, in its own visible loop. What a new training stage calls:
