@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import torch
 
@@ -32,4 +33,7 @@ def test_tuned_model_scores_its_answers_and_the_run_reports_them(tmp_path):
     assert rows[("tuab", "val")]["roc_auc"] >= 0.9
     with open(ev["files"]["results_json"], encoding="utf-8") as f:
         assert json.load(f)["results"][0]["task"] == "tuab"
-    assert ev["out"].startswith(s["run_dir"])
+    assert ev["out"] == os.path.join(s["run_dir"], "evaluation", ev["corpus_version"])  # as `neurolm evaluate`
+    card = open(os.path.join(s["model_dir"], "README.md"), encoding="utf-8").read()
+    r = rows[("tuab", "val")]
+    assert f"| TUAB | val | {r['n']} | {r['balanced_accuracy']:.4f} |" in card  # the card shows this evaluation

@@ -27,13 +27,15 @@ def test_card_says_what_the_run_recorded_and_evaluation_fills_the_table(tmp_path
     corpus = write_labeled_corpus(str(tmp_path / "c"), {"TUAB": 8, "SEED": 8}, band=2)
     init = save_untrained_model(str(tmp_path / "init"))
     s = tune(TuneParams(corpus=corpus, init=init, out=str(tmp_path / "o"), steps=4, batch_size=4,
-                        text_batch_size=1, text_seq_len=16, eeg_len=32))
+                        text_batch_size=1, text_seq_len=16, eeg_len=32, evaluate=False))
     run_dir, model_dir = s["run_dir"], s["model_dir"]
     _, sha_before = init_config(model_dir)
     with open(os.path.join(run_dir, "lineage.json"), encoding="utf-8") as f:
         lineage = json.load(f)
 
-    card = open(write_model_card(run_dir), encoding="utf-8").read()
+    card_path = os.path.join(model_dir, CARD_FILE)
+    card = open(card_path, encoding="utf-8").read()  # written by the tuning run when it ended
+    assert card == open(write_model_card(run_dir), encoding="utf-8").read()  # from the run's records only
     assert "Not evaluated yet" in card
     assert lineage["corpus_version"] in card and lineage["init_sha256"][:16] in card
     assert lineage["tokenizer_sha256"][:16] in card and lineage["vocab_version"] in card

@@ -31,7 +31,6 @@ continues the same trajectory: on CPU the per-step losses equal those of an unin
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import time
@@ -273,28 +272,14 @@ def tune(params: TuneParams, *, log: Callable[[str], None] = quiet, emit: Callab
 
 
 def run_evaluation(run: PreparedTune, log: Callable[[str], None]) -> Any:
-    """``neurolm.instruct.evaluate.evaluate_model(model_dir, corpus_url, ...)`` when that module exists, else None."""
-    import importlib
+    """Evaluate the tuned model on its corpus's val and test splits (``params.evaluate``), as ``neurolm evaluate``
+    does: the outputs go to ``RUN/evaluation/<corpus version>/``."""
+    from neurolm.instruct.evaluate import evaluate_model
 
-    try:
-        mod = importlib.import_module("neurolm.instruct.evaluate")
-    except ModuleNotFoundError as exc:
-        if exc.name != "neurolm.instruct.evaluate":
-            raise
-        log("evaluation skipped: neurolm.instruct.evaluate is not installed (run `neurolm evaluate` later)")
-        return None
-    fn = getattr(mod, "evaluate_model", None)
-    if fn is None:
-        log("evaluation skipped: neurolm.instruct.evaluate has no evaluate_model")
-        return None
     p = run.params
-    offered = {"corpus_version": run.train.corpus.version_id, "device": p.device, "positions": p.positions,
-               "bpe": p.bpe, "out": os.path.join(run.run_dir, "evaluation"), "log": log}
-    sig = inspect.signature(fn)
-    takes_any = any(q.kind is inspect.Parameter.VAR_KEYWORD for q in sig.parameters.values())
-    kw = {k: v for k, v in offered.items() if takes_any or k in sig.parameters}
     log(f"evaluating the tuned model on {p.corpus}")
-    return fn(run.model_dir, p.corpus, **kw)
+    return evaluate_model(run.model_dir, p.corpus, corpus_version=run.train.corpus.version_id, device=p.device,
+                          positions=p.positions, bpe=p.bpe, log=log)
 
 
 def _finish(run: PreparedTune, loop, baseline, wall, done_now, evaluation) -> dict[str, Any]:
@@ -312,4 +297,7 @@ def _finish(run: PreparedTune, loop, baseline, wall, done_now, evaluation) -> di
         publish(run, summary, curves_png(history, val_history, baseline), report_markdown,
                 tune_outputs(run.model_dir, run.cfg.config_hash(), run.run_dir), loop.last_ckpt,
                 {"config": os.path.join(run.model_dir, CONFIG_FILE)})
+        from neurolm.instruct.model_card import write_model_card
+
+        write_model_card(run.run_dir)  # after summary.json: the card reads the run's records (evaluations included)
     return summary
