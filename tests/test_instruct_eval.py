@@ -166,6 +166,17 @@ def test_auroc_with_one_class_is_nan_not_a_number_made_up():
     assert np.isnan(out["roc_auc"]) and out["accuracy"] == pytest.approx(0.5)
 
 
+def test_a_perfect_ranking_scores_one_not_a_rounding_step_above():
+    """sklearn's average precision of this perfect ranking is 1.0000000000000002; the RESULTS schema (range
+    [-1, 1]) refused it and failed the demo build once its model answered every TUAB test window right."""
+    y = [1, 0, 1, 0, 0, 0, 0, 1, 1, 0, 1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 1]
+    s = [1.096, 0.488, 1.054, 0.226, 0.197, 0.116, 0.374, 1.322, 1.363, 0.041, 1.176, 1.26, 0.213, 1.02, 0.097,
+         0.473, 0.081, 1.426, 0.411, 0.196, 1.233]
+    p1 = np.asarray(s) / 1.5
+    m = option_metrics(y, np.stack([1 - p1, p1], axis=1), "binary")
+    assert m["pr_auc"] == 1.0 and m["roc_auc"] == 1.0 and m["balanced_accuracy"] == 1.0
+
+
 def test_positions_follow_the_tuned_model_unless_given(tmp_path):
     import json
 

@@ -80,6 +80,39 @@ def test_brain_states_make_the_next_second_predictable():
     assert tens.max() > 2 * tens.min()
 
 
+def _patch_mean_share(x: np.ndarray, sfreq: int) -> float:
+    """Share of the variance of 1-s patches that is each patch's mean, after NeuroLM's 0.1-75 Hz band-pass."""
+    from scipy.signal import butter, sosfiltfilt
+
+    y = sosfiltfilt(butter(4, [0.1, 75], btype="bandpass", fs=sfreq, output="sos"), x, axis=-1)
+    p = y[:, : y.shape[1] // sfreq * sfreq].reshape(y.shape[0], -1, sfreq)
+    return float((p.mean(axis=-1) ** 2).sum() * sfreq / (p**2).sum())
+
+
+def test_brain_states_live_in_the_rhythms_not_in_each_second_s_level():
+    """The states' slow activity must not dominate a 1-s patch: when most of a patch's variance is its
+    mean (a random sub-Hz level), a tokenizer's codes track that level, not the state (issue 12)."""
+    names = list(default_ch_names(19))
+    a = synth_signal(19, 200, 300, seed=3, ch_names=names, mains_hz=None)
+    s = synth_signal(19, 200, 300, seed=3, ch_names=names, mains_hz=None, states=False)
+    assert _patch_mean_share(a, 200) < 0.35
+    assert _patch_mean_share(a, 200) < 1.5 * _patch_mean_share(s, 200)
+
+
+def test_labeled_fixture_background_carries_no_brain_state():
+    """A labeled recording is a stationary ~10 µV background plus its class patterns: the pretraining corpus's
+    20-75 µV state rhythms, unrelated to the label, must not leak into it (they drowned the patterns)."""
+    from neurolm.datasets.synth.common import BACKGROUND_UV, Pattern, class_signal
+
+    names = ["FP1", "F3", "C3", "O1", "O2", "CZ"]
+    x = class_signal(names, 200.0, 200, seed=5, segments=[(100, 200, Pattern("sine", 10.0, 40.0))], mains_hz=None)
+    quiet, marked = x[:, 200:20_000], x[:, 20_000:]
+    per_second = quiet[:, : 99 * 200].reshape(len(names), 99, 200).std(axis=-1)
+    assert float(np.median(per_second)) < 2 * BACKGROUND_UV
+    assert per_second.max() < 4 * BACKGROUND_UV  # no 6-40 s state of large delta or slow waves
+    assert marked.std() > 2 * quiet.std()
+
+
 def test_synth_signal_rejects_bad_arguments():
     with pytest.raises(ConfigError):
         synth_signal(0, 256, 10)

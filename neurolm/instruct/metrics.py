@@ -37,7 +37,7 @@ def _ranking(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
 
     if len(np.unique(y)) < 2:
         return {"pr_auc": float("nan"), "roc_auc": float("nan")}
-    return {"pr_auc": float(average_precision_score(y, score)), "roc_auc": float(roc_auc_score(y, score))}
+    return _bounded({"pr_auc": float(average_precision_score(y, score)), "roc_auc": float(roc_auc_score(y, score))})
 
 
 def _hard(y: np.ndarray, pred: np.ndarray, kind: str) -> dict[str, float]:
@@ -50,7 +50,13 @@ def _hard(y: np.ndarray, pred: np.ndarray, kind: str) -> dict[str, float]:
             k = cohen_kappa_score(y, pred)
             out["cohen_kappa"] = float(k) if np.isfinite(k) else float("nan")
             out["f1_weighted"] = float(f1_score(y, pred, average="weighted", zero_division=0))
-    return out
+    return _bounded(out)
+
+
+def _bounded(out: dict[str, float]) -> dict[str, float]:
+    """Metrics in [-1, 1] kept there: sklearn's sums can land a rounding step outside (the average precision
+    of a perfect ranking can be 1.0000000000000002), which the RESULTS schema rightly refuses."""
+    return {k: float(np.clip(v, -1.0, 1.0)) if np.isfinite(v) else v for k, v in out.items()}
 
 
 def option_metrics(y: Sequence[int], probs: np.ndarray, kind: str) -> dict[str, float]:

@@ -167,9 +167,12 @@ def synth_signal(
     return out
 
 
-#: µV amplitude of each state rhythm at gain 1, and its band (Hz).
+#: µV amplitude of each state rhythm at gain 1, and its band (Hz). Slow activity is kept at 12 µV: at 50 µV
+#: the sub-Hz drift made ~65 % of a 1-s patch's variance its mean (after the 0.1 Hz high-pass), so a
+#: tokenizer's codes tracked each patch's random level instead of the state's rhythms (issue 12); at 12 µV
+#: the patch mean holds ~20 %, as with the stationary generator's 1/f background (~30 %).
 _RHYTHM_UV = {"theta": (20.0, 4.0, 7.5), "delta": (30.0, 0.5, 3.0), "beta": (6.0, 18.0, 26.0),
-              "spindle": (15.0, 12.0, 14.0), "slow": (50.0, 0.05, 0.25)}
+              "spindle": (15.0, 12.0, 14.0), "slow": (12.0, 0.05, 0.25)}
 
 
 def _state_rhythms(seed: int, n: int, sfreq: float, artefacts: bool) -> dict[str, np.ndarray]:

@@ -9,7 +9,8 @@ spike-and-slow-wave complexes, a half-wave (eye movement) or band-limited noise
 (muscle, spindles), at a class-specific frequency, amplitude and scalp region.
 Frequency (±4 %), amplitude (±15 %) and phase vary per segment and channel, so
 the classes are consistent across subjects but no two segments are identical;
-the background (~10 µV RMS) keeps a single 1-s patch noisy. The patterns of
+the background (~10 µV RMS, stationary: without :mod:`neurolm.synth.states`' brain states, whose
+20-75 µV rhythms, unrelated to the label, would drown the class patterns) keeps a single 1-s patch noisy. The patterns of
 each task are in ``tuh.py`` / ``other.py`` next to their layouts.
 """
 
@@ -116,7 +117,7 @@ def class_signal(ch_names: Sequence[str], sfreq: float, seconds: float, seed: in
     n = int(round(seconds * sfreq))
     rng = np.random.default_rng(seed)
     data = synth_signal(len(ch_names), sfreq, seconds, seed, ch_names=list(ch_names), mains_hz=mains_hz,
-                        background_uv=BACKGROUND_UV, alpha_uv=0.0, line_uv=2.0, artefacts=False)
+                        background_uv=BACKGROUND_UV, alpha_uv=0.0, line_uv=2.0, artefacts=False, states=False)
     data = data.astype(np.float64)
     taper = max(1, int(_TAPER_S * sfreq))
     for t0, t1, pats in segments:
