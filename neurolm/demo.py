@@ -70,6 +70,15 @@ def _hmc_file(work: Path) -> str:
     return files[-1]
 
 
+def _scored_stage(edf: str, start_s: float) -> str:
+    """The stage the HMC scoring file gives the 30-s epoch at ``start_s`` of ``edf`` (what the answer should be)."""
+    from neurolm.datasets.hmc import parse_scoring, stage_of
+
+    scoring = edf[: -len(".edf")] + "_sleepscoring.txt"
+    stages = [stage_of(a) for on, dur, a in parse_scoring(scoring) if dur == 30 and on == start_s]
+    return f"{stages[0]} (from {os.path.basename(scoring)})" if stages else "not scored"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo", help="working folder (kept between runs)")
@@ -92,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     _run("the build: archive -> store -> tokenizer -> corpora -> pretrain -> tune -> evaluate", ["build", config], work)
     _print_table(root)
     question = "Question: Which sleep type does this EEG segment belong to?"
+    edf = _hmc_file(work)
     _run("ask the tuned model about one recording",
-         ["ask", _hmc_file(work), question, "--model", _tuned_model(root), "--start", "30"], work)
+         ["ask", edf, question, "--model", _tuned_model(root), "--start", "30"], work)
+    print(f"the scorer's stage of this window: {_scored_stage(edf, 30.0)}")
     print(f"\nDemo finished in {time.perf_counter() - t0:.0f} s. Outputs under {work}.")
     print("Run `make demo` again: every step is up to date and nothing is redone.")
     print(f"See the flow runs: PREFECT_HOME={os.environ['PREFECT_HOME']} prefect flow-run ls   (or `make ui`)")
