@@ -50,10 +50,10 @@ STAGES = [
     ("read (EDF decode to float32 µV)", [("neurolm/readers/__init__.py", "read_recording")]),
     ("standardize: FFTs", [("scipy/fft/_basic_backend.py", "rfft"), ("scipy/fft/_basic_backend.py", "irfft")]),
     ("standardize: rest (copy, quality, reflect, scale)", [("neurolm/standardize.py", "standardize")]),
-    ("quantize", [("storage/signal_store.py", "quantize")]),
-    ("compress + chunk writes", [("storage/signal_store.py", "put"), ("zarr/core/array.py", "__setitem__")]),
+    ("quantize", [("storage/signal_codec.py", "quantize")]),
+    ("compress + chunk writes", [("storage/signal_codec.py", "put"), ("zarr/core/array.py", "__setitem__")]),
     ("array metadata (zarr create_array)", [("zarr/api/synchronous.py", "create_array")]),
-    ("int16 checksum", [("storage/signal_store.py", "checksum")]),
+    ("int16 checksum", [("storage/signal_codec.py", "checksum")]),
     ("commit marker (JSON, atomic)", [("storage/fs.py", "write_json_atomic")]),
     ("rows -> tables (IngestState.add + flush)", [("neurolm/ingest/__init__.py", "add"),
                                                   ("neurolm/ingest/__init__.py", "flush")]),
@@ -71,6 +71,9 @@ def _cum(stats: pstats.Stats, targets: list[tuple[str, str]]) -> float:
 def profile(minutes: float, n_files: int, top: int = 0) -> None:
     from bench_ingest_cli import make_files, reference_chain
     from neurolm.ingest import IngestState, discover, make_batches, open_store, process_batch
+    from neurolm.ingest.limits import FileLimits
+
+    IN_PROCESS = FileLimits(isolate=False)  # the per-file path itself; the fork per batch is timed by the CLI bench
 
     work = Path(tempfile.mkdtemp(prefix="neurolm-profile-"))
     try:
@@ -80,7 +83,7 @@ def profile(minutes: float, n_files: int, top: int = 0) -> None:
         items = [f.item for f in discover(str(work / "edf"), "p")]
         wstate = IngestState.load(warm, "warm")
         wstate.plan(discover(str(work / "edf"), "p"), "p")
-        wstate.add(process_batch(items[:1], warm.url, warm.version_id))
+        wstate.add(process_batch(items[:1], warm.url, warm.version_id, limits=IN_PROCESS))
         wstate.flush(force=True)  # imports of the table path (pandera, pyarrow): once per run
         shutil.rmtree(work / "edf" / "aaaaa000")
         store = open_store(str(work / "store"))
@@ -90,7 +93,7 @@ def profile(minutes: float, n_files: int, top: int = 0) -> None:
         state = IngestState.load(store, "profile")
         diff = state.plan(discover(str(work / "edf"), "p"), "p")
         for batch in make_batches(diff.to_ingest, 8):
-            state.add(process_batch(batch, store.url, store.version_id))
+            state.add(process_batch(batch, store.url, store.version_id, limits=IN_PROCESS))
         state.flush(force=True)
         prof.disable()
         ru1 = resource.getrusage(resource.RUSAGE_SELF)

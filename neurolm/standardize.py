@@ -329,6 +329,20 @@ def standardize(raw: RawRecording, selection: ChannelSelection, cfg: Standardize
     )
 
 
+def warm_filters(fs: float, cfg: StandardizeConfig, notch_hz: float | None = None) -> None:
+    """Design and cache, in this process, the filters :func:`standardize` uses at input rate ``fs``.
+
+    For a long-lived process that forks children to do the work (ingestion's per-batch
+    children): what a child designs is lost with it, what the parent caches every child inherits.
+    A rate the filters cannot be designed for is left to the child to report.
+    """
+    notch = cfg.notch_hz if notch_hz is None else notch_hz
+    try:
+        _kernels(float(fs), cfg.l_freq, cfg.h_freq, notch or None)
+    except (BadInputError, ValueError):
+        pass
+
+
 def short_for_filters(n_samples: int, fs: float, cfg: StandardizeConfig, notch: float | None) -> bool:
     """True when the recording is no longer than the half-length of the longest FIR kernel.
 

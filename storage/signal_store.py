@@ -13,7 +13,7 @@ float32 with the same codec and 5.8 MB for NeuroLM's float64 sample files.
 
 Chunks are exactly one NeuroLM sample window, ``(n_ch, neurolm.samples.sample_seconds(n_ch)*200)``
 (≤ 400 KB uncompressed for any channel count), so :meth:`SignalStore.read_sample`
-decodes exactly one chunk. Codec: Blosc zstd level 3 with byte shuffle. Sharding
+decodes exactly one chunk. Codec: Blosc zstd level 2 with byte shuffle. Sharding
 (``SHARD_CHUNKS`` windows per stored object) is supported but off by default: it
 measurably slowed random sample reads more than it helped (see the benchmark).
 

@@ -62,6 +62,23 @@ def opened_raw(path: str, fmt: str, cnt_format: CntFormat = "auto") -> Iterator[
         yield open_raw(str(link), fmt, cnt_format)
 
 
+#: The MNE reader each MNE-backed format opens with (loaded lazily by MNE on first use).
+READER_FUNCTIONS = {"gdf": "read_raw_gdf", "fif": "read_raw_fif", "brainvision": "read_raw_brainvision",
+                    "eeglab": "read_raw_eeglab", "cnt": "read_raw_cnt"}
+
+
+def preload_readers(formats) -> None:
+    """Import the MNE reader modules of ``formats`` now (MNE imports each on its first use).
+
+    Ingestion forks a child per batch (:mod:`neurolm.ingest.limits`): what a child imports is
+    lost with it, so the long-lived worker process imports them once, before forking.
+    """
+    for fmt in formats:
+        name = READER_FUNCTIONS.get(fmt)
+        if name is not None:
+            getattr(mne.io, name)
+
+
 def open_raw(path: str, fmt: str, cnt_format: CntFormat = "auto") -> mne.io.BaseRaw:
     """Open lazily with the right MNE reader.
 
