@@ -3,8 +3,8 @@
 Run:  .venv/bin/python bench/bench_ingest_cli.py [--quick] [--files N] [--minutes M] [--runs R]
 
 Same generated TUH-like EDF files for both sides (``neurolm.synth``: 21 ``EEG XX-REF``
-channels + EKG + photic, 256 Hz, EDF int16; ``--minutes`` long, 60 in the issue,
-shorter by default to keep a run short -- the figure is per file of that length).
+channels + EKG + photic, 256 Hz, EDF int16; by default 24 files x 60 minutes, as in
+issue 15 -- the figure is per file of that length).
 
 - reference, in this process (one process, one thread, imports and filter design
   warmed on one file first): ``mne.io.read_raw_edf`` -> pick the 21 EEG channels
@@ -22,9 +22,10 @@ shorter by default to keep a run short -- the figure is per file of that length)
   an N-file run minus a 2-file run, over N - 2 -- is ``--wall-marginal``: on this
   loaded 2-core machine the start-up alone varies by tens of seconds between runs
   (measured: 69-137 s for the same 2-file run), far more than N files' difference.
-- in-process ``process_batch`` on the same files (warm): the worker's own per-file
-  time, so CLI marginal - this = what orchestration (Prefect task bookkeeping, Dask
-  transfer, table folding) adds per file.
+- in-process ``process_batch`` on the same files, in the batches the CLI makes for
+  one worker (warm): the worker's own steady-state time per file; the CLI's steady
+  state minus this is what orchestration (Prefect task bookkeeping, Dask transfer,
+  table folding) adds per file.
 
 This process runs with the Dask workers' glibc settings (``MALLOC_*`` of
 ``flows.runtime.WORKER_ENV``; ``--default-malloc`` to keep glibc's defaults), so the
@@ -121,16 +122,23 @@ def reference_chain(files: list[Path], out_dir: Path) -> list[float]:
     return times
 
 
-def in_process(src: Path, store_dir: Path) -> list[float]:
-    """``process_batch`` file by file in this process: the worker's own wall seconds per file."""
-    from neurolm.ingest import discover, open_store, process_batch
+def in_process(src: Path, store_dir: Path) -> float:
+    """``process_batch`` in this process over the batches the CLI makes for one worker: steady-state s per file.
 
-    items = [f.item for f in discover(str(src), "tuhbench")]
+    Same measure as the CLI's ``steady_s_per_file`` (last file finished - first file finished, over the
+    files after it; a file's write overlaps the next file's read, so per-file ``seconds`` do not add up).
+    """
+    from neurolm.ingest import discover, make_batches, open_store, process_batch
+
+    files = discover(str(src), "tuhbench")
     store = open_store(str(store_dir))
-    rows = [process_batch([it], store.url, store.version_id)[0] for it in items]
+    rows = []
+    for batch in make_batches(files, 8, min_batches=2):
+        rows += process_batch(batch, store.url, store.version_id)
     assert all(r["status"] == "ingested" for r in rows), [r["reason"] for r in rows]
     shutil.rmtree(store_dir, ignore_errors=True)
-    return [r["seconds"] for r in rows]
+    ends = sorted(r["t_end"] for r in rows)
+    return (ends[-1] - ends[0]) / (len(ends) - 1)
 
 
 def cli(src: Path, store_dir: Path, workers: int, root: Path = ROOT) -> tuple[float, float]:
@@ -166,8 +174,8 @@ def mmm(xs: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="5 files x 5 min, 1 run, workers 1 and 2 (smoke run)")
-    ap.add_argument("--files", type=int, default=None, help="files in the big run (default 10)")
-    ap.add_argument("--minutes", type=float, default=None, help="minutes per file (default 20)")
+    ap.add_argument("--files", type=int, default=None, help="files in the big run (default 24, as in issue 15)")
+    ap.add_argument("--minutes", type=float, default=None, help="minutes per file (default 60, as in issue 15)")
     ap.add_argument("--runs", type=int, default=None, help="repetitions (default 3)")
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
     ap.add_argument("--wall-marginal", action="store_true",
@@ -184,8 +192,8 @@ def main() -> None:
 
         env = {**os.environ, **{k: v for k, v in WORKER_ENV.items() if k.startswith("MALLOC_")}}
         os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
-    n = args.files or (5 if args.quick else 10)
-    minutes = args.minutes or (5.0 if args.quick else 20.0)
+    n = args.files or (5 if args.quick else 24)
+    minutes = args.minutes or (5.0 if args.quick else 60.0)
     runs = args.runs or (1 if args.quick else 3)
     workers = [int(w) for w in args.workers.split(",")]
     roots = {"this": ROOT, **({"compare": args.compare_root.resolve()} if args.compare_root else {})}
@@ -213,7 +221,7 @@ def main() -> None:
         hashes: dict[str, set[str]] = {name: set() for name in roots}
         for r in range(runs):
             ref.append(statistics.median(reference_chain(files, work / "pkl")))
-            inproc.append(statistics.median(in_process(srcn, work / "inproc-store")))
+            inproc.append(in_process(srcn, work / "inproc-store"))
             for name, w in runs_of:
                 tag = f"{name}-w{w}"
                 wn, sn = cli(srcn, work / f"store{n}-{tag}", w, roots[name])

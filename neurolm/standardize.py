@@ -51,7 +51,7 @@ Speed (bench/results_standardize.md): 6-11x NeuroLM's MNE chain per core at
 
 Memory: channels are processed in blocks so the working set beyond the input
 and output arrays is O(block_channels x N) (``_BLOCK_BYTES``), whatever the
-number of channels (1 h x 23 ch at 256 Hz: ~66 MiB beyond the output). The
+number of channels (1 h x 23 ch at 256 Hz: ~90 MiB beyond the output). The
 input and output arrays themselves grow with the recording (a worker ingesting
 a 64-channel 256 Hz file whole peaks at ~0.7 GB per hour). Recordings with more
 than ``standardize_stream.STREAM_MIN_VALUES`` values (64 Mi: ~1.1 h of 64
@@ -89,7 +89,8 @@ from neurolm.vocab import ChannelSelection
 
 ALGORITHM_REVISION = "fft-single-pass-1"  # part of config_hash: a new algorithm is a new store version
 NO_NOTCH = 0.0  # pass as the notch_hz override to disable the notch for one recording
-_BLOCK_BYTES = 96 * 2**20  # FFT working set per channel block (float32 buffer + complex64 spectrum)
+_BLOCK_BYTES = 128 * 2**20  # FFT working set per channel block (float32 buffer + complex64 spectrum)
+_FFT_ROWS = 8  # pocketfft transforms rows in SIMD groups: 8 rows cost ~5.5 one-row transforms (bench/results_ingest_cli.md)
 _CACHE_MAX_FFT = 2**22  # responses of longer transforms (> ~5 h at 256 Hz) are not cached
 
 
@@ -250,6 +251,17 @@ class _Plan:
     n_out: int
 
 
+def fft_rows(n_fft: int) -> int:
+    """Channels transformed together: as many as ``_BLOCK_BYTES`` holds, in whole SIMD groups when it can.
+
+    pocketfft runs several rows' transforms in one vector pass (``_FFT_ROWS`` at a time), each lane
+    doing a row's own arithmetic, so the output does not depend on the grouping; a 6-row block of a
+    1-hour file is 4 vectorized rows + 2 single ones, an 8-row block 8 vectorized ones (-30 %).
+    """
+    rows = max(1, _BLOCK_BYTES // (n_fft * 16))
+    return rows - rows % _FFT_ROWS if rows >= _FFT_ROWS else (rows - rows % 4 if rows >= 4 else rows)
+
+
 def _plan(n: int, fs: float, target: float, half: int) -> _Plan:
     up, down = _ratio(fs, target)
     step = down if up else 1
@@ -381,14 +393,16 @@ def _fft_chain(data: np.ndarray, positions: tuple[int, ...], fs: float, cfg: Sta
     scale = np.float32(p.n_out_fft / p.n_fft / cfg.unit_divisor)
     out = np.empty((len(positions), p.n_out), np.float32)
     prep: list[tuple[list[str], float]] = []
-    block = max(1, _BLOCK_BYTES // (p.n_fft * 16))
+    block = fft_rows(p.n_fft)
     right = p.n_fft - n - p.pad
     for b0 in range(0, len(positions), block):
         rows = positions[b0:b0 + block]
-        buf = np.zeros((len(rows), p.n_fft), np.float32)
+        buf = np.empty((len(rows), p.n_fft), np.float32)
         for j, pos in enumerate(rows):
             prep.append(quality.prepare_row(_fill(buf[j, p.pad:p.pad + n], data[pos]), cfg))
         _reflect_in_place(buf, p.pad, n, right)
+        buf[:, :p.pad - min(p.pad, n - 1)] = 0  # beyond the reflections (MNE's reflect_limited): zeros
+        buf[:, p.pad + n + min(right, n - 1):] = 0
         spec = sfft.rfft(buf, axis=1, overwrite_x=True, workers=1)
         del buf
         keep = spec[:, :n_bins]

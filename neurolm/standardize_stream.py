@@ -52,7 +52,7 @@ from scipy import fft as sfft
 from neurolm import quality
 from neurolm.errors import BadInputError, ConfigError
 from neurolm.readers.blocks import BlockSource
-from neurolm.standardize import (_BLOCK_BYTES, _CACHE_MAX_FFT, StandardizeConfig, _dc_gain, _kernels, _ratio,
+from neurolm.standardize import (_CACHE_MAX_FFT, StandardizeConfig, _dc_gain, _kernels, _ratio, fft_rows,
                                  _reflect_in_place, _response, short_for_filters)
 from neurolm.vocab import ChannelSelection
 
@@ -239,7 +239,7 @@ class StreamStandardizer:
         dc = _dc_gain(self.fs, cfg.l_freq, cfg.h_freq, self.notch or None)
         add = (self._stats.mean * (dc / cfg.unit_divisor)).astype(np.float32)[:, None] if abs(dc) > 1e-9 else None
         n_ch = self.sel.n_channels
-        group = max(1, _BLOCK_BYTES // (self.n_fft * 16))
+        group = fft_rows(self.n_fft)
         t = np.float32(cfg.extreme_uv / cfg.unit_divisor)
         for o0 in range(0, self.n_keep, self.block_out):
             o1 = min(o0 + self.block_out, self.n_keep)

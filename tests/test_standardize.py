@@ -167,12 +167,25 @@ def test_output_length_for_odd_rates_and_short_recordings(fs: float, seconds: fl
         assert {"lowpass_skipped", "upsampled"} <= set(rec.flags)
 
 
-def test_blocks_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    raw = _raw(_eeg(250.0, 30, n_ch=3), 250.0)
+@pytest.mark.parametrize("n_ch", [3, 12])
+def test_blocks_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch, n_ch: int) -> None:
+    """Bit for bit: 12 channels go through pocketfft as one 8-row SIMD group + 4 rows, or one row at a time."""
+    names = ("FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "F7", "F8")[:n_ch]
+    raw = _raw(_eeg(250.0, 30, n_ch=n_ch), 250.0, names=[f"EEG {n}-REF" for n in names])
     sel = select_channels(raw.ch_names)
+    assert sel.n_channels == n_ch
     whole = standardize(raw, sel, CFG).data
     monkeypatch.setattr(S, "_BLOCK_BYTES", 1)  # one channel per block
     assert np.array_equal(standardize(raw, sel, CFG).data, whole)
+
+
+def test_fft_blocks_are_whole_simd_groups_within_the_memory_budget() -> None:
+    n_fft = 933_120  # one hour at 256 Hz, padded
+    per_row = n_fft * 16
+    assert S.fft_rows(n_fft) == 8 and 8 * per_row <= S._BLOCK_BYTES  # not 8 = 4 vectorized + 4 single
+    assert S.fft_rows(n_fft // 2) == 16
+    assert S.fft_rows(n_fft * 2) == 4  # 4.5 rows fit: one group of 4
+    assert S.fft_rows(n_fft * 3) == 2 and S.fft_rows(2**30) == 1
 
 
 def test_crop_and_reorder_follow_the_selection() -> None:

@@ -20,6 +20,15 @@ Defaults (:class:`FileLimits`): 600 s; memory = min(8 GiB, 60 % of RAM / workers
 a sampling-rate ceiling of 20 kHz (filter design and memory grow with the rate).
 Without ``os.fork`` (not Linux/macOS) or with ``isolate=False`` the work runs in
 the calling process and only MemoryError is caught (no time limit).
+
+Overlap (:class:`Staged`): an item function in two stages -- ``prepare`` (read the
+file, compute from it) and ``finish`` (write our own results) -- lets the child run
+item k's ``finish`` on a writer thread while item k+1's ``prepare`` runs, so
+compression and writes overlap with reading and filtering. The child announces each
+item as it starts it; a time limit or a death is blamed on the item being prepared
+(reading a hostile file is what goes wrong) when no other item's ``finish`` was running;
+when one was, nobody is blamed yet: the fresh child redoes those items one at a time,
+without overlap, so the limit falls on the item that really went over it.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import stat as stat_mod
 import struct
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +89,22 @@ def gib(n: float) -> str:
     if n >= 100 * GIB:
         return f"{n / GIB:,.0f} GiB"
     return f"{n / GIB:.3g} GiB" if n >= GIB else f"{n / 1024**2:.3g} MiB"
+
+
+@dataclass(frozen=True)
+class Staged:
+    """An item function in two stages that :func:`map_bounded` overlaps (see module docstring).
+
+    ``prepare(item)`` does what the bounds are for (reading the source, computing from it) and
+    returns a token; ``finish(token)`` returns the item's value (writing what ``prepare`` made).
+    Called directly, it is ``finish(prepare(item))``.
+    """
+
+    prepare: Callable[[Any], Any]
+    finish: Callable[[Any], Any]
+
+    def __call__(self, item: Any) -> Any:
+        return self.finish(self.prepare(item))
 
 
 class LimitExceeded(Exception):
@@ -146,29 +172,67 @@ def _send(w: int, ok: bool, value: Any) -> None:
     except (TypeError, ValueError) as exc:
         payload = json.dumps({"ok": False, "type": "TypeError", "message": f"result not JSON-able: {exc}",
                               "lock_lost": False, "store": False}).encode()
+    _write_frame(w, payload)
+
+
+def _send_frame(w: int, frame: dict) -> None:
+    _write_frame(w, json.dumps(frame).encode())
+
+
+def _write_frame(w: int, payload: bytes) -> None:
     view = memoryview(struct.pack("<Q", len(payload)) + payload)
     while view:
         view = view[os.write(w, view):]
 
 
 def _child(w: int, fn: Callable[[Any], Any], items: Sequence[Any], limits: FileLimits,
-           mapped: Sequence[int]) -> None:
-    """The forked child: ``fn`` on each item in turn, each result framed onto ``w``; never returns."""
+           mapped: Sequence[int], overlap: bool = True) -> None:
+    """The forked child: ``fn`` on each item in turn, each result framed onto ``w``; never returns.
+
+    Each item is announced (``{"started": i}``) before its work starts. With a :class:`Staged`
+    ``fn``, item i's ``finish`` runs on a writer thread while item i+1 is prepared (one in flight).
+    """
     try:
         import faulthandler
 
         faulthandler.disable()  # a crashing reader is reported by the parent as a reason, not a stack dump
+        staged = fn if isinstance(fn, Staged) and overlap else None
+        writer = ThreadPoolExecutor(1, thread_name_prefix="neurolm-finish") if staged is not None else None
+        pending: Future | None = None
         base = None
-        for item, size in zip(items, mapped):
-            base = cap_memory(limits.memory, size, base)  # from the address space at fork, for every file
+        for i, (item, size) in enumerate(zip(items, mapped)):
+            _send_frame(w, {"started": i})
+            # from the address space at fork, for every file; overlapped: from now (the item still being
+            # written holds its arrays), so the budget stays the budget of the file being read
+            base = cap_memory(limits.memory, size, None if staged is not None else base)
             try:
-                value = fn(item)
+                value = staged.prepare(item) if staged is not None else fn(item)
             except BaseException as exc:  # noqa: BLE001 - sent to the parent, which re-raises it
-                _send(w, False, exc)
+                if pending is None or _flush(w, pending):
+                    _send(w, False, exc)
                 break
-            _send(w, True, value)
+            if staged is None:
+                _send(w, True, value)
+                continue
+            if pending is not None and not _flush(w, pending):
+                break
+            pending = writer.submit(staged.finish, value)
+        else:
+            if pending is not None:
+                _flush(w, pending)
     finally:
         os._exit(0)
+
+
+def _flush(w: int, pending: Future) -> bool:
+    """Send the result of an overlapped ``finish`` (waiting for it); False when it raised."""
+    try:
+        value = pending.result()
+    except BaseException as exc:  # noqa: BLE001 - sent to the parent, which re-raises it
+        _send(w, False, exc)
+        return False
+    _send(w, True, value)
+    return True
 
 
 _BUILTIN_ERRORS = {name: obj for name, obj in vars(builtins).items()
@@ -233,52 +297,75 @@ def map_bounded(fn: Callable[[Any], Any], items: Sequence[Any], limits: FileLimi
 
     One child runs the items one after another and sends each result back as it
     ends (one fork per batch, not per file); the parent allows each item
-    ``limits.timeout_s``. An item that goes over it, or whose child dies without
-    an answer (killed for memory, a crashing reader), gets ``on_limit(item,
+    ``limits.timeout_s`` from its start. An item that goes over it, or whose child dies
+    without an answer (killed for memory, a crashing reader), gets ``on_limit(item,
     reason)`` instead, and a fresh child takes the items after it. An exception
     ``fn`` raises is re-raised here. ``mapped[i]``: bytes item ``i`` may map
     beyond the budget (its file's size: EDF records are memory-mapped).
+    ``fn`` may be a :class:`Staged`: then the child overlaps one item's ``finish`` with
+    the next item's ``prepare`` (module docstring: how a limit is then blamed).
     """
     if not limits.isolate or not hasattr(os, "fork"):
         return [fn(it) for it in items]
     mapped = list(mapped) if mapped is not None else [0] * len(items)
-    out: list = []
-    while len(out) < len(items):
+    out: dict[int, Any] = {}
+    todo = list(range(len(items)))  # indices without a result, in order
+    overlap = True  # off once a limit hit while two items were in flight: then one at a time, exact blame
+    while todo:
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(r)
-            _child(w, fn, items[len(out):], limits, mapped[len(out):])
+            _child(w, fn, [items[j] for j in todo], limits, [mapped[j] for j in todo], overlap)
         os.close(w)
         frames, reaped, error = _Frames(r), None, None
+        sent = list(todo)  # what this child works on: its frames index this list
+        done_here: list[int] = []
+        current: int | None = None  # position in `sent` of the item the child announced last
+        deadline = time.monotonic() + limits.timeout_s
+        reason: str | None = None
         try:
-            while len(out) < len(items):
+            while len(done_here) < len(sent):
                 try:
-                    frame = frames.next(limits.timeout_s)
+                    frame = frames.next(max(deadline - time.monotonic(), 0.0))
                 except TimeoutError:
                     os.kill(pid, signal.SIGKILL)
-                    out.append(on_limit(items[len(out)], "processing took longer than the per-file time limit "
-                                                         f"of {limits.timeout_s:g} s (stopped)"))
+                    reason = f"processing took longer than the per-file time limit of {limits.timeout_s:g} s (stopped)"
                     break
                 if frame is None:
                     _, reaped = os.waitpid(pid, 0)
-                    out.append(on_limit(items[len(out)], _death(reaped)))
+                    reason = _death(reaped)
                     break
                 msg = json.loads(frame)
+                if "started" in msg:
+                    current = int(msg["started"])
+                    deadline = time.monotonic() + limits.timeout_s
+                    continue
                 if not msg["ok"]:
                     error = _error_from(msg)
                     break
-                out.append(msg["value"])
+                out[sent[len(done_here)]] = msg["value"]
+                done_here.append(sent[len(done_here)])
         finally:
             os.close(r)
             if reaped is None:
-                if error is not None or len(out) < len(items):
+                if error is not None or len(done_here) < len(sent):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
         if error is not None:
             raise error
-    return out
+        todo = [j for j in sent if j not in out]
+        if reason is not None:
+            # the item announced last was being read: to blame, unless an earlier item's finish was running
+            # too (then either may be the cause: the next child redoes them one at a time to find out)
+            culprit = sent[current] if current is not None and sent[current] in todo else todo[0]
+            if overlap and isinstance(fn, Staged) and todo.index(culprit) > 0:
+                overlap = False
+                continue
+            out[culprit] = on_limit(items[culprit], reason)
+            todo = [j for j in todo if j != culprit]
+    return [out[j] for j in range(len(items))]
 
 
 def run_bounded(fn: Callable[[], Any], limits: FileLimits, mapped: int = 0) -> Any:

@@ -61,11 +61,12 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from neurolm.errors import BadInputError, StoreError, describe
 from neurolm.ingest.catalog import INTERNAL_ERROR, encode_parts, part_names, source_hash, stat_change, stat_parts
 from neurolm.ingest.items import SourceItem
-from neurolm.ingest.limits import FileLimits, gib, map_bounded, not_regular
+from neurolm.ingest.limits import FileLimits, Staged, gib, map_bounded, not_regular
 from storage import fs
 from neurolm.ingest.discover import info_mtime
 from neurolm.ingest.layouts import le_montage_reason
@@ -361,7 +362,9 @@ def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, m
         picks = [header.ch_names[p] for p in sel.positions]
         streamer = _streamer(item, store, header, sel, picks, local, limits)
         check_bounds(header, sel.positions, limits, streamed=streamer is not None)
-        chash = src.hash()  # before the samples are read: a later edit never hides behind this hash
+        # started before the samples are read (its stats are taken first: a later edit never hides behind this
+        # hash), computed on a background thread while they are read and standardized (hashlib releases the GIL)
+        hashing = _background().submit(src.hash)
         header_positions = sel.positions
         # the rows read are the picks, in order; `dropped` stays the header-level audit
         sel = dataclasses.replace(sel, positions=tuple(range(len(picks))))
@@ -382,6 +385,7 @@ def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, m
                 raw = read_recording(local, picks=picks, cnt_format=cnt_format)
             rec = standardize(raw, sel, store.config, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s)
             del raw
+        chash = hashing.result()
     cat = _catalog_row(item, size, mtime, chash, fmt, "ingested", None, run_id, src.parts())
     row = {
         "recording_id": item.recording_id, "dataset": item.dataset, "subject": item.subject,
@@ -398,12 +402,49 @@ def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, m
              "subject_key": row["subject_key"],
              "dropped_channels": [list(d) for d in sel.dropped],
              "position_mapping": position_mapping}
+    out = {"recording_id": item.recording_id, "status": "ingested", "reason": None, "catalog_row": cat,
+           "recording_row": row, "duration_s": float(rec.duration_s), "format": fmt}
     if streamer is not None:
         writer.commit(rec, attrs)
-    else:
-        store.write_recording(item.recording_id, rec, attrs)
-    return {"recording_id": item.recording_id, "status": "ingested", "reason": None, "catalog_row": cat,
-            "recording_row": row, "duration_s": float(rec.duration_s), "format": fmt}
+        return out
+    return _Write(rec, attrs, out)
+
+
+@dataclasses.dataclass
+class _Write:
+    """A standardized recording still to be written and committed (by :func:`finish_item`), and its row."""
+
+    rec: object
+    attrs: dict
+    row: dict
+
+
+@dataclasses.dataclass
+class Prepared:
+    """One item after :func:`prepare_item`: its row, or the write that still stands before it."""
+
+    item: SourceItem
+    store: SignalStore
+    run_id: str
+    limits: FileLimits
+    size: int
+    mtime: float
+    src: _Source | None
+    t0: float
+    started: float
+    out: dict | None = None
+    write: _Write | None = None
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _background() -> ThreadPoolExecutor:
+    """This process's background thread (source hashing); a forked child makes its own."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="neurolm-hash"))
+    return _POOL[1]
 
 
 def _quarantined(item: SourceItem, size: int, mtime: float, chash: str, fmt: str | None, reason: str,
@@ -426,38 +467,73 @@ def _quarantined_src(item: SourceItem, size: int, mtime: float, src: _Source | N
     return _quarantined(item, size, mtime, (src.known_hash or "") if src else "", fmt, reason, run_id, parts)
 
 
-def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | None = None,
-                 limits: FileLimits | None = None) -> dict:
-    """Ingest one item into an open store, in this process; always returns a row dict (see :func:`process_batch`)."""
-
-    limits = limits or FileLimits()
-    t0, started = time.perf_counter(), time.time()
-    size, mtime, fmt = 0, 0.0, None
-    src: _Source | None = None  # set once the entry is known to be a regular file
+def _guarded(p: Prepared, work) -> dict:
+    """``work()``'s row, or the quarantine row its failure deserves (see the module docstring's failure policy)."""
+    item, limits = p.item, p.limits
     try:
-        try:
-            size, mtime = _stat(item.path)
-        except OSError as exc:
-            raise BadInputError(f"cannot stat source file: {exc.strerror or exc}") from None
-        src = _Source(item, [])
-        src.set_names(declared_parts(item.path))
-        out = _ingest_one(item, store, run_id, src, size, mtime, limits, known_hash)
+        return work()
     except BadInputError as exc:
-        out = _quarantined_src(item, size, mtime, src, fmt, exc.reason, run_id)
+        return _quarantined_src(item, p.size, p.mtime, p.src, None, exc.reason, p.run_id)
     except MemoryError:  # standardizing or writing a recording the header checks let through
         reason = f"the file needs more memory than the per-file budget of {gib(limits.memory)}: MemoryError"
-        out = _quarantined_src(item, size, mtime, src, fmt, reason, run_id)
+        return _quarantined_src(item, p.size, p.mtime, p.src, None, reason, p.run_id)
     except StoreError:
         raise
     except Exception as exc:  # a bug of ours: quarantine, log the traceback, keep the batch going
         reason = " ".join(f"{INTERNAL_ERROR} (a neurolm bug, not a problem of the file; retried on the next run): "
                           f"{type(exc).__name__}: {exc}".split())[:500]
         log.error("internal error ingesting %s:\n%s", item.path, traceback.format_exc())
-        out = _quarantined_src(item, size, mtime, src, fmt, reason, run_id)
-    out["seconds"] = time.perf_counter() - t0
-    out["t_start"], out["t_end"] = started, time.time()  # epoch: lets a caller measure worker utilisation
-    out["size_bytes"] = int(size)
+        return _quarantined_src(item, p.size, p.mtime, p.src, None, reason, p.run_id)
+
+
+def prepare_item(item: SourceItem, store, run_id: str = "", known_hash: str | None = None,
+                 limits: FileLimits | None = None) -> Prepared:
+    """Everything of one item up to its write: stat, hash, header, channels, samples, standardization.
+
+    What reads the source file happens here (the part the per-file bounds are for);
+    :func:`finish_item` writes and commits, and can overlap the next item's preparation.
+    """
+    p = Prepared(item, store, run_id, limits or FileLimits(), 0, 0.0, None, time.perf_counter(), time.time())
+
+    def work():
+        try:
+            p.size, p.mtime = _stat(item.path)
+        except OSError as exc:
+            raise BadInputError(f"cannot stat source file: {exc.strerror or exc}") from None
+        p.src = _Source(item, [])
+        p.src.set_names(declared_parts(item.path))
+        return _ingest_one(item, store, run_id, p.src, p.size, p.mtime, p.limits, known_hash)
+
+    done = _guarded(p, work)
+    if isinstance(done, _Write):
+        p.write = done
+    else:
+        p.out = done
+    return p
+
+
+def finish_item(p: Prepared) -> dict:
+    """The row of a prepared item, after writing and committing its recording when it has one."""
+    if p.write is not None:
+        w, p.write = p.write, None
+
+        def work() -> dict:
+            p.store.write_recording(p.item.recording_id, w.rec, w.attrs)
+            return w.row
+
+        p.out = _guarded(p, work)
+        del w
+    out = p.out
+    out["seconds"] = time.perf_counter() - p.t0
+    out["t_start"], out["t_end"] = p.started, time.time()  # epoch: lets a caller measure worker utilisation
+    out["size_bytes"] = int(p.size)
     return out
+
+
+def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | None = None,
+                 limits: FileLimits | None = None) -> dict:
+    """Ingest one item into an open store, in this process; always returns a row dict (see :func:`process_batch`)."""
+    return finish_item(prepare_item(item, store, run_id, known_hash, limits))
 
 
 def _lstat_size(path: str) -> tuple[int, float]:
@@ -504,8 +580,9 @@ def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, 
     if limits.isolate:
         _preload(items)
     with _thread_limit():
-        rows = map_bounded(lambda it: process_item(it, store, run_id, known.get(it.recording_id), limits),
-                           items, limits, over, mapped=[sizes[it.path][0] for it in items])
+        # one item's write overlaps the next item's reading and filtering (Staged: see map_bounded)
+        work = Staged(lambda it: prepare_item(it, store, run_id, known.get(it.recording_id), limits), finish_item)
+        rows = map_bounded(work, items, limits, over, mapped=[sizes[it.path][0] for it in items])
     if limits.isolate:
         _warm_filters(items, rows, store.config)
     return rows

@@ -79,6 +79,8 @@ def read_header(path: str | os.PathLike, cnt_format: str = "auto") -> RecordingH
 def _check_finite(data: np.ndarray, names: Sequence[str]) -> None:
     if data.size == 0:
         raise BadInputError("zero samples after picking channels")
+    if np.isfinite(data.sum()):  # NaN and inf propagate through a sum: one pass, no temporary (overflow: below)
+        return
     bad = ~np.isfinite(data)
     if not bad.any():
         return

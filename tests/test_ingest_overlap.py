@@ -1,0 +1,127 @@
+"""One item's write overlapping the next item's read (``Staged`` in ``map_bounded``), and who gets blamed.
+
+Each batch runs in a forked child; with a :class:`Staged` function the child runs item k's
+``finish`` on a writer thread while item k+1's ``prepare`` runs. These tests use the real fork,
+pipes and signals: a crash or a time limit must still fall on the item that caused it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from neurolm.ingest import discover, open_store, process_batch
+from neurolm.ingest.limits import FileLimits, Staged, map_bounded
+from neurolm.synth import synth_signal, write_recording
+from storage.signal_store import SignalStore
+
+LIMITS = FileLimits(timeout_s=30.0, memory_bytes=512 * 2**20)
+
+
+def _over(item, reason):
+    return {"item": item, "limited": reason}
+
+
+def _prepare(item):
+    if item == "crash-read":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if item == "hang-read":
+        time.sleep(60)
+    t0 = time.time()
+    time.sleep(0.3)
+    return {"item": item, "prepare": [t0, time.time()]}
+
+
+def _finish(token):
+    if token["item"] == "crash-write":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    t0 = time.time()
+    time.sleep(0.3)
+    return {**token, "finish": [t0, time.time()], "pid": os.getpid()}
+
+
+def test_one_items_finish_runs_while_the_next_item_is_prepared():
+    items = ["a", "b", "c"]
+    t0 = time.perf_counter()
+    out = map_bounded(Staged(_prepare, _finish), items, LIMITS, _over)
+    wall = time.perf_counter() - t0
+    assert [o["item"] for o in out] == items
+    assert len({o["pid"] for o in out}) == 1 and out[0]["pid"] != os.getpid()  # one forked child
+    for k in range(2):  # finish(k) and prepare(k+1) overlap in time
+        f0, f1 = out[k]["finish"]
+        p0, p1 = out[k + 1]["prepare"]
+        assert f0 < p1 and p0 < f1, (out[k], out[k + 1])
+    assert wall < 6 * 0.3  # sequential would be 6 x 0.3 s (plus the fork); overlapped ~4 x 0.3 s
+
+
+def test_a_reader_crash_is_blamed_on_the_file_being_read_not_on_the_one_being_written():
+    items = ["a", "crash-read", "c"]
+    out = map_bounded(Staged(_prepare, _finish), items, LIMITS, _over)
+    assert out[0]["item"] == "a" and "finish" in out[0]  # its write was cut short by the crash: redone
+    assert out[1] == {"item": "crash-read", "limited": out[1]["limited"]}
+    assert "the reader crashed (SIGSEGV)" in out[1]["limited"]
+    assert "finish" in out[2]
+
+
+def test_a_crash_while_writing_is_blamed_on_the_file_being_written():
+    items = ["crash-write", "b", "c"]
+    out = map_bounded(Staged(_prepare, _finish), items, LIMITS, _over)
+    assert "limited" in out[0] and out[0]["item"] == "crash-write"
+    assert "finish" in out[1] and "finish" in out[2]  # not blamed for what the write did meanwhile
+
+
+def test_the_time_limit_falls_on_the_file_that_went_over_it():
+    limits = FileLimits(timeout_s=2.0, memory_bytes=512 * 2**20)
+    items = ["a", "hang-read", "c"]
+    out = map_bounded(Staged(_prepare, _finish), items, limits, _over)
+    assert "finish" in out[0] and "finish" in out[2]
+    assert "longer than the per-file time limit of 2 s" in out[1]["limited"]
+
+
+def test_overlapped_batch_writes_the_same_store_as_one_file_at_a_time(tmp_path):
+    labels = tuple(f"EEG {n}-REF" for n in ("FP1", "FP2", "C3", "C4", "O1", "O2"))
+    for i in range(3):
+        path = tmp_path / "src" / f"s{i}" / f"s{i}_t0.edf"
+        path.parent.mkdir(parents=True)
+        write_recording(path, "edf", synth_signal(len(labels), 256.0, 90, seed=i, ch_names=labels), 256.0, labels)
+    items = [f.item for f in discover(str(tmp_path / "src"), "ds")]
+    hashes, statuses = [], []
+    for name, limits in (("overlapped", LIMITS), ("in-process", FileLimits(isolate=False))):
+        store = open_store(str(tmp_path / name))
+        rows = process_batch(items, store.url, store.version_id, run_id="r", limits=limits)
+        statuses.append([r["status"] for r in rows])
+        assert [r["recording_id"] for r in rows] == [it.recording_id for it in items]
+        hashes.append(SignalStore.open(store.url).content_hash(tables=()))
+    assert statuses == [["ingested"] * 3] * 2
+    assert hashes[0] == hashes[1]
+
+
+def test_the_cheap_checks_agree_with_the_plain_rules(monkeypatch):
+    """Column-blocked extreme count and the one-sum finiteness test give the plain rules' answers."""
+    import numpy as np
+    import pytest
+
+    from neurolm import quality
+    from neurolm.errors import BadInputError
+    from neurolm.readers import _check_finite
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 10_001)).astype(np.float32)
+    x[1, :300] = 9.0  # 3 % over +t
+    x[2, :50] = -9.0  # 0.5 %: not extreme
+    x[3, ::40] = np.nan
+    x[4, :200] = -9.0
+    x[4, 200:] = 9.0  # all beyond ±t
+    plain = (np.count_nonzero(x > 8.0, axis=1) + np.count_nonzero(x < -8.0, axis=1)) > 0.01 * x.shape[1]
+    monkeypatch.setattr(quality, "_CACHE_VALUES", 64)  # many column blocks, the last one short
+    assert quality.extreme_channels(x, 100.0, 800.0).tolist() == plain.tolist() == [False, True, False, False, True]
+
+    big = np.full((2, 1000), 3e38, np.float32)  # finite, but its float32 sum overflows: not refused
+    _check_finite(big, ("A", "B"))
+    both = np.zeros((2, 1000), np.float32)
+    both[0, 0], both[0, 1] = np.inf, -np.inf  # sums to NaN: still found, 0.1 % of samples: kept
+    _check_finite(both, ("A", "B"))
+    both[1] = np.nan
+    with pytest.raises(BadInputError, match="channel 'B' is entirely NaN"):
+        _check_finite(both, ("A", "B"))
