@@ -81,6 +81,8 @@ def candidates():
         ("int16 zstd5 shuffle", "int16", dict(compressors=[blosc("shuffle")])),
         ("int16 zstd5 bitshuffle", "int16", dict(compressors=[blosc("bitshuffle")])),
         ("int16 zstd3 shuffle", "int16", dict(compressors=[blosc("shuffle", 3)])),
+        ("int16 zstd2 shuffle", "int16", dict(compressors=[blosc("shuffle", 2)])),
+        ("int16 zstd1 shuffle", "int16", dict(compressors=[blosc("shuffle", 1)])),
         ("int16 zstd9 shuffle", "int16", dict(compressors=[blosc("shuffle", 9)])),
         ("int16 delta+zstd5 bitshuffle", "int16", dict(filters=[delta()], compressors=[blosc("bitshuffle")])),
         ("int16 zstd5 shuffle sharded", "int16", dict(compressors=[blosc("shuffle")], shards="rec")),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import operator
 
-from prefect import flow
+from prefect import flow, tags
 
 from flows.fanout import DaskMapper
 from flows.runtime import prefect_server
@@ -41,6 +42,24 @@ def _fan(window: int) -> list[Outcome]:
 
 
 def test_dask_mapper_failing_items_do_not_stop_the_others():
-    with prefect_server():
-        outcomes = _fan(2)  # a window smaller than the items: failures happen while others are queued
+    with prefect_server(), tags("neurolm", "test"):
+        state = _fan(2, return_state=True)  # a window smaller than the items: failures happen while others are queued
+        outcomes = state.result()
+        runs = asyncio.run(_runs_of(state.state_details.flow_run_id))
     _check(outcomes)
+    # the flow runs keep their tags; the work items have none (no tag-concurrency round trip per task)
+    flows, items = runs
+    assert flows and all({"neurolm", "test"} <= set(f.tags) for f in flows)
+    assert len(items) == len(ITEMS) and all(t.tags == [] for t in items)
+
+
+async def _runs_of(parent_id) -> tuple[list, list]:
+    from prefect import get_client
+
+    async with get_client() as client:
+        task_runs = await client.read_task_runs()
+        flow_runs = await client.read_flow_runs()
+    fan = [f for f in flow_runs if f.id == parent_id or f.parent_task_run_id in {t.id for t in task_runs
+                                                                                 if t.flow_run_id == parent_id}]
+    sub_ids = {f.id for f in fan} - {parent_id}
+    return fan, [t for t in task_runs if t.flow_run_id in sub_ids and t.name.startswith("x")]
