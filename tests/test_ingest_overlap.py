@@ -125,3 +125,17 @@ def test_the_cheap_checks_agree_with_the_plain_rules(monkeypatch):
     both[1] = np.nan
     with pytest.raises(BadInputError, match="channel 'B' is entirely NaN"):
         _check_finite(both, ("A", "B"))
+
+
+def test_overlap_is_on_only_where_each_local_worker_has_a_second_core(monkeypatch, tmp_path):
+    import neurolm.ingest.config as C
+
+    def params(**kw):
+        return C.IngestParams(source=str(tmp_path / "src"), store=str(tmp_path / "store"), **kw)
+
+    monkeypatch.setattr(C, "available_cpus", lambda: 4)
+    assert params(workers=2).file_limits().overlap and params(workers=1).overlap_writes()
+    assert not params(workers=3).file_limits().overlap  # 3 workers on 4 cores: the threads would compete
+    assert not params(workers=1, dask_address="tcp://10.0.0.5:8786").overlap_writes()  # a cluster fills its cores
+    assert params(workers=3, overlap="on").file_limits().overlap
+    assert not params(workers=1, overlap="off").file_limits().overlap

@@ -59,6 +59,9 @@ def register(subparsers) -> None:
                    help="per-file time limit in seconds; a file taking longer is quarantined (default 600)")
     p.add_argument("--file-memory-gb", type=float, default=None,
                    help="per-file memory budget in GiB (default min(8, 60%% of RAM / workers))")
+    p.add_argument("--overlap", choices=("auto", "on", "off"), default="auto",
+                   help="write each file while the next is read and filtered, on a second thread per worker "
+                        "(default auto: on when there are two cores per local worker)")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
@@ -108,6 +111,7 @@ def cmd_ingest(args) -> int:
         layout=args.layout, family=args.family, tuh_le=args.tuh_le, workers=args.workers, batch_size=args.batch_size,
         dask_address=args.dask_address, seed=args.seed, split_fractions=args.splits, heldout_subjects=tuple(args.heldout),
         lock_timeout_s=args.lock_timeout, file_timeout_s=args.file_timeout, file_memory_gb=args.file_memory_gb,
+        overlap=args.overlap,
     )
     from flows.ingest import run_ingest  # Prefect only for this command
 

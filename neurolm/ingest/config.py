@@ -22,7 +22,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
 from neurolm.errors import validation_message
 from neurolm.errors import ConfigError
 from neurolm.ingest.discover import slug
-from neurolm.ingest.limits import GIB, FileLimits, default_memory_bytes
+from neurolm.ingest.limits import GIB, FileLimits, available_cpus, default_memory_bytes
 from storage import fs
 
 HeldoutPolicy = Literal["exclude", "ignore"]
@@ -79,6 +79,9 @@ class IngestParams(BaseModel):
         default=None, gt=0, description="per-file memory budget in GiB; None = min(8, 60% of RAM / workers)")
     max_sfreq_hz: float = Field(
         default=20_000.0, gt=0, description="sampling-rate ceiling: faster recordings are quarantined")
+    overlap: Literal["auto", "on", "off"] = Field(
+        default="auto", description="write one file while the next is read and filtered (a second thread per "
+                                    "worker): 'auto' = on when the machine has two cores per local worker")
     table_flush_s: float = Field(
         default=30.0, description="seconds between incremental table writes (for readers watching a run; the "
                                   "commit markers alone make every committed recording crash-safe)")
@@ -122,7 +125,19 @@ class IngestParams(BaseModel):
         """The per-file bounds of this run (:class:`neurolm.ingest.limits.FileLimits`)."""
 
         memory = int(self.file_memory_gb * GIB) if self.file_memory_gb else default_memory_bytes(self.workers)
-        return FileLimits(timeout_s=self.file_timeout_s, memory_bytes=memory, max_sfreq=self.max_sfreq_hz)
+        return FileLimits(timeout_s=self.file_timeout_s, memory_bytes=memory, max_sfreq=self.max_sfreq_hz,
+                          overlap=self.overlap_writes())
+
+    def overlap_writes(self) -> bool:
+        """Whether workers overlap one file's write with the next file's read (``overlap``).
+
+        'auto': on for local workers when the machine has at least two cores per worker (the
+        write thread then has a core of its own), off otherwise and on an external cluster,
+        whose workers usually fill their machines' cores already (threads would only compete).
+        """
+        if self.overlap != "auto":
+            return self.overlap == "on"
+        return not self.dask_address and available_cpus() >= 2 * self.workers
 
     @property
     def dataset_name(self) -> str:

@@ -63,6 +63,14 @@ def machine_memory() -> int:
         return 0
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def default_memory_bytes(workers: int = 1) -> int:
     """min(8 GiB, 60 % of RAM / workers), at least 512 MiB."""
     ram = machine_memory()
@@ -78,6 +86,7 @@ class FileLimits:
     memory_bytes: int = 0  # 0: default_memory_bytes()
     max_sfreq: float = DEFAULT_MAX_SFREQ
     isolate: bool = True  # False: run in the calling process (no time limit, no address-space cap)
+    overlap: bool = True  # one file's write overlaps the next file's read (a second core per worker helps)
 
     @property
     def memory(self) -> int:

@@ -582,6 +582,8 @@ def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, 
     with _thread_limit():
         # one item's write overlaps the next item's reading and filtering (Staged: see map_bounded)
         work = Staged(lambda it: prepare_item(it, store, run_id, known.get(it.recording_id), limits), finish_item)
+        if not limits.overlap:
+            work = work.__call__
         rows = map_bounded(work, items, limits, over, mapped=[sizes[it.path][0] for it in items])
     if limits.isolate:
         _warm_filters(items, rows, store.config)
