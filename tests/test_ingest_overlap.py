@@ -11,6 +11,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from neurolm.ingest import discover, open_store, process_batch
 from neurolm.ingest.limits import FileLimits, Staged, map_bounded
 from neurolm.synth import synth_signal, write_recording
@@ -23,14 +25,21 @@ def _over(item, reason):
     return {"item": item, "limited": reason}
 
 
-def _prepare(item):
+def _read(item):
     if item == "crash-read":
         os.kill(os.getpid(), signal.SIGSEGV)
     if item == "hang-read":
         time.sleep(60)
     t0 = time.time()
+    time.sleep(0.2)
+    return {"item": item, "read": [t0, time.time()]}
+
+
+def _prepare(token):
+    token = token if isinstance(token, dict) else _read(token)  # two stages: prepare reads too
+    t0 = time.time()
     time.sleep(0.3)
-    return {"item": item, "prepare": [t0, time.time()]}
+    return {**token, "prepare": [t0, time.time()]}
 
 
 def _finish(token):
@@ -41,40 +50,57 @@ def _finish(token):
     return {**token, "finish": [t0, time.time()], "pid": os.getpid()}
 
 
-def test_one_items_finish_runs_while_the_next_item_is_prepared():
-    items = ["a", "b", "c"]
+def _overlaps(a, b) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+STAGES = [Staged(_prepare, _finish, read=_read), Staged(_prepare, _finish)]
+
+
+def test_the_next_items_read_and_the_last_items_write_run_while_one_item_is_prepared():
+    items = ["a", "b", "c", "d"]
     t0 = time.perf_counter()
-    out = map_bounded(Staged(_prepare, _finish), items, LIMITS, _over)
+    out = map_bounded(STAGES[0], items, LIMITS, _over)
     wall = time.perf_counter() - t0
     assert [o["item"] for o in out] == items
     assert len({o["pid"] for o in out}) == 1 and out[0]["pid"] != os.getpid()  # one forked child
+    for k in range(1, 3):  # while k is prepared, k+1 is read and k-1 written
+        assert _overlaps(out[k]["prepare"], out[k + 1]["read"]), (out[k], out[k + 1])
+        assert _overlaps(out[k]["prepare"], out[k - 1]["finish"]), (out[k], out[k - 1])
+    assert wall < 4 * 0.8 - 0.5  # one item at a time: 4 x (0.2 + 0.3 + 0.3) s; overlapped: ~0.2 + 4 x 0.3 + 0.3
+
+
+def test_one_items_finish_runs_while_the_next_item_is_prepared():
+    items = ["a", "b", "c"]
+    out = map_bounded(STAGES[1], items, LIMITS, _over)
+    assert [o["item"] for o in out] == items
     for k in range(2):  # finish(k) and prepare(k+1) overlap in time
-        f0, f1 = out[k]["finish"]
-        p0, p1 = out[k + 1]["prepare"]
-        assert f0 < p1 and p0 < f1, (out[k], out[k + 1])
-    assert wall < 6 * 0.3  # sequential would be 6 x 0.3 s (plus the fork); overlapped ~4 x 0.3 s
+        assert _overlaps(out[k]["finish"], out[k + 1]["prepare"]), (out[k], out[k + 1])
 
 
-def test_a_reader_crash_is_blamed_on_the_file_being_read_not_on_the_one_being_written():
+@pytest.mark.parametrize("staged", STAGES, ids=["3-stage", "2-stage"])
+def test_a_reader_crash_is_blamed_on_the_file_being_read_not_on_the_one_being_written(staged):
     items = ["a", "crash-read", "c"]
-    out = map_bounded(Staged(_prepare, _finish), items, LIMITS, _over)
+    out = map_bounded(staged, items, LIMITS, _over)
     assert out[0]["item"] == "a" and "finish" in out[0]  # its write was cut short by the crash: redone
     assert out[1] == {"item": "crash-read", "limited": out[1]["limited"]}
     assert "the reader crashed (SIGSEGV)" in out[1]["limited"]
     assert "finish" in out[2]
 
 
-def test_a_crash_while_writing_is_blamed_on_the_file_being_written():
+@pytest.mark.parametrize("staged", STAGES, ids=["3-stage", "2-stage"])
+def test_a_crash_while_writing_is_blamed_on_the_file_being_written(staged):
     items = ["crash-write", "b", "c"]
-    out = map_bounded(Staged(_prepare, _finish), items, LIMITS, _over)
+    out = map_bounded(staged, items, LIMITS, _over)
     assert "limited" in out[0] and out[0]["item"] == "crash-write"
     assert "finish" in out[1] and "finish" in out[2]  # not blamed for what the write did meanwhile
 
 
-def test_the_time_limit_falls_on_the_file_that_went_over_it():
+@pytest.mark.parametrize("staged", STAGES, ids=["3-stage", "2-stage"])
+def test_the_time_limit_falls_on_the_file_that_went_over_it(staged):
     limits = FileLimits(timeout_s=2.0, memory_bytes=512 * 2**20)
     items = ["a", "hang-read", "c"]
-    out = map_bounded(Staged(_prepare, _finish), items, limits, _over)
+    out = map_bounded(staged, items, limits, _over)
     assert "finish" in out[0] and "finish" in out[2]
     assert "longer than the per-file time limit of 2 s" in out[1]["limited"]
 
@@ -100,7 +126,6 @@ def test_overlapped_batch_writes_the_same_store_as_one_file_at_a_time(tmp_path):
 def test_the_cheap_checks_agree_with_the_plain_rules(monkeypatch):
     """Column-blocked extreme count and the one-sum finiteness test give the plain rules' answers."""
     import numpy as np
-    import pytest
 
     from neurolm import quality
     from neurolm.errors import BadInputError

@@ -21,14 +21,15 @@ a sampling-rate ceiling of 20 kHz (filter design and memory grow with the rate).
 Without ``os.fork`` (not Linux/macOS) or with ``isolate=False`` the work runs in
 the calling process and only MemoryError is caught (no time limit).
 
-Overlap (:class:`Staged`): an item function in two stages -- ``prepare`` (read the
-file, compute from it) and ``finish`` (write our own results) -- lets the child run
-item k's ``finish`` on a writer thread while item k+1's ``prepare`` runs, so
-compression and writes overlap with reading and filtering. The child announces each
-item as it starts it; a time limit or a death is blamed on the item being prepared
-(reading a hostile file is what goes wrong) when no other item's ``finish`` was running;
-when one was, nobody is blamed yet: the fresh child redoes those items one at a time,
-without overlap, so the limit falls on the item that really went over it.
+Overlap (:class:`Staged`): an item function in stages -- ``read`` (the source file),
+``prepare`` (compute from it) and ``finish`` (write our own results) -- lets the child
+read item k+1 on a reader thread and write item k-1 on a writer thread while item k is
+computed, so reading, compression and writes overlap with filtering. The child announces
+each item as it starts reading it; a time limit or a death is blamed on the item announced
+last (reading a hostile file is what goes wrong) when no earlier item is still in flight;
+when one is, nobody is blamed yet: the fresh child redoes those items one at a time,
+without overlap, so the limit falls on the item that really went over it (a file that
+hangs its reader is then stopped twice: 2 x the time limit).
 """
 
 from __future__ import annotations
@@ -102,18 +103,19 @@ def gib(n: float) -> str:
 
 @dataclass(frozen=True)
 class Staged:
-    """An item function in two stages that :func:`map_bounded` overlaps (see module docstring).
+    """An item function in stages that :func:`map_bounded` overlaps (see module docstring).
 
-    ``prepare(item)`` does what the bounds are for (reading the source, computing from it) and
-    returns a token; ``finish(token)`` returns the item's value (writing what ``prepare`` made).
-    Called directly, it is ``finish(prepare(item))``.
+    ``read(item)`` (optional) reads the source; ``prepare(token)`` computes from what was read;
+    ``finish(token)`` returns the item's value (writing what ``prepare`` made). Called directly,
+    it is ``finish(prepare(read(item)))``.
     """
 
     prepare: Callable[[Any], Any]
     finish: Callable[[Any], Any]
+    read: Callable[[Any], Any] | None = None
 
     def __call__(self, item: Any) -> Any:
-        return self.finish(self.prepare(item))
+        return self.finish(self.prepare(self.read(item) if self.read is not None else item))
 
 
 class LimitExceeded(Exception):
@@ -198,39 +200,65 @@ def _child(w: int, fn: Callable[[Any], Any], items: Sequence[Any], limits: FileL
            mapped: Sequence[int], overlap: bool = True) -> None:
     """The forked child: ``fn`` on each item in turn, each result framed onto ``w``; never returns.
 
-    Each item is announced (``{"started": i}``) before its work starts. With a :class:`Staged`
-    ``fn``, item i's ``finish`` runs on a writer thread while item i+1 is prepared (one in flight).
+    Each item is announced (``{"started": i}``) before its work starts. A :class:`Staged` ``fn``
+    (with ``overlap``) runs as a pipeline instead: :func:`_pipeline`.
     """
     try:
         import faulthandler
 
         faulthandler.disable()  # a crashing reader is reported by the parent as a reason, not a stack dump
-        staged = fn if isinstance(fn, Staged) and overlap else None
-        writer = ThreadPoolExecutor(1, thread_name_prefix="neurolm-finish") if staged is not None else None
-        pending: Future | None = None
+        if isinstance(fn, Staged) and overlap:
+            _pipeline(w, fn, items, limits, mapped)
+            return
         base = None
         for i, (item, size) in enumerate(zip(items, mapped)):
             _send_frame(w, {"started": i})
-            # from the address space at fork, for every file; overlapped: from now (the item still being
-            # written holds its arrays), so the budget stays the budget of the file being read
-            base = cap_memory(limits.memory, size, None if staged is not None else base)
+            base = cap_memory(limits.memory, size, base)  # from the address space at fork, for every file
             try:
-                value = staged.prepare(item) if staged is not None else fn(item)
+                value = fn(item)
             except BaseException as exc:  # noqa: BLE001 - sent to the parent, which re-raises it
-                if pending is None or _flush(w, pending):
-                    _send(w, False, exc)
+                _send(w, False, exc)
                 break
-            if staged is None:
-                _send(w, True, value)
-                continue
-            if pending is not None and not _flush(w, pending):
-                break
-            pending = writer.submit(staged.finish, value)
-        else:
-            if pending is not None:
-                _flush(w, pending)
+            _send(w, True, value)
     finally:
         os._exit(0)
+
+
+def _pipeline(w: int, staged: Staged, items: Sequence[Any], limits: FileLimits, mapped: Sequence[int]) -> None:
+    """Item i+1 is read (reader thread) while item i is prepared (this thread) and item i-1 finished
+    (writer thread); results are sent in order. An item is announced when its reading starts, and its
+    address-space cap is set then, from the space mapped at that moment (the items still in flight hold
+    their arrays), so the budget stays the budget of the file being read."""
+    reader = ThreadPoolExecutor(1, thread_name_prefix="neurolm-read")
+    writer = ThreadPoolExecutor(1, thread_name_prefix="neurolm-finish")
+    read = staged.read or _same
+
+    def start(i: int) -> Future:
+        _send_frame(w, {"started": i})
+        cap_memory(limits.memory, mapped[i])
+        return reader.submit(read, items[i])
+
+    pending: Future | None = None
+    ahead = start(0) if items else None
+    for i in range(len(items)):
+        try:
+            token = ahead.result()
+            if i + 1 < len(items):
+                ahead = start(i + 1)
+            token = staged.prepare(token)
+        except BaseException as exc:  # noqa: BLE001 - sent to the parent, which re-raises it
+            if pending is None or _flush(w, pending):
+                _send(w, False, exc)
+            return
+        if pending is not None and not _flush(w, pending):
+            return
+        pending = writer.submit(staged.finish, token)
+    if pending is not None:
+        _flush(w, pending)
+
+
+def _same(item: Any) -> Any:
+    return item
 
 
 def _flush(w: int, pending: Future) -> bool:

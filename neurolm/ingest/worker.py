@@ -331,8 +331,10 @@ def _checked_header(item: SourceItem, local: str, limits: FileLimits):
     return header
 
 
-def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, mtime: float,
-                limits: FileLimits | None = None, known_hash: str | None = None) -> dict:
+def _ingest_steps(item: SourceItem, store, run_id: str, src: _Source, size: int, mtime: float,
+                  limits: FileLimits | None = None, known_hash: str | None = None):
+    """One item's ingestion as a generator: it pauses once, after the samples are read (before they are
+    standardized), and returns the row (skipped, streamed) or the :class:`_Write` that stands before it."""
     limits = limits or FileLimits()
     key = ingest_key(store.config_hash, item)
     if store.is_committed(item.recording_id):
@@ -383,6 +385,7 @@ def _ingest_one(item: SourceItem, store, run_id: str, src: _Source, size: int, m
         else:
             with reading(limits):
                 raw = read_recording(local, picks=picks, cnt_format=cnt_format)
+            yield  # read: the caller may hand the rest (standardization) to another thread
             rec = standardize(raw, sel, store.config, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s)
             del raw
         chash = hashing.result()
@@ -434,6 +437,14 @@ class Prepared:
     started: float
     out: dict | None = None
     write: _Write | None = None
+    steps: object = None  # the paused _ingest_steps generator, between read_item and prepare_item
+
+    def settle(self, done) -> None:
+        """Keep what a step gave: nothing yet (None), the write that stands before the row, or the row."""
+        if isinstance(done, _Write):
+            self.write = done
+        elif done is not None:
+            self.out = done
 
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
@@ -486,12 +497,13 @@ def _guarded(p: Prepared, work) -> dict:
         return _quarantined_src(item, p.size, p.mtime, p.src, None, reason, p.run_id)
 
 
-def prepare_item(item: SourceItem, store, run_id: str = "", known_hash: str | None = None,
-                 limits: FileLimits | None = None) -> Prepared:
-    """Everything of one item up to its write: stat, hash, header, channels, samples, standardization.
+def read_item(item: SourceItem, store, run_id: str = "", known_hash: str | None = None,
+              limits: FileLimits | None = None) -> Prepared:
+    """One item up to its samples in memory: stat, hash (started), header, channels, samples.
 
-    What reads the source file happens here (the part the per-file bounds are for);
-    :func:`finish_item` writes and commits, and can overlap the next item's preparation.
+    Everything that reads the source file happens here or in :func:`prepare_item` (the part the
+    per-file bounds are for); :func:`finish_item` writes and commits. The three overlap across
+    items in a batch's child (:class:`neurolm.ingest.limits.Staged`).
     """
     p = Prepared(item, store, run_id, limits or FileLimits(), 0, 0.0, None, time.perf_counter(), time.time())
 
@@ -502,14 +514,32 @@ def prepare_item(item: SourceItem, store, run_id: str = "", known_hash: str | No
             raise BadInputError(f"cannot stat source file: {exc.strerror or exc}") from None
         p.src = _Source(item, [])
         p.src.set_names(declared_parts(item.path))
-        return _ingest_one(item, store, run_id, p.src, p.size, p.mtime, p.limits, known_hash)
+        p.steps = _ingest_steps(item, store, run_id, p.src, p.size, p.mtime, p.limits, known_hash)
+        return _advance(p.steps)
 
-    done = _guarded(p, work)
-    if isinstance(done, _Write):
-        p.write = done
-    else:
-        p.out = done
+    p.settle(_guarded(p, work))
     return p
+
+
+def prepare_item(p: Prepared | SourceItem, store=None, run_id: str = "", known_hash: str | None = None,
+                 limits: FileLimits | None = None) -> Prepared:
+    """A read item standardized (``p`` from :func:`read_item`; given a SourceItem, it is read first)."""
+    if not isinstance(p, Prepared):
+        p = read_item(p, store, run_id, known_hash, limits)
+    if p.steps is not None and p.out is None and p.write is None:
+        steps = p.steps
+        p.settle(_guarded(p, lambda: _advance(steps)))
+    p.steps = None
+    return p
+
+
+def _advance(steps):
+    """Run a generator of :func:`_ingest_steps` to its next pause: None, or what it returned when done."""
+    try:
+        next(steps)
+    except StopIteration as stop:
+        return stop.value
+    return None
 
 
 def finish_item(p: Prepared) -> dict:
@@ -533,7 +563,7 @@ def finish_item(p: Prepared) -> dict:
 def process_item(item: SourceItem, store, run_id: str = "", known_hash: str | None = None,
                  limits: FileLimits | None = None) -> dict:
     """Ingest one item into an open store, in this process; always returns a row dict (see :func:`process_batch`)."""
-    return finish_item(prepare_item(item, store, run_id, known_hash, limits))
+    return finish_item(prepare_item(read_item(item, store, run_id, known_hash, limits)))
 
 
 def _lstat_size(path: str) -> tuple[int, float]:
@@ -581,7 +611,8 @@ def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, 
         _preload(items)
     with _thread_limit():
         # one item's write overlaps the next item's reading and filtering (Staged: see map_bounded)
-        work = Staged(lambda it: prepare_item(it, store, run_id, known.get(it.recording_id), limits), finish_item)
+        work = Staged(prepare_item, finish_item,
+                      read=lambda it: read_item(it, store, run_id, known.get(it.recording_id), limits))
         if not limits.overlap:
             work = work.__call__
         rows = map_bounded(work, items, limits, over, mapped=[sizes[it.path][0] for it in items])
