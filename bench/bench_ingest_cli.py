@@ -151,7 +151,8 @@ def cli(src: Path, store_dir: Path, workers: int, root: Path = ROOT) -> tuple[fl
     cmd = [sys.executable, "-m", "neurolm", "ingest", str(src), "--store", str(store_dir), "--dataset", "tuhbench",
            "--workers", str(workers), "--json"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    # cwd: `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(root))
     wall = time.perf_counter() - t0
     shutil.rmtree(env["PREFECT_HOME"], ignore_errors=True)
     if proc.returncode != 0:
