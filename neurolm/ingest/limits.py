@@ -43,12 +43,12 @@ import signal
 import stat as stat_mod
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from neurolm.errors import LockLostError, StoreError
+from neurolm.errors import BadInputError, LockLostError, StoreError, describe
 
 GIB = 1024**3
 DEFAULT_TIMEOUT_S = 600.0
@@ -411,6 +411,57 @@ def run_bounded(fn: Callable[[], Any], limits: FileLimits, mapped: int = 0) -> A
         raise LimitExceeded(reason)
 
     return map_bounded(lambda _: fn(), [None], limits, over, [mapped])[0]
+
+
+@contextlib.contextmanager
+def reading(limits: FileLimits) -> Iterator[None]:
+    """Exceptions raised while reading a source file are file problems: reasons in words (failure policy:
+    :mod:`neurolm.ingest.worker`)."""
+    try:
+        yield
+    except BadInputError:
+        raise
+    except MemoryError:
+        raise BadInputError(f"the file needs more memory than the per-file budget of {gib(limits.memory)}"
+                            ": MemoryError") from None
+    except StoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's
+        raise BadInputError(describe(exc)) from None
+
+
+#: Bytes of working memory per decoded value, by reader: the EDF path decodes float32 straight into the
+#: output; MNE reads float64, scales into another float64 array and casts to float32.
+_BYTES_PER_VALUE = {"edf": 8, "bdf": 8}
+_BYTES_PER_VALUE_MNE = 24
+
+
+#: A streamed recording (memory bounded by its blocks) may claim up to this many times the per-file
+#: budget: 64 GiB of decoded values at the default 8 GiB (24 h x 64 ch at 1 kHz needs 44 GB), so a
+#: sparse file claiming months of signal is still refused before a sample is read.
+STREAM_CLAIM_FACTOR = 8
+
+
+def check_bounds(header, positions, limits: FileLimits, streamed: bool = False) -> None:
+    """Refuse, before any sample is read, a recording whose header asks for more than the bounds allow.
+
+    ``streamed``: the recording will be read in blocks (its memory does not grow with it), so its
+    claim is checked against ``STREAM_CLAIM_FACTOR`` x the budget instead of the budget.
+    """
+    rates = [header.ch_sfreqs[p] for p in positions] if header.ch_sfreqs else [header.sfreq]
+    rate = max(rates) if rates else 0.0
+    if rate > limits.max_sfreq:
+        raise BadInputError(f"sampling rate {rate:g} Hz is above the ingest ceiling of {limits.max_sfreq:g} Hz "
+                            "(filtering cost and memory grow with the rate): downsample the file to ingest it")
+    per_value = _BYTES_PER_VALUE.get(header.format, _BYTES_PER_VALUE_MNE)
+    need = len(positions) * int(header.n_samples) * per_value
+    allowed = limits.memory * (STREAM_CLAIM_FACTOR if streamed else 1)
+    if need > allowed:
+        how = f"streamed in blocks, up to {STREAM_CLAIM_FACTOR} x the budget {gib(limits.memory)}" if streamed \
+            else f"budget {gib(limits.memory)}"
+        raise BadInputError(f"recording too large for the per-file memory budget: the header claims "
+                            f"{len(positions)} channels x {int(header.n_samples)} samples (about {gib(need)} "
+                            f"to decode; {how}, raise file_memory_gb to ingest it)")
 
 
 _NOT_REGULAR = ((stat_mod.S_ISFIFO, "a named pipe"), (stat_mod.S_ISCHR, "a character device"),
