@@ -141,7 +141,7 @@ def in_process(src: Path, store_dir: Path) -> float:
     return (ends[-1] - ends[0]) / (len(ends) - 1)
 
 
-def cli(src: Path, store_dir: Path, workers: int, root: Path = ROOT) -> tuple[float, float]:
+def cli(src: Path, store_dir: Path, workers: int, root: Path = ROOT, extra: tuple[str, ...] = ()) -> tuple[float, float]:
     """(wall seconds, steady-state seconds per file) of one ``neurolm ingest`` subprocess (code from ``root``) into a fresh store."""
     shutil.rmtree(store_dir, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
@@ -149,7 +149,7 @@ def cli(src: Path, store_dir: Path, workers: int, root: Path = ROOT) -> tuple[fl
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
     cmd = [sys.executable, "-m", "neurolm", "ingest", str(src), "--store", str(store_dir), "--dataset", "tuhbench",
-           "--workers", str(workers), "--json"]
+           "--workers", str(workers), "--json", *extra]
     t0 = time.perf_counter()
     # cwd: `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(root))
@@ -186,6 +186,9 @@ def main() -> None:
     ap.add_argument("--default-malloc", action="store_true",
                     help="keep glibc's defaults in this process (default: the Dask workers' MALLOC_* settings, so the "
                          "reference chain and the in-process figure run with the same allocator as the workers)")
+    ap.add_argument("--per-core", action="store_true",
+                    help="also run one worker with --overlap off: scaling per core (one worker's overlap uses part "
+                         "of a second core, so 1 -> 2 workers cannot be linear against it)")
     ap.add_argument("--workdir", default=None, help="where files/stores go (kept; default: a temp dir, removed)")
     args = ap.parse_args()
     if not args.default_malloc and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
@@ -220,6 +223,7 @@ def main() -> None:
         steady: dict[tuple, list[float]] = {k: [] for k in runs_of}  # from the run summaries
         marg_wall: dict[tuple, list[float]] = {k: [] for k in runs_of}  # whole command, N-file minus 2-file run
         hashes: dict[str, set[str]] = {name: set() for name in roots}
+        no_overlap: list[float] = []  # --per-core: one worker of this code with --overlap off
         for r in range(runs):
             ref.append(statistics.median(reference_chain(files, work / "pkl")))
             inproc.append(in_process(srcn, work / "inproc-store"))
@@ -230,10 +234,14 @@ def main() -> None:
                 if args.wall_marginal:
                     marg_wall[name, w].append((wn - cli(src2, work / f"store2-{tag}", w, roots[name])[0]) / (n - 2))
                 hashes[name].add(content_hash(work / f"store{n}-{tag}"))
+            if args.per_core:
+                no_overlap.append(cli(srcn, work / f"store{n}-this-w1-off", 1, ROOT, ("--overlap", "off"))[1])
+                hashes["this"].add(content_hash(work / f"store{n}-this-w1-off"))
             print(f"run {r + 1}/{runs}: reference {ref[-1]:.3f} s/file, in-process {inproc[-1]:.3f} s/file, "
                   + ", ".join(f"CLI {k[0]} w={k[1]} {steady[k][-1]:.3f} s/file"
                               + (f" (whole-command marginal {marg_wall[k][-1]:.3f})" if marg_wall[k] else "")
-                              for k in runs_of), flush=True)
+                              for k in runs_of)
+                  + (f", CLI this w=1 --overlap off {no_overlap[-1]:.3f} s/file" if no_overlap else ""), flush=True)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
@@ -254,6 +262,13 @@ def main() -> None:
         if marg_wall[name, w]:
             print(f"| {label}, whole command, N-file minus 2-file run | {mmm(marg_wall[name, w])} | "
                   f"{med_ref / statistics.median(marg_wall[name, w]):.2f} |")
+    if no_overlap:
+        print(f"| `neurolm ingest --workers 1 --overlap off`, steady state | {mmm(no_overlap)} | "
+              f"**{med_ref / statistics.median(no_overlap):.2f}** |")
+        for w in workers:
+            if w > 1:
+                print(f"\nthis: scaling per core, one worker without overlap -> {w} workers, efficiency "
+                      f"{statistics.median(no_overlap) / (w * statistics.median(steady['this', w])):.2f}")
     for name in roots:
         if 1 not in workers:
             break
