@@ -11,10 +11,14 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 
+from neurolm import quality
+from neurolm.errors import BadInputError
 from neurolm.ingest import discover, open_store, process_batch
 from neurolm.ingest.limits import FileLimits, Staged, map_bounded
+from neurolm.readers import _check_finite
 from neurolm.synth import synth_signal, write_recording
 from storage.signal_store import SignalStore
 
@@ -78,6 +82,14 @@ def test_one_items_finish_runs_while_the_next_item_is_prepared():
         assert _overlaps(out[k]["finish"], out[k + 1]["prepare"]), (out[k], out[k + 1])
 
 
+def test_without_overlap_the_stages_run_one_item_at_a_time():
+    limits = FileLimits(timeout_s=30.0, memory_bytes=512 * 2**20, overlap=False)
+    out = map_bounded(STAGES[0], ["a", "b", "c"], limits, _over)
+    assert [o["item"] for o in out] == ["a", "b", "c"]
+    for k in range(2):  # item k is written before item k+1 is read
+        assert out[k]["finish"][1] <= out[k + 1]["read"][0], (out[k], out[k + 1])
+
+
 @pytest.mark.parametrize("staged", STAGES, ids=["3-stage", "2-stage"])
 def test_a_reader_crash_is_blamed_on_the_file_being_read_not_on_the_one_being_written(staged):
     items = ["a", "crash-read", "c"]
@@ -125,12 +137,6 @@ def test_overlapped_batch_writes_the_same_store_as_one_file_at_a_time(tmp_path):
 
 def test_the_cheap_checks_agree_with_the_plain_rules(monkeypatch):
     """Column-blocked extreme count and the one-sum finiteness test give the plain rules' answers."""
-    import numpy as np
-
-    from neurolm import quality
-    from neurolm.errors import BadInputError
-    from neurolm.readers import _check_finite
-
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 10_001)).astype(np.float32)
     x[1, :300] = 9.0  # 3 % over +t

@@ -339,15 +339,15 @@ def map_bounded(fn: Callable[[Any], Any], items: Sequence[Any], limits: FileLimi
     reason)`` instead, and a fresh child takes the items after it. An exception
     ``fn`` raises is re-raised here. ``mapped[i]``: bytes item ``i`` may map
     beyond the budget (its file's size: EDF records are memory-mapped).
-    ``fn`` may be a :class:`Staged`: then the child overlaps one item's ``finish`` with
-    the next item's ``prepare`` (module docstring: how a limit is then blamed).
+    ``fn`` may be a :class:`Staged`: then, with ``limits.overlap``, the child reads the next item and
+    finishes the previous one while it prepares one (module docstring: how a limit is then blamed).
     """
     if not limits.isolate or not hasattr(os, "fork"):
         return [fn(it) for it in items]
     mapped = list(mapped) if mapped is not None else [0] * len(items)
     out: dict[int, Any] = {}
     todo = list(range(len(items)))  # indices without a result, in order
-    overlap = True  # off once a limit hit while two items were in flight: then one at a time, exact blame
+    overlap = limits.overlap  # off once a limit hit while items were in flight: then one at a time, exact blame
     while todo:
         r, w = os.pipe()
         pid = os.fork()
@@ -357,12 +357,12 @@ def map_bounded(fn: Callable[[Any], Any], items: Sequence[Any], limits: FileLimi
         os.close(w)
         frames, reaped, error = _Frames(r), None, None
         sent = list(todo)  # what this child works on: its frames index this list
-        done_here: list[int] = []
+        done = 0  # results received from this child (they come in order)
         current: int | None = None  # position in `sent` of the item the child announced last
         deadline = time.monotonic() + limits.timeout_s
         reason: str | None = None
         try:
-            while len(done_here) < len(sent):
+            while done < len(sent):
                 try:
                     frame = frames.next(max(deadline - time.monotonic(), 0.0))
                 except TimeoutError:
@@ -381,12 +381,12 @@ def map_bounded(fn: Callable[[Any], Any], items: Sequence[Any], limits: FileLimi
                 if not msg["ok"]:
                     error = _error_from(msg)
                     break
-                out[sent[len(done_here)]] = msg["value"]
-                done_here.append(sent[len(done_here)])
+                out[sent[done]] = msg["value"]
+                done += 1
         finally:
             os.close(r)
             if reaped is None:
-                if error is not None or len(done_here) < len(sent):
+                if error is not None or done < len(sent):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)

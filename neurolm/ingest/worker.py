@@ -374,7 +374,7 @@ class _Write:
 
 @dataclasses.dataclass
 class Prepared:
-    """One item after :func:`prepare_item`: its row, or the write that still stands before it."""
+    """One item between its stages (:func:`read_item`, :func:`prepare_item`, :func:`finish_item`)."""
 
     item: SourceItem
     store: SignalStore
@@ -471,11 +471,8 @@ def read_item(item: SourceItem, store, run_id: str = "", known_hash: str | None 
     return p
 
 
-def prepare_item(p: Prepared | SourceItem, store=None, run_id: str = "", known_hash: str | None = None,
-                 limits: FileLimits | None = None) -> Prepared:
-    """A read item standardized (``p`` from :func:`read_item`; given a SourceItem, it is read first)."""
-    if not isinstance(p, Prepared):
-        p = read_item(p, store, run_id, known_hash, limits)
+def prepare_item(p: Prepared) -> Prepared:
+    """An item from :func:`read_item`, standardized (unless reading already gave its row)."""
     if p.steps is not None and p.out is None and p.write is None:
         steps = p.steps
         p.settle(_guarded(p, lambda: _advance(steps)))
@@ -560,11 +557,9 @@ def process_batch(items: Iterable[SourceItem], store_url: str, version_id: str, 
     if limits.isolate:
         _preload(items)
     with _thread_limit():
-        # one item's write overlaps the next item's reading and filtering (Staged: see map_bounded)
+        # read, filter and write overlap across items when limits.overlap (Staged: see map_bounded)
         work = Staged(prepare_item, finish_item,
                       read=lambda it: read_item(it, store, run_id, known.get(it.recording_id), limits))
-        if not limits.overlap:
-            work = work.__call__
         rows = map_bounded(work, items, limits, over, mapped=[sizes[it.path][0] for it in items])
     if limits.isolate:
         _warm_filters(items, rows, store.config)
