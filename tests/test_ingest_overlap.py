@@ -170,3 +170,17 @@ def test_overlap_is_on_only_where_each_local_worker_has_a_second_core(monkeypatc
     assert not params(workers=1, dask_address="tcp://10.0.0.5:8786").overlap_writes()  # a cluster fills its cores
     assert params(workers=3, overlap="on").file_limits().overlap
     assert not params(workers=1, overlap="off").file_limits().overlap
+
+
+def test_a_file_quarantined_after_its_read_always_carries_its_hash(tmp_path):
+    """The hash runs beside the read: the quarantine row must not depend on which finished first."""
+    labels = ("EEG FP1-REF", "EEG C3-REF")
+    path = tmp_path / "src" / "s0" / "short.edf"
+    path.parent.mkdir(parents=True)
+    write_recording(path, "edf", synth_signal(2, 256.0, 4, seed=0, ch_names=labels), 256.0, labels)  # too short
+    items = [f.item for f in discover(str(tmp_path / "src"), "ds")]
+    for name, limits in (("forked", LIMITS), ("in-process", FileLimits(isolate=False))):
+        store = open_store(str(tmp_path / name))
+        (row,) = process_batch(items, store.url, store.version_id, run_id="r", limits=limits)
+        assert row["status"] == "quarantined" and "too short" in row["reason"]
+        assert row["catalog_row"]["content_hash"].startswith("sha256:"), row["catalog_row"]

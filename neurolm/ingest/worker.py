@@ -317,27 +317,30 @@ def _ingest_steps(item: SourceItem, store, run_id: str, src: _Source, size: int,
         # started before the samples are read (its stats are taken first: a later edit never hides behind this
         # hash), computed on a background thread while they are read and standardized (hashlib releases the GIL)
         hashing = _background().submit(src.hash)
-        header_positions = sel.positions
-        # the rows read are the picks, in order; `dropped` stays the header-level audit
-        sel = dataclasses.replace(sel, positions=tuple(range(len(picks))))
-        if streamer is not None:
-            try:
+        try:
+            header_positions = sel.positions
+            # the rows read are the picks, in order; `dropped` stays the header-level audit
+            sel = dataclasses.replace(sel, positions=tuple(range(len(picks))))
+            if streamer is not None:
+                try:
+                    with reading(limits):
+                        streamer.prepare()  # the statistics pass: a file problem here is the file's
+                except NeedsWholeFile:
+                    streamer = None
+                    check_bounds(header, header_positions, limits)
+            if streamer is not None:  # long recording: standardized and written block by block
+                writer = store.recording_writer(item.recording_id, sel.names, sel.indices, streamer.n_keep)
+                for block in streamer.blocks():
+                    writer.write(block)
+                rec = streamer.info()
+            else:
                 with reading(limits):
-                    streamer.prepare()  # the statistics pass: a file problem here is the file's
-            except NeedsWholeFile:
-                streamer = None
-                check_bounds(header, header_positions, limits)
-        if streamer is not None:  # long recording: standardized and written block by block
-            writer = store.recording_writer(item.recording_id, sel.names, sel.indices, streamer.n_keep)
-            for block in streamer.blocks():
-                writer.write(block)
-            rec = streamer.info()
-        else:
-            with reading(limits):
-                raw = read_recording(local, picks=picks, cnt_format=cnt_format)
-            yield  # read: the caller may hand the rest (standardization) to another thread
-            rec = standardize(raw, sel, store.config, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s)
-            del raw
+                    raw = read_recording(local, picks=picks, cnt_format=cnt_format)
+                yield  # read: the caller may hand the rest (standardization) to another thread
+                rec = standardize(raw, sel, store.config, notch_hz=item.notch_hz, crop_end_s=item.crop_end_s)
+                del raw
+        except Exception as exc:
+            raise _hash_error_first(hashing, exc) from None
         chash = hashing.result()
     cat = _catalog_row(item, size, mtime, chash, fmt, "ingested", None, run_id, src.parts())
     row = {
@@ -395,6 +398,17 @@ class Prepared:
             self.write = done
         elif done is not None:
             self.out = done
+
+
+def _hash_error_first(hashing, exc: Exception) -> Exception:
+    """The exception to quarantine with when reading or standardizing failed while the hash ran beside it.
+
+    Waits for the hash, so the quarantine row always carries it (its value must not depend on which
+    thread finished first: a rerun compares rows), and prefers the hash's own failure, which came first
+    when the hash ran before the read.
+    """
+    err = hashing.exception()
+    return err if isinstance(err, Exception) else exc
 
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
