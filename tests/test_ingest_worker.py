@@ -98,3 +98,31 @@ def test_remote_fsspec_source_is_read_through_a_local_copy(src, tmp_path):
         assert store.verify_recording(row["recording_id"])
     finally:
         mem.rm("/neurolm-worker-src", recursive=True)
+
+
+def test_periodic_table_writes_wait_ten_times_their_own_cost(src, tmp_path):
+    """A slow table write (a large archive) spaces the next periodic one out; a forced write always happens."""
+    import time
+
+    from neurolm.ingest import FLUSH_COST_RATIO
+
+    store = open_store(str(tmp_path / "store"))
+    st = IngestState.load(store, "r1")
+    diff = st.plan(discover(str(src), "w"), "w")
+    rows = process_batch([f.item for f in diff.to_ingest], store.url, store.version_id, run_id="r1")
+    st.add(rows[:1])
+    assert st.flush(every_s=0.0)  # dirty, no interval: written
+    assert st._flush_cost > 0
+    assert len(store.read_table("catalog")) == 1
+    st.add(rows[1:2])
+    st._flush_cost = 60.0 / FLUSH_COST_RATIO  # as if the last write had taken 6 s
+    st._last_flush = time.monotonic() - 30.0
+    assert not st.flush(every_s=5.0)  # 30 s since, but the write's cost asks for 60
+    assert len(store.read_table("catalog")) == 1
+    st._last_flush = time.monotonic() - 61.0
+    assert st.flush(every_s=5.0)
+    assert len(store.read_table("catalog")) == 2
+    st.add(rows[2:])
+    st._flush_cost = 1e6
+    assert st.flush(force=True)  # the end of a run (and finalize) always writes
+    assert len(store.read_table("catalog")) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -68,3 +69,32 @@ def test_build_windows_excludes_heldout():
     assert set(w["length"]) == {6400}
     assert "h" not in set(w["recording_id"])
     assert len(build_windows(rec, exclude_heldout=False)) == 5 + (490 * 200) // 6400
+
+
+def _windows_one_by_one(rec: pd.DataFrame, crop_end_s: float, exclude_heldout: bool) -> list[tuple]:
+    """The rule row by row, through ``recording_windows`` (what build_windows must equal)."""
+    rows = []
+    for rid, n_ch, n, split in rec[["recording_id", "n_channels", "n_samples", "split"]].itertuples(index=False):
+        if not (exclude_heldout and split == "heldout"):
+            rows.extend((rid, s, ln, split) for s, ln in recording_windows(int(n_ch), int(n), crop_end_s))
+    return sorted(rows, key=lambda r: (r[0], r[1]))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_build_windows_equals_the_rule_recording_by_recording(seed):
+    rng = np.random.default_rng(seed)
+    n = 300
+    rec = pd.DataFrame({
+        "recording_id": [f"r{int(i)}" for i in rng.permutation(n)],
+        "n_channels": rng.choice([1, 3, 15, 16, 19, 21, 23, 64, 128], n),
+        "n_samples": rng.integers(0, 200 * 3600, n),  # empty to 1 h: many too short for one window
+        "split": rng.choice(["train", "val", "test", "heldout", None], n),
+    })
+    for crop in (0.0, 10.0, 12.5):
+        for exclude in (True, False):
+            got = build_windows(rec, crop, exclude)
+            assert list(got.columns) == ["recording_id", "start", "length", "split"]
+            assert got["start"].dtype == np.int64 and got["length"].dtype == np.int64
+            assert list(got.itertuples(index=False, name=None)) == _windows_one_by_one(rec, crop, exclude)
+    assert build_windows(rec.iloc[:0]).empty
+    assert build_windows(rec[rec["split"] == "heldout"]).empty

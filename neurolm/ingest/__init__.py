@@ -40,6 +40,7 @@ __all__ = [
 ]  # fmt: skip
 
 MAX_BATCH_BYTES = 512 * 2**20
+FLUSH_COST_RATIO = 10  # a run's periodic table writes take at most ~1/10 of the client's time
 
 
 def open_store(url: str) -> SignalStore:
@@ -98,6 +99,7 @@ class IngestState:
     bytes_processed: int = 0
     _dirty: bool = False
     _last_flush: float = field(default_factory=time.monotonic)
+    _flush_cost: float = 0.0  # seconds the last table write took
     # Rows of finished batches not yet merged: merging (concat + dedupe + sort) once per read or
     # flush instead of once per batch keeps a 70k-file run linear in its number of files.
     _pending_cat: list = field(default_factory=list)
@@ -202,9 +204,16 @@ class IngestState:
         return rec
 
     def flush(self, force: bool = False, every_s: float = 5.0) -> bool:
-        """Write the tables when they changed and ``every_s`` passed (or ``force``); True if written."""
-        if not self._dirty or (not force and time.monotonic() - self._last_flush < every_s):
+        """Write the tables when they changed and ``every_s`` passed (or ``force``); True if written.
+
+        Never more often than every ``FLUSH_COST_RATIO`` x the last write's duration: the whole tables are
+        rewritten, so on a large archive (70,000 recordings: ~3 s) a short ``every_s`` would keep the client
+        busy writing tables instead of handing out work (the commit markers make rows safe meanwhile).
+        """
+        every = max(every_s, FLUSH_COST_RATIO * self._flush_cost)
+        if not self._dirty or (not force and time.monotonic() - self._last_flush < every):
             return False
+        t0 = time.monotonic()
         rec = self._with_splits()
         self.recordings = rec
         self.store.write_table("catalog", _str_columns(self.catalog))
@@ -212,6 +221,7 @@ class IngestState:
         self.store.write_table("windows", _str_columns(build_windows(rec, self.crop_end_s, self.exclude_heldout)))
         self._dirty = False
         self._last_flush = time.monotonic()
+        self._flush_cost = self._last_flush - t0
         return True
 
     def finalize(self) -> None:
