@@ -35,7 +35,10 @@ runs the CLI from another checkout (the code before a change) in the same runs.
 Each run repeats all three (interleaved, so machine-load drift hits both sides);
 the table gives min/median/max over runs, and the ratio of medians. ``--workers``
 lists the worker counts (default 1,2); scaling efficiency = per-file time(1) / (W x
-per-file time(W)). Every N-file store's ``SignalStore.content_hash()`` is printed: all
+per-file time(W)). ``--pinned`` also runs W workers with the whole command on W CPUs only
+(``sched_setaffinity``): scaling in cores, each side with exactly its cores -- unpinned, one
+worker's reader/writer threads, the Prefect server and the client already use a second core, so
+1 -> 2 workers on a 2-core machine cannot look linear. Every N-file store's ``SignalStore.content_hash()`` is printed: all
 must be equal (whatever the worker count), and equal to the hash printed by the
 code before an optimisation (same files, same paths: pass ``--workdir``).
 """
@@ -141,8 +144,10 @@ def in_process(src: Path, store_dir: Path) -> float:
     return (ends[-1] - ends[0]) / (len(ends) - 1)
 
 
-def cli(src: Path, store_dir: Path, workers: int, root: Path = ROOT, extra: tuple[str, ...] = ()) -> tuple[float, float]:
-    """(wall seconds, steady-state seconds per file) of one ``neurolm ingest`` subprocess (code from ``root``) into a fresh store."""
+def cli(src: Path, store_dir: Path, workers: int, root: Path = ROOT, extra: tuple[str, ...] = (),
+        cpus: int | None = None) -> tuple[float, float]:
+    """(wall seconds, steady-state seconds per file) of one ``neurolm ingest`` subprocess (code from ``root``) into a
+    fresh store; ``cpus``: the whole command (Prefect server, scheduler, workers, client) on that many CPUs only."""
     shutil.rmtree(store_dir, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
            "PREFECT_HOME": tempfile.mkdtemp(prefix="neurolm-bench-prefect-"),
@@ -152,7 +157,9 @@ def cli(src: Path, store_dir: Path, workers: int, root: Path = ROOT, extra: tupl
            "--workers", str(workers), "--json", *extra]
     t0 = time.perf_counter()
     # cwd: `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(root))
+    pin = sorted(os.sched_getaffinity(0))[:cpus] if cpus else None
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(root),
+                          preexec_fn=(lambda: os.sched_setaffinity(0, pin)) if pin else None)
     wall = time.perf_counter() - t0
     shutil.rmtree(env["PREFECT_HOME"], ignore_errors=True)
     if proc.returncode != 0:
@@ -189,6 +196,9 @@ def main() -> None:
     ap.add_argument("--per-core", action="store_true",
                     help="also run one worker with --overlap off: scaling per core (one worker's overlap uses part "
                          "of a second core, so 1 -> 2 workers cannot be linear against it)")
+    ap.add_argument("--pinned", action="store_true",
+                    help="also run W workers on W CPUs only (the whole command pinned): scaling in cores, each side "
+                         "with exactly its cores (unpinned, one worker's threads and the server use the others)")
     ap.add_argument("--workdir", default=None, help="where files/stores go (kept; default: a temp dir, removed)")
     args = ap.parse_args()
     if not args.default_malloc and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
@@ -224,6 +234,7 @@ def main() -> None:
         marg_wall: dict[tuple, list[float]] = {k: [] for k in runs_of}  # whole command, N-file minus 2-file run
         hashes: dict[str, set[str]] = {name: set() for name in roots}
         no_overlap: list[float] = []  # --per-core: one worker of this code with --overlap off
+        pinned: dict[int, list[float]] = {w: [] for w in workers} if args.pinned else {}  # W workers on W CPUs
         for r in range(runs):
             ref.append(statistics.median(reference_chain(files, work / "pkl")))
             inproc.append(in_process(srcn, work / "inproc-store"))
@@ -237,11 +248,15 @@ def main() -> None:
             if args.per_core:
                 no_overlap.append(cli(srcn, work / f"store{n}-this-w1-off", 1, ROOT, ("--overlap", "off"))[1])
                 hashes["this"].add(content_hash(work / f"store{n}-this-w1-off"))
+            for w in pinned:
+                pinned[w].append(cli(srcn, work / f"store{n}-this-w{w}-pinned", w, ROOT, cpus=w)[1])
+                hashes["this"].add(content_hash(work / f"store{n}-this-w{w}-pinned"))
             print(f"run {r + 1}/{runs}: reference {ref[-1]:.3f} s/file, in-process {inproc[-1]:.3f} s/file, "
                   + ", ".join(f"CLI {k[0]} w={k[1]} {steady[k][-1]:.3f} s/file"
                               + (f" (whole-command marginal {marg_wall[k][-1]:.3f})" if marg_wall[k] else "")
                               for k in runs_of)
-                  + (f", CLI this w=1 --overlap off {no_overlap[-1]:.3f} s/file" if no_overlap else ""), flush=True)
+                  + (f", CLI this w=1 --overlap off {no_overlap[-1]:.3f} s/file" if no_overlap else "")
+                  + "".join(f", CLI this w={w} on {w} CPU(s) {pinned[w][-1]:.3f} s/file" for w in pinned), flush=True)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
@@ -269,6 +284,14 @@ def main() -> None:
             if w > 1:
                 print(f"\nthis: scaling per core, one worker without overlap -> {w} workers, efficiency "
                       f"{statistics.median(no_overlap) / (w * statistics.median(steady['this', w])):.2f}")
+    for w in pinned:
+        print(f"| `neurolm ingest --workers {w}`, whole command on {w} CPU(s), steady state | {mmm(pinned[w])} | "
+              f"**{med_ref / statistics.median(pinned[w]):.2f}** |")
+    if 1 in pinned:
+        for w in pinned:
+            if w > 1:
+                print(f"\nthis: scaling in cores, 1 worker on 1 CPU -> {w} workers on {w} CPUs, efficiency "
+                      f"{statistics.median(pinned[1]) / (w * statistics.median(pinned[w])):.2f}")
     for name in roots:
         if 1 not in workers:
             break
