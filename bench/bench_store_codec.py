@@ -67,8 +67,8 @@ def dir_bytes(path: str) -> int:
 def candidates():
     import zarr.codecs as zc
 
-    def blosc(shuffle: str, clevel: int = 5):
-        return zc.BloscCodec(cname="zstd", clevel=clevel, shuffle=shuffle)
+    def blosc(shuffle: str, clevel: int = 5, cname: str = "zstd"):
+        return zc.BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle)
 
     def delta():
         from zarr.codecs.numcodecs import Delta
@@ -84,6 +84,10 @@ def candidates():
         ("int16 zstd2 shuffle", "int16", dict(compressors=[blosc("shuffle", 2)])),
         ("int16 zstd1 shuffle", "int16", dict(compressors=[blosc("shuffle", 1)])),
         ("int16 zstd9 shuffle", "int16", dict(compressors=[blosc("shuffle", 9)])),
+        ("int16 zstd2 bitshuffle", "int16", dict(compressors=[blosc("bitshuffle", 2)])),
+        ("int16 lz4 5 shuffle", "int16", dict(compressors=[blosc("shuffle", 5, "lz4")])),
+        ("int16 lz4 5 bitshuffle", "int16", dict(compressors=[blosc("bitshuffle", 5, "lz4")])),
+        ("int16 lz4 9 bitshuffle", "int16", dict(compressors=[blosc("bitshuffle", 9, "lz4")])),
         ("int16 delta+zstd5 bitshuffle", "int16", dict(filters=[delta()], compressors=[blosc("bitshuffle")])),
         ("int16 zstd5 shuffle sharded", "int16", dict(compressors=[blosc("shuffle")], shards="rec")),
     ]
@@ -196,8 +200,14 @@ def run(hours: float, n_ch: int, n_reads: int, n_recs: int, repeat: int) -> list
     return rows
 
 
+#: the store's codec before 2026-12-07 (issue 15), compared end to end with the current one
+ZSTD2 = {"cname": "zstd", "clevel": 2, "shuffle": "shuffle"}
+
+
 def store_end_to_end(n_ch: int, minutes: float, n_recs: int, n_reads: int, repeat: int) -> list[dict]:
-    """SignalStore.write_recording / read_sample with the store's codec, unsharded (default) vs sharded."""
+    """SignalStore.write_recording / read_sample with the store's codec, unsharded (default) vs sharded, and
+    unsharded with the codec before (Blosc zstd 2, byte shuffle)."""
+    import storage.signal_codec as sc
     import storage.signal_store as ss
 
     class Rec:
@@ -208,12 +218,17 @@ def store_end_to_end(n_ch: int, minutes: float, n_recs: int, n_reads: int, repea
     recs = [Rec(synthetic_eeg(n_ch, int(minutes * 60 * SFREQ), seed=10 + i) / 100.0) for i in range(n_recs)]
     ch_hours = n_ch * minutes / 60 * n_recs
     out = []
-    default = ss.SHARD_CHUNKS
+    default, codec = ss.SHARD_CHUNKS, dict(sc.CODEC)
     root = tempfile.mkdtemp(prefix="bench-store-e2e-")
+    now = f"{codec['cname']}{codec['clevel']} {codec['shuffle']}"
     try:
-        for label, shard_chunks in (("unsharded (1 object per window)", 0), ("sharded (32 windows/shard)", 32)):
+        for label, shard_chunks, use in ((f"unsharded (1 object per window), {now}", 0, codec),
+                                         (f"sharded (32 windows/shard), {now}", 32, codec),
+                                         ("unsharded, zstd2 shuffle (before)", 0, ZSTD2)):
             ss.SHARD_CHUNKS = shard_chunks
-            url = os.path.join(root, f"s{shard_chunks}")
+            sc.CODEC.clear()
+            sc.CODEC.update(use)  # the same dict object: signal_store imported it by name
+            url = os.path.join(root, f"s{shard_chunks}-{use['cname']}")
             store = ss.SignalStore.open(url, create=True, config={"sfreq": SFREQ})
             t_write = t_read = np.inf
             for _ in range(repeat):
@@ -235,6 +250,8 @@ def store_end_to_end(n_ch: int, minutes: float, n_recs: int, n_reads: int, repea
                             mb_ch_h=dir_bytes(sig) / 1e6 / ch_hours, files=sum(len(f) for _, _, f in os.walk(sig))))
     finally:
         ss.SHARD_CHUNKS = default
+        sc.CODEC.clear()
+        sc.CODEC.update(codec)
         shutil.rmtree(root, ignore_errors=True)
     return out
 
@@ -261,9 +278,9 @@ def main() -> None:
     e2e = store_end_to_end(args.channels, args.e2e_minutes, args.e2e_recordings, args.reads, args.repeat)
     print(f"\nSignalStore end to end: {args.e2e_recordings} recordings x {args.e2e_minutes} min x {args.channels} ch, "
           "write_recording (incl. quantise + checksum + marker) and random read_sample")
-    print(f"{'layout':36s} {'write ch-h/s':>12s} {'read_sample/s':>13s} {'MB/ch-h':>8s} {'files':>6s}")
+    print(f"{'layout':52s} {'write ch-h/s':>12s} {'read_sample/s':>13s} {'MB/ch-h':>8s} {'files':>6s}")
     for r in e2e:
-        print(f"{r['name']:36s} {r['ch_h_per_s']:12.1f} {r['samples_s']:13.1f} {r['mb_ch_h']:8.3f} {r['files']:6d}")
+        print(f"{r['name']:52s} {r['ch_h_per_s']:12.1f} {r['samples_s']:13.1f} {r['mb_ch_h']:8.3f} {r['files']:6d}")
 
 
 if __name__ == "__main__":
