@@ -8,7 +8,8 @@ discovery and catalog diff, ``process_batch`` (stat + content hash, header and
 channel selection, read, standardize, quantize + compress + write, commit marker)
 -- and what the client does with the returned rows (``IngestState.add``, a table
 flush), under ``cProfile`` with a CPU-time clock (``time.process_time``: the
-machine's load does not inflate it). The first file is processed before profiling
+machine's load does not inflate it). The standardizer's stager thread (FFT blocks
+laid out ahead) runs inline here, so cProfile sees every stage. The first file is processed before profiling
 (imports, filter design: once per worker). Prefect task bookkeeping and the Dask
 transfer are what ``bench/bench_ingest_cli.py`` measures as "orchestration per
 file" (CLI marginal minus in-process time); they do not run here.
@@ -68,12 +69,31 @@ def _cum(stats: pstats.Stats, targets: list[tuple[str, str]]) -> float:
     return total
 
 
+class _Inline:
+    """Runs each task at once on the calling thread."""
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
+
+
+def _stager_inline() -> None:
+    """The standardizer's stager (FFT blocks laid out ahead on a thread) on this thread: cProfile sees one thread."""
+    import neurolm.standardize as S
+
+    S._stager = lambda: _Inline()
+
+
 def profile(minutes: float, n_files: int, top: int = 0) -> None:
     from bench_ingest_cli import make_files, reference_chain
     from neurolm.ingest import IngestState, discover, make_batches, open_store, process_batch
     from neurolm.ingest.limits import FileLimits
 
     IN_PROCESS = FileLimits(isolate=False)  # the per-file path itself; the fork per batch is timed by the CLI bench
+    _stager_inline()
 
     work = Path(tempfile.mkdtemp(prefix="neurolm-profile-"))
     try:

@@ -72,6 +72,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -311,21 +313,21 @@ def standardize(raw: RawRecording, selection: ChannelSelection, cfg: Standardize
     if usable_s < cfg.min_duration_s or raw.data.shape[1] < 2:
         raise BadInputError(f"too short: {raw.duration_s:.2f} s ({crop:g} s cropped), need {cfg.min_duration_s:g} s")
     names = selection.names
+    n_crop = int(round(crop * cfg.sfreq))
     if cfg.method == "mne":
         x = np.empty((len(names), raw.data.shape[1]), np.float32)
         prep = [quality.prepare_row(_fill(x[i], raw.data[p]), cfg) for i, p in enumerate(selection.positions)]
         out = _mne_chain(x, float(raw.sfreq), cfg, notch, exact_ratio=False)
         rec_flags = _kernels(float(raw.sfreq), cfg.l_freq, cfg.h_freq, notch or None)[1]
         del x
-    else:
-        out, prep, rec_flags = _fft_chain(raw.data, selection.positions, float(raw.sfreq), cfg, notch)
+        if n_crop:
+            out = np.ascontiguousarray(out[:, : max(out.shape[1] - n_crop, 0)])
+    else:  # the cropped end is never computed into the output (no copy of the rest)
+        out, prep, rec_flags = _fft_chain(raw.data, selection.positions, float(raw.sfreq), cfg, notch, n_crop)
     dc = _dc_gain(float(raw.sfreq), cfg.l_freq, cfg.h_freq, notch or None)
     if abs(dc) > 1e-9:  # no high-pass configured: the channel means belong in the output
         out += (np.array([m for _, m in prep]) * (dc / cfg.unit_divisor)).astype(np.float32)[:, None]
     ch_flags = {n: list(f) for n, (f, _) in zip(names, prep)}
-    n_crop = int(round(crop * cfg.sfreq))
-    if n_crop:
-        out = np.ascontiguousarray(out[:, : max(out.shape[1] - n_crop, 0)])
     for i in np.flatnonzero(quality.extreme_channels(out, cfg.unit_divisor, cfg.extreme_uv)):
         ch_flags[names[i]].append("extreme")
     frozen = {n: tuple(f) for n, f in ch_flags.items() if f}
@@ -377,11 +379,14 @@ def _fill(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
 
 
 def _fft_chain(data: np.ndarray, positions: tuple[int, ...], fs: float, cfg: StandardizeConfig,
-               notch: float | None) -> tuple[np.ndarray, list[tuple[list[str], float]], tuple[str, ...]]:
-    """The single-pass FFT implementation: raw µV rows -> model units, plus row flags.
+               notch: float | None, n_crop: int = 0
+               ) -> tuple[np.ndarray, list[tuple[list[str], float]], tuple[str, ...]]:
+    """The single-pass FFT implementation: raw µV rows -> model units (the last ``n_crop`` output samples
+    dropped), plus row flags.
 
-    Each block of rows is copied once into its padded FFT buffer, repaired,
-    checked and centred there (``quality.prepare_row``), reflected, transformed.
+    Each block of rows is copied once into its padded FFT buffer, repaired, checked and centred there
+    (``quality.prepare_row``) and reflected -- on the stager thread, for block k+1 while block k is
+    transformed here (scipy's FFTs and numpy's passes release the GIL) -- then transformed.
     """
     kernels, design_flags = _kernels(fs, cfg.l_freq, cfg.h_freq, notch or None)
     half = sum((len(h) - 1) // 2 for h in kernels)
@@ -391,28 +396,48 @@ def _fft_chain(data: np.ndarray, positions: tuple[int, ...], fs: float, cfg: Sta
     resp_fn = _response if p.n_fft <= _CACHE_MAX_FFT else _response.__wrapped__  # bound the cache's memory
     resp = resp_fn(fs, cfg.l_freq, cfg.h_freq, notch or None, p.n_fft, n_bins)
     scale = np.float32(p.n_out_fft / p.n_fft / cfg.unit_divisor)
-    out = np.empty((len(positions), p.n_out), np.float32)
+    n_keep = max(p.n_out - n_crop, 0)
+    out = np.empty((len(positions), n_keep), np.float32)
     prep: list[tuple[list[str], float]] = []
-    block = fft_rows(p.n_fft)
+    block = min(fft_rows(p.n_fft), _FFT_ROWS)  # whole SIMD groups; several blocks, so the stager runs ahead
     right = p.n_fft - n - p.pad
-    for b0 in range(0, len(positions), block):
+
+    def stage(b0: int) -> tuple[np.ndarray, list[tuple[list[str], float]]]:
         rows = positions[b0:b0 + block]
         buf = np.empty((len(rows), p.n_fft), np.float32)
-        for j, pos in enumerate(rows):
-            prep.append(quality.prepare_row(_fill(buf[j, p.pad:p.pad + n], data[pos]), cfg))
+        flags = [quality.prepare_row(_fill(buf[j, p.pad:p.pad + n], data[pos]), cfg) for j, pos in enumerate(rows)]
         _reflect_in_place(buf, p.pad, n, right)
         buf[:, :p.pad - min(p.pad, n - 1)] = 0  # beyond the reflections (MNE's reflect_limited): zeros
         buf[:, p.pad + n + min(right, n - 1):] = 0
-        spec = sfft.rfft(buf, axis=1, overwrite_x=True, workers=1)
-        del buf
+        return sfft.rfft(buf, axis=1, overwrite_x=True, workers=1), flags
+
+    starts = list(range(0, len(positions), block))
+    stager = _stager() if len(starts) > 1 else None
+    ahead = stager.submit(stage, starts[0]) if stager is not None else None
+    for k, b0 in enumerate(starts):
+        spec, flags = ahead.result() if ahead is not None else stage(b0)
+        if stager is not None and k + 1 < len(starts):
+            ahead = stager.submit(stage, starts[k + 1])
+        prep.extend(flags)
         keep = spec[:, :n_bins]
         keep *= resp
         if p.n_out_fft > p.n_fft and p.n_fft % 2 == 0:
             keep[:, -1] *= 0.5  # upsampling: split the old Nyquist bin, as scipy.signal.resample does
         y = sfft.irfft(keep, n=p.n_out_fft, axis=1, overwrite_x=True, workers=1)
         del spec, keep
-        np.multiply(y[:, p.out_start:p.out_start + p.n_out], scale, out=out[b0:b0 + block])
+        np.multiply(y[:, p.out_start:p.out_start + n_keep], scale, out=out[b0:b0 + block])
     return out, prep, design_flags
+
+
+_STAGER: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _stager() -> ThreadPoolExecutor:
+    """This process's thread that lays out FFT blocks ahead (:func:`_fft_chain`); a forked child makes its own."""
+    global _STAGER
+    if _STAGER is None or _STAGER[0] != os.getpid():
+        _STAGER = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="neurolm-fft-stage"))
+    return _STAGER[1]
 
 
 def _mne_chain(x: np.ndarray, fs: float, cfg: StandardizeConfig, notch: float | None,

@@ -8,12 +8,14 @@ NeuroLM's µV/100; in general 0.1 / unit_divisor, recorded as ``scale``), so
 the range is ±3276.7 µV; larger values are clipped to it and counted
 (``n_clipped`` in the commit marker). Non-finite values are stored as 0 and
 counted (``n_nonfinite``). Int16 at 0.1 µV is far below EEG amplifier noise
-(~0.5 µV) and compresses to ~0.91 MB per channel-hour, against ~2.4 MB for
-float32 with the same codec and 5.8 MB for NeuroLM's float64 sample files.
+(~0.5 µV) and compresses to ~0.93-0.98 MB per channel-hour, against ~2.4 MB for
+float32 and 5.8 MB for NeuroLM's float64 sample files.
 
 Chunks are exactly one NeuroLM sample window, ``(n_ch, neurolm.samples.sample_seconds(n_ch)*200)``
 (≤ 400 KB uncompressed for any channel count), so :meth:`SignalStore.read_sample`
-decodes exactly one chunk. Codec: Blosc zstd level 2 with byte shuffle. Sharding
+decodes exactly one chunk. Codec: Blosc lz4 (level 9) with bit shuffle (zstd 2 with byte
+shuffle until 2026-12-07: 6 % smaller, 3.5x the compression CPU; arrays keep the codec they
+were written with). Sharding
 (``SHARD_CHUNKS`` windows per stored object) is supported but off by default: it
 measurably slowed random sample reads more than it helped (see the benchmark).
 

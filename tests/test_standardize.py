@@ -179,6 +179,55 @@ def test_blocks_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch, n_ch: 
     assert np.array_equal(standardize(raw, sel, CFG).data, whole)
 
 
+class _Inline:
+    """An executor that runs each task at once on the calling thread: the stager switched off."""
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
+
+
+def test_blocks_staged_ahead_on_the_stager_thread_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bit for bit: blocks k+1 laid out and transformed on the stager thread while block k is finished here,
+    or everything on this thread; and the stager really runs them (rows of later blocks are prepared there)."""
+    import threading
+
+    names = ("FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "F7", "F8", "T3", "T4", "T5", "T6",
+             "FZ", "CZ", "PZ", "A1", "A2")
+    raw = _raw(_eeg(256.0, 40, n_ch=len(names)), 256.0, names=[f"EEG {n}-REF" for n in names])
+    sel = select_channels(raw.ch_names)
+    assert sel.n_channels == 21  # blocks of 8, 8 and 5 rows
+    threads: list[str] = []
+    prepare_row = S.quality.prepare_row
+
+    def spy(row, th):
+        threads.append(threading.current_thread().name)
+        return prepare_row(row, th)
+
+    monkeypatch.setattr(S.quality, "prepare_row", spy)
+    ahead = standardize(raw, sel, CFG)
+    assert len(threads) == 21 and all(t.startswith("neurolm-fft-stage") for t in threads)
+    monkeypatch.setattr(S, "_stager", lambda: _Inline())
+    threads.clear()
+    inline = standardize(raw, sel, CFG)
+    assert threads == [threading.current_thread().name] * 21
+    assert np.array_equal(ahead.data, inline.data) and ahead.flags == inline.flags
+    assert ahead.channel_flags == inline.channel_flags
+
+
+def test_the_crop_is_the_uncropped_output_without_its_end() -> None:
+    raw = _raw(_eeg(250.0, 30, n_ch=3), 250.0)
+    sel = select_channels(raw.ch_names)
+    full = standardize(raw, sel, CFG, crop_end_s=0).data
+    for crop in (2.0, 0.013, 15.0):
+        cut = standardize(raw, sel, CFG, crop_end_s=crop).data
+        assert cut.flags["C_CONTIGUOUS"] and cut.shape == (3, full.shape[1] - int(round(crop * 200)))
+        assert np.array_equal(cut, full[:, : cut.shape[1]])
+
+
 def test_fft_blocks_are_whole_simd_groups_within_the_memory_budget() -> None:
     n_fft = 933_120  # one hour at 256 Hz, padded
     per_row = n_fft * 16
