@@ -17,7 +17,8 @@ HERE = Path(__file__).resolve().parent
 
 # name -> (quick args, full args, as quoted in BENCHMARKS.md)
 BENCHES: dict[str, tuple[list[str], list[str]]] = {
-    "bench_ingest_cli": (["--quick"], ["--files", "24", "--minutes", "60", "--runs", "3"]),
+    "bench_ingest_cli": (["--quick"], ["--files", "24", "--minutes", "60", "--runs", "3", "--per-core", "--pinned"]),
+    "bench_ingest_tables": (["--sizes", "1000,5000", "--repeat", "1"], []),
     "bench_ingest_throughput": (["--quick"], []),
     "bench_standardize": (["--quick"], []),
     "bench_readers": (["--quick"], ["--repeats", "5"]),
