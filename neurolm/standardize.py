@@ -72,7 +72,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -87,6 +86,7 @@ from scipy.signal import fftconvolve
 from neurolm import quality
 from neurolm.errors import BadInputError, ConfigError
 from neurolm.readers.types import RawRecording
+from neurolm.threads import process_thread
 from neurolm.vocab import ChannelSelection
 
 ALGORITHM_REVISION = "fft-single-pass-1"  # part of config_hash: a new algorithm is a new store version
@@ -429,15 +429,9 @@ def _fft_chain(data: np.ndarray, positions: tuple[int, ...], fs: float, cfg: Sta
     return out, prep, design_flags
 
 
-_STAGER: tuple[int, ThreadPoolExecutor] | None = None
-
-
 def _stager() -> ThreadPoolExecutor:
-    """This process's thread that lays out FFT blocks ahead (:func:`_fft_chain`); a forked child makes its own."""
-    global _STAGER
-    if _STAGER is None or _STAGER[0] != os.getpid():
-        _STAGER = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="neurolm-fft-stage"))
-    return _STAGER[1]
+    """This process's thread that lays out FFT blocks ahead (:func:`_fft_chain`)."""
+    return process_thread("neurolm-fft-stage")
 
 
 def _mne_chain(x: np.ndarray, fs: float, cfg: StandardizeConfig, notch: float | None,

@@ -79,6 +79,7 @@ from neurolm.readers.blocks import open_blocks
 from neurolm.readers.detect import EXTENSIONS
 from neurolm.readers.mne_io import preload_readers
 from neurolm.standardize import standardize, warm_filters
+from neurolm.threads import process_thread
 from neurolm.standardize_stream import NeedsWholeFile, StreamStandardizer, should_stream
 from neurolm.vocab import select_channels
 from storage.signal_store import SignalStore
@@ -411,15 +412,9 @@ def _hash_error_first(hashing, exc: Exception) -> Exception:
     return err if isinstance(err, Exception) else exc
 
 
-_POOL: tuple[int, ThreadPoolExecutor] | None = None
-
-
 def _background() -> ThreadPoolExecutor:
-    """This process's background thread (source hashing); a forked child makes its own."""
-    global _POOL
-    if _POOL is None or _POOL[0] != os.getpid():
-        _POOL = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="neurolm-hash"))
-    return _POOL[1]
+    """This process's background thread (source hashing)."""
+    return process_thread("neurolm-hash")
 
 
 def _quarantined(item: SourceItem, size: int, mtime: float, chash: str, fmt: str | None, reason: str,
