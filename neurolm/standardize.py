@@ -384,9 +384,10 @@ def _fft_chain(data: np.ndarray, positions: tuple[int, ...], fs: float, cfg: Sta
     """The single-pass FFT implementation: raw µV rows -> model units (the last ``n_crop`` output samples
     dropped), plus row flags.
 
-    Each block of rows is copied once into its padded FFT buffer, repaired, checked and centred there
-    (``quality.prepare_row``) and reflected -- on the stager thread, for block k+1 while block k is
-    transformed here (scipy's FFTs and numpy's passes release the GIL) -- then transformed.
+    Blocks of up to 8 rows (one pocketfft SIMD group). Each block is copied once into its padded FFT
+    buffer, repaired, checked and centred there (``quality.prepare_row``), reflected and forward-transformed
+    on the stager thread -- block k+1 while block k is filtered, inverse-transformed and scaled here (scipy's
+    FFTs and numpy's passes release the GIL). The output does not depend on the blocks or the threads.
     """
     kernels, design_flags = _kernels(fs, cfg.l_freq, cfg.h_freq, notch or None)
     half = sum((len(h) - 1) // 2 for h in kernels)
