@@ -61,7 +61,6 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 from neurolm.errors import BadInputError, StoreError
 from neurolm.ingest.catalog import INTERNAL_ERROR, encode_parts, part_names, source_hash, stat_change, stat_parts
@@ -79,8 +78,8 @@ from neurolm.readers.blocks import open_blocks
 from neurolm.readers.detect import EXTENSIONS
 from neurolm.readers.mne_io import preload_readers
 from neurolm.standardize import standardize, warm_filters
-from neurolm.threads import process_thread
 from neurolm.standardize_stream import NeedsWholeFile, StreamStandardizer, should_stream
+from neurolm.threads import process_thread
 from neurolm.vocab import select_channels
 from storage.signal_store import SignalStore
 
@@ -317,7 +316,7 @@ def _ingest_steps(item: SourceItem, store, run_id: str, src: _Source, size: int,
         check_bounds(header, sel.positions, limits, streamed=streamer is not None)
         # started before the samples are read (its stats are taken first: a later edit never hides behind this
         # hash), computed on a background thread while they are read and standardized (hashlib releases the GIL)
-        hashing = _background().submit(src.hash)
+        hashing = process_thread("neurolm-hash").submit(src.hash)
         try:
             header_positions = sel.positions
             # the rows read are the picks, in order; `dropped` stays the header-level audit
@@ -410,11 +409,6 @@ def _hash_error_first(hashing, exc: Exception) -> Exception:
     """
     err = hashing.exception()
     return err if isinstance(err, Exception) else exc
-
-
-def _background() -> ThreadPoolExecutor:
-    """This process's background thread (source hashing)."""
-    return process_thread("neurolm-hash")
 
 
 def _quarantined(item: SourceItem, size: int, mtime: float, chash: str, fmt: str | None, reason: str,
